@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs every system dependency the build and the tests need on a fresh
+# Debian 12 machine. Idempotent: packages already present are skipped, so the
+# build-and-run loop can call it on every start at almost no cost.
+set -euo pipefail
+
+# Runtime + build: GStreamer 1.22 with the plugins our elements use.
+# gstreamer1.0-nice is required by webrtcbin (without it linking fails with a
+# misleading "can't handle caps" error).
+BUILD_PKGS=(
+  build-essential pkg-config libssl-dev
+  libglib2.0-dev
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  gstreamer1.0-nice
+  curl ca-certificates procps
+)
+# Tests only: the browser, file inspection and node for the official clients.
+TEST_PKGS=(chromium ffmpeg nodejs)
+
+want=("${BUILD_PKGS[@]}")
+if [[ "${1:-}" == "--with-tests" ]]; then
+  want+=("${TEST_PKGS[@]}")
+fi
+
+missing=()
+for p in "${want[@]}"; do
+  # nodejs may come from a non-Debian install already on PATH.
+  if [[ "$p" == nodejs ]] && command -v node >/dev/null 2>&1; then continue; fi
+  if [[ "$p" == chromium ]] && [[ -x /usr/bin/chromium ]]; then continue; fi
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  echo "ci/setup.sh: installing: ${missing[*]}" >&2
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

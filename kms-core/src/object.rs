@@ -1,0 +1,265 @@
+//! State every media object has (spec §4, §10.1) and event raising (§7).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use kms_jsonrpc::SessionId;
+use kms_jsonrpc::session::Notifier;
+use serde_json::{Map, Value};
+
+use crate::element::ElementCore;
+use crate::rt::Event;
+
+/// A media object id (`<path>_<qualifiedType>`, spec §4.1).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectId(String);
+
+impl ObjectId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for ObjectId {
+    fn from(s: &str) -> Self {
+        ObjectId(s.to_string())
+    }
+}
+
+impl From<String> for ObjectId {
+    fn from(s: String) -> Self {
+        ObjectId(s)
+    }
+}
+
+impl std::fmt::Display for ObjectId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The hand-written interface every object implementation provides; the
+/// generated root trait (`MediaObject`) extends it, so any object reached
+/// through a parameter exposes its base state.
+pub trait RemoteObject: Send + Sync + 'static {
+    fn object(&self) -> &ObjectBase;
+
+    /// The media-element core, for elements (used by `connect`).
+    fn element(&self) -> Option<&ElementCore> {
+        None
+    }
+
+    /// The pipeline internals, for `MediaPipeline` objects (used by
+    /// element constructors).
+    fn pipeline(&self) -> Option<&std::sync::Arc<crate::pipeline_shared::PipelineShared>> {
+        None
+    }
+
+    /// The hub internals, for hubs (used by `HubPort`).
+    fn hub(&self) -> Option<&crate::hub::HubCore> {
+        None
+    }
+
+    /// Teardown when the object is released (spec §4.4): after this the
+    /// object is unreachable. Default: nothing beyond `Drop`.
+    fn release(&self) {}
+}
+
+type Subscriptions = HashMap<String, HashMap<SessionId, HashSet<String>>>;
+
+/// Id, name, tags, parent and event subscriptions of one object. Cheap to
+/// clone: streaming-thread callbacks keep a clone to raise events.
+#[derive(Clone)]
+pub struct ObjectBase(Arc<ObjectData>);
+
+impl std::ops::Deref for ObjectBase {
+    type Target = ObjectData;
+    fn deref(&self) -> &ObjectData {
+        &self.0
+    }
+}
+
+/// The shared state behind an [`ObjectBase`].
+pub struct ObjectData {
+    id: ObjectId,
+    parent: Option<ObjectId>,
+    pipeline: Option<ObjectId>,
+    creation_time: i64,
+    name: Mutex<Option<String>>,
+    tags: Mutex<Vec<(String, String)>>,
+    send_tags_in_events: AtomicBool,
+    subscriptions: Mutex<Subscriptions>,
+    /// Fast path: most raised events have no subscriber.
+    has_subscriptions: AtomicBool,
+    notifier: Notifier,
+}
+
+impl std::fmt::Debug for ObjectData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectBase").field("id", &self.id).finish()
+    }
+}
+
+impl ObjectBase {
+    pub(crate) fn new(id: ObjectId, parent: Option<ObjectId>, pipeline: Option<ObjectId>, notifier: Notifier) -> Self {
+        ObjectBase(Arc::new(ObjectData::new(id, parent, pipeline, notifier)))
+    }
+}
+
+impl ObjectData {
+    fn new(id: ObjectId, parent: Option<ObjectId>, pipeline: Option<ObjectId>, notifier: Notifier) -> Self {
+        let creation_time = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        ObjectData {
+            id,
+            parent,
+            pipeline,
+            creation_time,
+            name: Mutex::new(None),
+            tags: Mutex::new(vec![]),
+            send_tags_in_events: AtomicBool::new(false),
+            subscriptions: Mutex::new(HashMap::new()),
+            has_subscriptions: AtomicBool::new(false),
+            notifier,
+        }
+    }
+
+    pub fn id(&self) -> &ObjectId {
+        &self.id
+    }
+
+    pub fn parent(&self) -> Option<&ObjectId> {
+        self.parent.as_ref()
+    }
+
+    /// The root pipeline (itself for a pipeline).
+    pub fn pipeline(&self) -> Option<&ObjectId> {
+        self.pipeline.as_ref()
+    }
+
+    pub fn creation_time(&self) -> i64 {
+        self.creation_time
+    }
+
+    /// `name` defaults to the id (spec §4.1).
+    pub fn name(&self) -> String {
+        self.name.lock().unwrap().clone().unwrap_or_else(|| self.id.0.clone())
+    }
+
+    pub fn set_name(&self, n: String) {
+        *self.name.lock().unwrap() = Some(n);
+    }
+
+    pub fn add_tag(&self, key: String, value: String) {
+        let mut tags = self.tags.lock().unwrap();
+        match tags.iter_mut().find(|(k, _)| *k == key) {
+            Some(t) => t.1 = value,
+            None => tags.push((key, value)),
+        }
+    }
+
+    pub fn remove_tag(&self, key: &str) {
+        self.tags.lock().unwrap().retain(|(k, _)| k != key);
+    }
+
+    pub fn tag(&self, key: &str) -> Option<String> {
+        self.tags.lock().unwrap().iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    }
+
+    pub fn tags(&self) -> Vec<(String, String)> {
+        self.tags.lock().unwrap().clone()
+    }
+
+    pub fn send_tags_in_events(&self) -> bool {
+        self.send_tags_in_events.load(Ordering::Relaxed)
+    }
+
+    pub fn set_send_tags_in_events(&self, v: bool) {
+        self.send_tags_in_events.store(v, Ordering::Relaxed);
+    }
+
+    pub fn notifier(&self) -> &Notifier {
+        &self.notifier
+    }
+
+    /// spec §5.6: one delivery channel per (session, object, event type),
+    /// whatever the number of subscription ids.
+    pub fn subscribe(&self, session: &SessionId, event: &str) -> String {
+        let sub = uuid::Uuid::new_v4().to_string();
+        let mut subs = self.subscriptions.lock().unwrap();
+        subs.entry(event.to_string()).or_default().entry(session.clone()).or_default().insert(sub.clone());
+        self.has_subscriptions.store(true, Ordering::Release);
+        sub
+    }
+
+    pub fn unsubscribe(&self, session: &SessionId, subscription: &str) {
+        let mut subs = self.subscriptions.lock().unwrap();
+        for by_session in subs.values_mut() {
+            if let Some(ids) = by_session.get_mut(session) {
+                ids.remove(subscription);
+                if ids.is_empty() {
+                    by_session.remove(session);
+                }
+            }
+        }
+        subs.retain(|_, s| !s.is_empty());
+        self.has_subscriptions.store(!subs.is_empty(), Ordering::Release);
+    }
+
+    /// Stops delivery to a session (object unref'd from it, session gone).
+    pub fn forget_session(&self, session: &SessionId) {
+        let mut subs = self.subscriptions.lock().unwrap();
+        for by_session in subs.values_mut() {
+            by_session.remove(session);
+        }
+        subs.retain(|_, s| !s.is_empty());
+        self.has_subscriptions.store(!subs.is_empty(), Ordering::Release);
+    }
+
+    pub fn is_subscribed(&self, event: &str) -> bool {
+        self.has_subscriptions.load(Ordering::Acquire) && self.subscriptions.lock().unwrap().contains_key(event)
+    }
+
+    /// Raises an event: serialized once, delivered to every subscribed
+    /// session's current connection (spec §7.1). Never blocks, so it may be
+    /// called from GStreamer streaming threads.
+    pub fn raise<E: Event>(&self, event: &E) {
+        if !self.has_subscriptions.load(Ordering::Acquire) {
+            return;
+        }
+        let sessions: Vec<SessionId> = {
+            let subs = self.subscriptions.lock().unwrap();
+            match subs.get(E::NAME) {
+                Some(s) => s.keys().cloned().collect(),
+                None => return,
+            }
+        };
+        let data = self.event_data(event);
+        for s in &sessions {
+            self.notifier.send_event(s, self.id.as_str(), E::NAME, data.clone());
+        }
+    }
+
+    fn event_data<E: Event>(&self, event: &E) -> Value {
+        let mut o = Map::new();
+        event.write_fields(&mut o);
+        o.insert("source".into(), Value::String(self.id.0.clone()));
+        let ts = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+        // spec §7.1: timestampMillis is a string.
+        o.insert("timestampMillis".into(), Value::String(ts.to_string()));
+        let tags: Vec<Value> = if self.send_tags_in_events() {
+            self.tags()
+                .into_iter()
+                .map(|(k, v)| serde_json::json!({"__module__": "kurento", "__type__": "Tag", "key": k, "value": v}))
+                .collect()
+        } else {
+            vec![]
+        };
+        o.insert("tags".into(), Value::Array(tags));
+        if E::IS_MEDIA {
+            o.insert("type".into(), Value::String(E::NAME.to_string()));
+        }
+        Value::Object(o)
+    }
+}

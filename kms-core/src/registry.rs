@@ -1,0 +1,475 @@
+//! The MediaObject registry: ids, parent/children, ownership by session with
+//! cascading release (spec §4), and the [`MediaBackend`] the protocol layer
+//! calls.
+
+use std::any::Any;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use kms_jsonrpc::session::Notifier;
+use kms_jsonrpc::{Description, MediaBackend, RpcError, SessionId};
+use serde_json::{Map, Value};
+
+use crate::api::core::events::{ObjectCreated, ObjectDestroyed};
+use crate::config::CoreConfig;
+use crate::error::{Error, Result};
+use crate::object::{ObjectBase, ObjectId, RemoteObject};
+use crate::rt::{ClassInfo, ModuleDescriptor, Params, Resolver};
+use crate::server_manager::{SERVER_MANAGER_ID, ServerManagerImpl};
+
+/// A live object: its implementation (type-erased) and class.
+#[derive(Clone)]
+pub struct ObjectHandle {
+    pub any: Arc<dyn Any + Send + Sync>,
+    pub remote: Arc<dyn RemoteObject>,
+    pub class: Arc<ClassInfo>,
+}
+
+impl ObjectHandle {
+    pub fn id(&self) -> &ObjectId {
+        self.remote.object().id()
+    }
+
+    /// `Arc<dyn Trait>` of the class `qualified` if the object is one.
+    pub fn cast<U: ?Sized + 'static>(&self, qualified: &str) -> Option<Arc<U>> {
+        let (_, f) = self.class.casts.iter().find(|(q, _)| *q == qualified)?;
+        f(self.any.clone()).downcast::<Arc<U>>().ok().map(|b| *b)
+    }
+}
+
+struct Entry {
+    handle: ObjectHandle,
+    owners: HashSet<SessionId>,
+    children: Vec<ObjectId>,
+}
+
+#[derive(Default)]
+struct State {
+    objects: HashMap<ObjectId, Entry>,
+    by_session: HashMap<SessionId, HashSet<ObjectId>>,
+}
+
+/// A registered module, as `getInfo`/`getKmd` report it.
+#[derive(Debug, Clone)]
+pub struct ModuleSummary {
+    pub name: &'static str,
+    pub version: &'static str,
+    pub generation_time: &'static str,
+    pub kmd: &'static str,
+    pub factories: Vec<&'static str>,
+}
+
+pub(crate) struct Inner {
+    state: Mutex<State>,
+    classes: HashMap<String, Arc<ClassInfo>>,
+    modules: Vec<ModuleSummary>,
+    notifier: Notifier,
+    config: CoreConfig,
+    server_manager: Mutex<Option<ObjectHandle>>,
+}
+
+/// The object registry; cheap to clone.
+#[derive(Clone)]
+pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+/// Context of one call: who calls, and the registry (generated code passes
+/// it to every method).
+#[derive(Clone)]
+pub struct Ctx {
+    session: SessionId,
+    registry: Registry,
+    creating: Option<Arc<ClassInfo>>,
+}
+
+impl Ctx {
+    pub fn session(&self) -> &SessionId {
+        &self.session
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn config(&self) -> &CoreConfig {
+        &self.registry.inner.config
+    }
+
+    /// Creates the base state of the object being constructed: its id is
+    /// `<parentId>/<uuid>_<qualifiedType>` (spec §4.1).
+    pub fn new_object_base(&self, parent: Option<&dyn RemoteObject>) -> ObjectBase {
+        let qualified = self.creating.as_ref().map(|c| c.qualified_name).unwrap_or("kurento.MediaObject");
+        let uuid = uuid::Uuid::new_v4();
+        let (id, parent_id, pipeline) = match parent {
+            Some(p) => {
+                let pid = p.object().id().clone();
+                let id = ObjectId::from(format!("{pid}/{uuid}_{qualified}"));
+                let pipeline = p.object().pipeline().cloned().or(Some(pid.clone()));
+                (id, Some(pid), pipeline)
+            }
+            None => {
+                let id = ObjectId::from(format!("{uuid}_{qualified}"));
+                (id.clone(), None, Some(id))
+            }
+        };
+        ObjectBase::new(id, parent_id, pipeline, self.registry.inner.notifier.clone())
+    }
+}
+
+impl Registry {
+    /// Builds a registry from the modules; a module whose short class name
+    /// clashes with an earlier module is skipped whole (spec §4.2).
+    pub fn new(modules: Vec<ModuleDescriptor>, notifier: Notifier, config: CoreConfig) -> Registry {
+        let mut classes: HashMap<String, Arc<ClassInfo>> = HashMap::new();
+        let mut summaries = vec![];
+        for m in modules {
+            if m.classes.iter().any(|c| classes.contains_key(c.name)) {
+                tracing::warn!(module = m.name, "module skipped: a class name is already registered");
+                continue;
+            }
+            let mut factories = vec![];
+            for c in m.classes {
+                let c = Arc::new(c);
+                if c.factory.is_some() {
+                    factories.push(c.name);
+                }
+                classes.insert(c.name.to_string(), c.clone());
+                classes.insert(c.qualified_name.to_string(), c);
+            }
+            factories.sort_unstable();
+            summaries.push(ModuleSummary { name: m.name, version: m.version, generation_time: m.generation_time, kmd: m.kmd, factories });
+        }
+        let reg = Registry {
+            inner: Arc::new(Inner {
+                state: Mutex::new(State::default()),
+                classes,
+                modules: summaries,
+                notifier,
+                config,
+                server_manager: Mutex::new(None),
+            }),
+        };
+        let sm = Arc::new(ServerManagerImpl::new(ObjectBase::new(
+            ObjectId::from(SERVER_MANAGER_ID),
+            None,
+            None,
+            reg.inner.notifier.clone(),
+        )));
+        if let Some(class) = reg.inner.classes.get("kurento.ServerManager") {
+            let any: Arc<dyn Any + Send + Sync> = sm;
+            let handle = ObjectHandle { remote: (class.as_remote)(any.clone()), any, class: class.clone() };
+            *reg.inner.server_manager.lock().unwrap() = Some(handle);
+        }
+        reg
+    }
+
+    pub fn modules(&self) -> &[ModuleSummary] {
+        &self.inner.modules
+    }
+
+    pub fn notifier(&self) -> &Notifier {
+        &self.inner.notifier
+    }
+
+    pub fn config(&self) -> &CoreConfig {
+        &self.inner.config
+    }
+
+    /// Every factory name, short and qualified (`--list`).
+    pub fn factory_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.inner.classes.iter().filter(|(_, c)| c.factory.is_some()).map(|(k, _)| k.clone()).collect();
+        v.sort();
+        v
+    }
+
+    fn server_manager(&self) -> Option<ObjectHandle> {
+        self.inner.server_manager.lock().unwrap().clone()
+    }
+
+    fn ctx(&self, session: &SessionId) -> Ctx {
+        Ctx { session: session.clone(), registry: self.clone(), creating: None }
+    }
+
+    /// Finds an object without changing ownership.
+    pub fn get(&self, id: &str) -> Result<ObjectHandle> {
+        if id == SERVER_MANAGER_ID {
+            return self.server_manager().ok_or_else(|| Error::ObjectNotFound(id.into()));
+        }
+        if id.starts_with("newref:") {
+            return Err(Error::NewrefOutsideTransaction(id.into()));
+        }
+        let st = self.inner.state.lock().unwrap();
+        st.objects.get(&ObjectId::from(id)).map(|e| e.handle.clone()).ok_or_else(|| Error::ObjectNotFound(id.into()))
+    }
+
+    /// Finds an object and refs it in `session` (spec §4.3: any access refs).
+    fn access(&self, session: &SessionId, id: &str) -> Result<ObjectHandle> {
+        let h = self.get(id)?;
+        if id != SERVER_MANAGER_ID {
+            let mut st = self.inner.state.lock().unwrap();
+            ref_chain(&mut st, session, h.id());
+        }
+        Ok(h)
+    }
+
+    /// Direct children ids, in creation order.
+    pub fn children(&self, id: &ObjectId) -> Vec<ObjectId> {
+        let st = self.inner.state.lock().unwrap();
+        st.objects.get(id).map(|e| e.children.clone()).unwrap_or_default()
+    }
+
+    /// Ids of all live pipelines (ServerManager.getPipelines).
+    pub fn pipelines(&self) -> Vec<ObjectId> {
+        let st = self.inner.state.lock().unwrap();
+        let mut v: Vec<ObjectId> = st.objects.iter().filter(|(_, e)| e.handle.remote.object().parent().is_none()).map(|(k, _)| k.clone()).collect();
+        v.sort();
+        v
+    }
+
+    pub fn object_count(&self) -> usize {
+        self.inner.state.lock().unwrap().objects.len()
+    }
+
+    fn raise_on_manager<E: crate::rt::Event>(&self, e: &E) {
+        if let Some(sm) = self.server_manager() {
+            sm.remote.object().raise(e);
+        }
+    }
+
+    pub fn create_object(&self, session: &SessionId, type_name: &str, ctor: Option<&Value>) -> Result<ObjectId> {
+        let class = self
+            .inner
+            .classes
+            .get(type_name)
+            .filter(|c| c.factory.is_some())
+            .cloned()
+            .ok_or_else(|| Error::NotAvailable(format!("Factory '{type_name}' not found")))?;
+        let limit = self.inner.config.max_objects_per_session;
+        if limit > 0 {
+            let st = self.inner.state.lock().unwrap();
+            let n = st.by_session.get(session).map_or(0, HashSet::len);
+            if n >= limit {
+                return Err(Error::NotEnoughResources(format!("Reached objects-per-session limit: {limit}")));
+            }
+        }
+        let map = match ctor {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(m)) => Some(m),
+            Some(_) => return Err(Error::marshall("'constructorParams' should be an object")),
+        };
+        let ctx = Ctx { session: session.clone(), registry: self.clone(), creating: Some(class.clone()) };
+        let params = Params::new(map, "constructorParams", self);
+        let factory = class.factory.expect("checked above");
+        // No registry lock while constructing: the factory resolves params
+        // and builds GStreamer elements.
+        let any = factory(&ctx, &params)?;
+        let remote = (class.as_remote)(any.clone());
+        let handle = ObjectHandle { any, remote: remote.clone(), class: class.clone() };
+        let id = remote.object().id().clone();
+        {
+            let mut st = self.inner.state.lock().unwrap();
+            let parent = remote.object().parent().cloned();
+            let mut owners: HashSet<SessionId> = HashSet::new();
+            owners.insert(session.clone());
+            if let Some(p) = &parent {
+                match st.objects.get_mut(p) {
+                    Some(pe) => {
+                        owners.extend(pe.owners.iter().cloned());
+                        pe.children.push(id.clone());
+                    }
+                    None => {
+                        drop(st);
+                        remote.release();
+                        return Err(Error::ObjectNotFound(p.to_string()));
+                    }
+                }
+            }
+            for o in &owners {
+                st.by_session.entry(o.clone()).or_default().insert(id.clone());
+            }
+            st.objects.insert(id.clone(), Entry { handle, owners, children: vec![] });
+            if let Some(p) = &parent {
+                ref_chain(&mut st, session, p);
+            }
+        }
+        tracing::debug!(%id, "object created");
+        self.raise_on_manager(&ObjectCreated { object: id.clone() });
+        Ok(id)
+    }
+
+    /// Unrefs `id` (and its descendants) from `sessions`; destroys whatever
+    /// is left without owners.
+    fn unref_from(&self, id: &ObjectId, sessions: Option<&HashSet<SessionId>>) {
+        let destroyed = {
+            let mut st = self.inner.state.lock().unwrap();
+            let mut subtree = vec![];
+            collect_subtree(&st, id, &mut subtree);
+            let mut destroyed = vec![];
+            // Children first, so a child never outlives its parent.
+            for oid in subtree.iter().rev() {
+                let Some(e) = st.objects.get_mut(oid) else { continue };
+                let removed: Vec<SessionId> = match sessions {
+                    Some(s) => s.iter().filter(|x| e.owners.remove(*x)).cloned().collect(),
+                    None => e.owners.drain().collect(),
+                };
+                let empty = e.owners.is_empty();
+                for s in &removed {
+                    e.handle.remote.object().forget_session(s);
+                }
+                for s in &removed {
+                    if let Some(set) = st.by_session.get_mut(s) {
+                        set.remove(oid);
+                    }
+                }
+                if empty {
+                    let e = st.objects.remove(oid).expect("present");
+                    for s in &e.owners {
+                        if let Some(set) = st.by_session.get_mut(s) {
+                            set.remove(oid);
+                        }
+                    }
+                    if let Some(p) = e.handle.remote.object().parent().cloned()
+                        && let Some(pe) = st.objects.get_mut(&p)
+                    {
+                        pe.children.retain(|c| c != oid);
+                    }
+                    destroyed.push(e.handle);
+                }
+            }
+            st.by_session.retain(|_, v| !v.is_empty());
+            destroyed
+        };
+        for h in destroyed {
+            h.remote.release();
+            tracing::debug!(id = %h.id(), "object destroyed");
+            self.raise_on_manager(&ObjectDestroyed { object_id: h.id().to_string() });
+        }
+    }
+
+    /// Releases every pipeline (shutdown, spec §4.4).
+    pub fn release_all(&self) {
+        for p in self.pipelines() {
+            self.unref_from(&p, None);
+        }
+        let rest: Vec<ObjectId> = self.inner.state.lock().unwrap().objects.keys().cloned().collect();
+        for id in rest {
+            self.unref_from(&id, None);
+        }
+    }
+
+    fn params<'a>(&'a self, map: Option<&'a Map<String, Value>>) -> Params<'a> {
+        Params::new(map, "operationParams", self)
+    }
+}
+
+fn ref_chain(st: &mut State, session: &SessionId, id: &ObjectId) {
+    let mut cur = Some(id.clone());
+    while let Some(c) = cur {
+        let Some(e) = st.objects.get_mut(&c) else { break };
+        if !e.owners.insert(session.clone()) {
+            // Already owned: ancestors are too.
+            break;
+        }
+        st.by_session.entry(session.clone()).or_default().insert(c.clone());
+        cur = e.handle.remote.object().parent().cloned();
+    }
+}
+
+fn collect_subtree(st: &State, id: &ObjectId, out: &mut Vec<ObjectId>) {
+    if let Some(e) = st.objects.get(id) {
+        out.push(id.clone());
+        for c in &e.children {
+            collect_subtree(st, c, out);
+        }
+    }
+}
+
+impl Resolver for Registry {
+    fn resolve(&self, id: &str) -> Result<ObjectHandle> {
+        self.get(id)
+    }
+}
+
+impl MediaBackend for Registry {
+    fn create(&self, session: &SessionId, type_name: &str, ctor: Option<&Value>) -> std::result::Result<String, RpcError> {
+        Ok(self.create_object(session, type_name, ctor)?.to_string())
+    }
+
+    fn describe(&self, session: &SessionId, object: &str) -> std::result::Result<Description, RpcError> {
+        let h = self.access(session, object)?;
+        Ok(Description {
+            type_name: h.class.name.to_string(),
+            qualified_type: h.class.qualified_name.to_string(),
+            hierarchy: h.class.hierarchy.iter().map(|s| s.to_string()).collect(),
+        })
+    }
+
+    fn invoke(&self, session: &SessionId, object: &str, operation: &str, params: Option<&Map<String, Value>>) -> std::result::Result<Value, RpcError> {
+        let h = self.access(session, object)?;
+        let ctx = self.ctx(session);
+        let p = self.params(params);
+        Ok((h.class.invoke)(&*h.any, &ctx, operation, &p)?)
+    }
+
+    fn subscribe(&self, session: &SessionId, object: &str, event_type: &str) -> std::result::Result<String, RpcError> {
+        let h = self.access(session, object)?;
+        if !h.class.events.contains(&event_type) {
+            return Err(Error::EventNotSupported(event_type.to_string()).into());
+        }
+        Ok(h.remote.object().subscribe(session, event_type))
+    }
+
+    fn unsubscribe(&self, session: &SessionId, object: &str, subscription: &str) -> std::result::Result<(), RpcError> {
+        if let Ok(h) = self.get(object) {
+            h.remote.object().unsubscribe(session, subscription);
+        }
+        Ok(())
+    }
+
+    fn release(&self, _session: &SessionId, object: &str) -> std::result::Result<(), RpcError> {
+        if object.starts_with("newref:") {
+            return Err(Error::NewrefOutsideTransaction(object.into()).into());
+        }
+        self.unref_from(&ObjectId::from(object), None);
+        Ok(())
+    }
+
+    fn ref_object(&self, session: &SessionId, object: &str) -> std::result::Result<(), RpcError> {
+        self.access(session, object)?;
+        Ok(())
+    }
+
+    fn unref_object(&self, session: &SessionId, object: &str) -> std::result::Result<(), RpcError> {
+        let one: HashSet<SessionId> = [session.clone()].into_iter().collect();
+        self.unref_from(&ObjectId::from(object), Some(&one));
+        Ok(())
+    }
+
+    fn unref_session(&self, session: &SessionId) {
+        let owned: Vec<ObjectId> = {
+            let st = self.inner.state.lock().unwrap();
+            st.by_session.get(session).map(|s| s.iter().cloned().collect()).unwrap_or_default()
+        };
+        let one: HashSet<SessionId> = [session.clone()].into_iter().collect();
+        for id in owned {
+            self.unref_from(&id, Some(&one));
+        }
+        if let Some(sm) = self.server_manager() {
+            sm.remote.object().forget_session(session);
+        }
+    }
+
+    fn release_session(&self, session: &SessionId) {
+        let owned: Vec<ObjectId> = {
+            let st = self.inner.state.lock().unwrap();
+            st.by_session.get(session).map(|s| s.iter().cloned().collect()).unwrap_or_default()
+        };
+        for id in owned {
+            self.unref_from(&id, None);
+        }
+        if let Some(sm) = self.server_manager() {
+            sm.remote.object().forget_session(session);
+        }
+    }
+}

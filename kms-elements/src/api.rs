@@ -1,0 +1,3 @@
+//! Code generated from `elements.kmd.json`.
+
+include!(concat!(env!("OUT_DIR"), "/elements.rs"));

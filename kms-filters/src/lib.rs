@@ -1,0 +1,14 @@
+//! kms-filters: GStreamerFilter, ZBarFilter, FaceOverlayFilter,
+//! ImageOverlayFilter.
+//!
+//! Registered with the classes implemented so far (none yet: they land with
+//! their own issue); `getInfo` still lists the module, as clients require.
+
+extern crate self as kms_filters;
+
+pub mod api;
+
+/// Descriptor of the `filters` module with its implemented classes.
+pub fn descriptor() -> kms_core::rt::ModuleDescriptor {
+    api::filters::module_descriptor(vec![])
+}

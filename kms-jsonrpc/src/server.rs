@@ -1,0 +1,259 @@
+//! The WebSocket server (spec §1): listeners, the HTTP router, the GC
+//! timer task and graceful shutdown. Thin: protocol decisions live in
+//! [`crate::dispatch`].
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+use crate::backend::MediaBackend;
+pub use crate::config::{Limits, ServerConfig, TlsConfig};
+use crate::error::Error;
+pub use crate::hub::SessionHub;
+use crate::listener::bind_tcp;
+use crate::tls::{TlsListener, load_server_config};
+use crate::upgrade;
+
+/// Hard cap for the WebSocket library's own message limit.
+const WS_HARD_CAP: usize = 64 * 1024 * 1024;
+/// How long `run` waits for sockets and listeners to wind down.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// What request handlers and connection tasks share.
+pub(crate) struct Ctx {
+    pub hub: SessionHub,
+    pub backend: Arc<dyn MediaBackend>,
+    pub path: String,
+    pub access_token: Option<String>,
+    /// The socket's own limit: well above `max_message_bytes`, so that an
+    /// oversize message is answered with -32600 instead of killing the
+    /// connection (bounded by [`WS_HARD_CAP`]).
+    pub ws_max_message: usize,
+    pub stop: watch::Receiver<bool>,
+}
+
+/// A bound, not yet running server.
+pub struct Server {
+    config: ServerConfig,
+    hub: SessionHub,
+    backend: Arc<dyn MediaBackend>,
+    ws: Option<TcpListener>,
+    wss: Option<(TcpListener, TlsAcceptor)>,
+    ws_addr: Option<SocketAddr>,
+    wss_addr: Option<SocketAddr>,
+}
+
+impl Server {
+    /// Binds the configured listeners (ws and/or wss). A listener that
+    /// fails is logged and skipped; error only if none can be opened
+    /// (§1.1). `port: 0` disables a listener, as in the config file.
+    pub async fn bind(
+        config: ServerConfig,
+        hub: SessionHub,
+        backend: Arc<dyn MediaBackend>,
+    ) -> Result<Server, Error> {
+        let ws = if config.port == 0 {
+            None
+        } else {
+            bind_tcp(config.address.as_deref(), config.ipv6, config.port, "ws")
+                .await
+                .inspect_err(|e| tracing::error!("{e}"))
+                .ok()
+        };
+        let mut wss = None;
+        if let Some(secure) = config.secure.as_ref().filter(|s| s.port != 0) {
+            // Certificate first: no port is opened for a disabled wss://.
+            match load_server_config(secure) {
+                Ok(tls) => {
+                    match bind_tcp(config.address.as_deref(), config.ipv6, secure.port, "wss").await
+                    {
+                        Ok(l) => wss = Some((l, TlsAcceptor::from(tls))),
+                        Err(e) => tracing::error!("{e}"),
+                    }
+                }
+                Err(e) => tracing::error!("{e}; wss:// disabled"),
+            }
+        }
+        Self::assemble(config, hub, backend, ws, wss)
+    }
+
+    /// Like [`Server::bind`] but with already-bound listeners, whatever the
+    /// configured ports (tests bind `127.0.0.1:0`; socket activation).
+    /// `wss` uses `config.secure` for its certificate; without a usable
+    /// one it is dropped (logged), as in `bind`.
+    pub fn from_listeners(
+        config: ServerConfig,
+        hub: SessionHub,
+        backend: Arc<dyn MediaBackend>,
+        ws: Option<TcpListener>,
+        wss: Option<TcpListener>,
+    ) -> Result<Server, Error> {
+        let wss = match (wss, &config.secure) {
+            (Some(l), Some(secure)) => match load_server_config(secure) {
+                Ok(tls) => Some((l, TlsAcceptor::from(tls))),
+                Err(e) => {
+                    tracing::error!("{e}; wss:// disabled");
+                    None
+                }
+            },
+            (Some(_), None) => {
+                tracing::error!("wss listener given without a 'secure' configuration; ignored");
+                None
+            }
+            (None, _) => None,
+        };
+        Self::assemble(config, hub, backend, ws, wss)
+    }
+
+    fn assemble(
+        config: ServerConfig,
+        hub: SessionHub,
+        backend: Arc<dyn MediaBackend>,
+        ws: Option<TcpListener>,
+        wss: Option<(TcpListener, TlsAcceptor)>,
+    ) -> Result<Server, Error> {
+        if ws.is_none() && wss.is_none() {
+            return Err(Error::NoListener(format!(
+                "ws port {}, wss {}",
+                config.port,
+                config
+                    .secure
+                    .as_ref()
+                    .map_or("not configured".to_owned(), |s| format!("port {}", s.port))
+            )));
+        }
+        let ws_addr = ws.as_ref().map(TcpListener::local_addr).transpose()?;
+        let wss_addr = wss.as_ref().map(|(l, _)| l.local_addr()).transpose()?;
+        if let Some(a) = ws_addr {
+            tracing::info!("listening on ws://{a}/{}", config.path);
+        }
+        if let Some(a) = wss_addr {
+            tracing::info!("listening on wss://{a}/{}", config.path);
+        }
+        Ok(Server {
+            config,
+            hub,
+            backend,
+            ws,
+            wss,
+            ws_addr,
+            wss_addr,
+        })
+    }
+
+    /// The ws:// listener's address.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.ws_addr
+    }
+
+    /// The wss:// listener's address.
+    pub fn secure_local_addr(&self) -> Option<SocketAddr> {
+        self.wss_addr
+    }
+
+    /// Serves until `shutdown` resolves; then stops accepting, closes every
+    /// socket (close frame 1001), stops the GC task and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
+        let Server {
+            config,
+            hub,
+            backend,
+            ws,
+            wss,
+            ..
+        } = self;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let limit = config.limits.max_message_bytes;
+        let ws_max_message = limit.saturating_mul(4).min(WS_HARD_CAP).max(limit.saturating_add(64 * 1024));
+        let ctx = Arc::new(Ctx {
+            hub: hub.clone(),
+            backend: backend.clone(),
+            path: config.path.clone(),
+            access_token: config.access_token.clone(),
+            ws_max_message,
+            stop: stop_rx.clone(),
+        });
+        let router = Router::new().fallback(upgrade::handle).with_state(ctx);
+
+        let mut listeners = JoinSet::new();
+        if let Some(l) = ws {
+            let serve = axum::serve(l, router.clone()).with_graceful_shutdown(stopped(stop_rx.clone()));
+            listeners.spawn(async move { serve.await });
+        }
+        if let Some((l, acceptor)) = wss {
+            let tls = TlsListener::spawn(l, acceptor, stop_rx.clone())?;
+            let serve = axum::serve(tls, router).with_graceful_shutdown(stopped(stop_rx.clone()));
+            listeners.spawn(async move { serve.await });
+        }
+        let gc = tokio::spawn(gc_loop(hub.clone(), backend, stop_rx.clone()));
+
+        let mut result = Ok(());
+        tokio::select! {
+            _ = shutdown => tracing::info!("shutting down the WebSocket server"),
+            Some(joined) = listeners.join_next() => {
+                tracing::error!("a listener stopped unexpectedly: {joined:?}");
+                if let Ok(Err(e)) = joined {
+                    result = Err(Error::Io(e));
+                }
+            }
+        }
+        let _ = stop_tx.send(true);
+        // Connection tasks see `stop` and send their close frames, also
+        // those busy in a backend call.
+        if tokio::time::timeout(SHUTDOWN_GRACE, hub.all_connections_closed())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = hub.live_connections(),
+                "connections still open after the shutdown grace period"
+            );
+        }
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while listeners.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            listeners.abort_all();
+        }
+        let _ = gc.await;
+        result
+    }
+}
+
+/// Drives [`crate::dispatch::Dispatcher::handle_timeout`] and hands
+/// collected sessions to the backend (§3.2).
+async fn gc_loop(hub: SessionHub, backend: Arc<dyn MediaBackend>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let deadline = hub.lock().dispatcher.poll_timeout();
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline.into()) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let collected = hub.lock().dispatcher.handle_timeout(Instant::now());
+        if collected.is_empty() {
+            continue;
+        }
+        let backend = backend.clone();
+        // Unref may tear down pipelines: keep it off the async workers.
+        let task = tokio::task::spawn_blocking(move || {
+            for session in &collected {
+                backend.unref_session(session);
+            }
+        });
+        if let Err(e) = task.await {
+            tracing::error!("unref_session failed: {e}");
+        }
+    }
+}
+
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}

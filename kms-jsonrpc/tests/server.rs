@@ -1,0 +1,540 @@
+//! The real server on 127.0.0.1 with a fake backend, driven by raw
+//! WebSocket clients (spec §1, §3, §7.1).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use kms_jsonrpc::{
+    Description, Error, MediaBackend, Notifier, RpcError, Server, ServerConfig, SessionHub,
+    SessionId, TlsConfig,
+};
+use serde_json::{Map, Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+const RECV_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Knows one object and a `sleep` operation that blocks its thread.
+struct FakeBackend;
+
+impl MediaBackend for FakeBackend {
+    fn create(&self, _: &SessionId, type_name: &str, _: Option<&Value>) -> Result<String, RpcError> {
+        Ok(format!("{}_kurento.{type_name}", uuid::Uuid::new_v4()))
+    }
+    fn describe(&self, _: &SessionId, object: &str) -> Result<Description, RpcError> {
+        if object != "manager_ServerManager" {
+            return Err(RpcError::object_not_found(object));
+        }
+        Ok(Description {
+            type_name: "ServerManager".into(),
+            qualified_type: "kurento.ServerManager".into(),
+            hierarchy: vec!["kurento.MediaObject".into()],
+        })
+    }
+    fn invoke(
+        &self,
+        _: &SessionId,
+        _: &str,
+        operation: &str,
+        params: Option<&Map<String, Value>>,
+    ) -> Result<Value, RpcError> {
+        match operation {
+            "sleep" => {
+                let ms = params.and_then(|p| p.get("ms")).and_then(Value::as_u64).unwrap_or(0);
+                std::thread::sleep(Duration::from_millis(ms));
+                Ok(json!(ms))
+            }
+            _ => Err(RpcError::method_not_found_invoke(operation, 0)),
+        }
+    }
+    fn subscribe(&self, _: &SessionId, _: &str, _: &str) -> Result<String, RpcError> {
+        Ok("sub".into())
+    }
+    fn unsubscribe(&self, _: &SessionId, _: &str, _: &str) -> Result<(), RpcError> {
+        Ok(())
+    }
+    fn release(&self, _: &SessionId, _: &str) -> Result<(), RpcError> {
+        Ok(())
+    }
+    fn ref_object(&self, _: &SessionId, _: &str) -> Result<(), RpcError> {
+        Ok(())
+    }
+    fn unref_object(&self, _: &SessionId, _: &str) -> Result<(), RpcError> {
+        Ok(())
+    }
+    fn unref_session(&self, _: &SessionId) {}
+    fn release_session(&self, _: &SessionId) {}
+}
+
+struct TestServer {
+    addr: SocketAddr,
+    secure: Option<SocketAddr>,
+    notifier: Notifier,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), Error>>,
+}
+
+impl TestServer {
+    async fn start(configure: impl FnOnce(&mut ServerConfig)) -> Self {
+        Self::start_with_wss(configure, false).await
+    }
+
+    async fn start_with_wss(configure: impl FnOnce(&mut ServerConfig), wss: bool) -> Self {
+        let mut cfg = ServerConfig::default();
+        configure(&mut cfg);
+        let hub = SessionHub::new(&cfg);
+        let notifier = hub.notifier();
+        let ws = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let wss = if wss {
+            Some(TcpListener::bind("127.0.0.1:0").await.unwrap())
+        } else {
+            None
+        };
+        let server = Server::from_listeners(cfg, hub, Arc::new(FakeBackend), Some(ws), wss).unwrap();
+        let addr = server.local_addr().unwrap();
+        let secure = server.secure_local_addr();
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(server.run(async {
+            let _ = rx.await;
+        }));
+        TestServer {
+            addr,
+            secure,
+            notifier,
+            stop: Some(tx),
+            task,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr)
+    }
+
+    async fn client(&self) -> Client {
+        Client::connect(&self.url("/kurento")).await
+    }
+
+    async fn shutdown(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("run() returns after shutdown")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    next_id: i64,
+}
+
+impl Client {
+    async fn connect(url: &str) -> Self {
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("upgrade");
+        Client { ws, next_id: 0 }
+    }
+
+    async fn send_text(&mut self, text: String) {
+        self.ws.send(Message::Text(text.into())).await.unwrap();
+    }
+
+    async fn send(&mut self, method: &str, params: Value) -> i64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut req = json!({"jsonrpc":"2.0","id":id,"method":method});
+        if !params.is_null() {
+            req["params"] = params;
+        }
+        self.send_text(req.to_string()).await;
+        id
+    }
+
+    /// Next text frame as JSON.
+    async fn recv(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(RECV_TIMEOUT, self.ws.next())
+                .await
+                .expect("a message in time")
+                .expect("socket open")
+                .expect("no socket error");
+            match msg {
+                Message::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
+                Message::Close(f) => panic!("unexpected close: {f:?}"),
+                _ => {}
+            }
+        }
+    }
+
+    async fn call(&mut self, method: &str, params: Value) -> Value {
+        let id = self.send(method, params).await;
+        let resp = self.recv().await;
+        assert_eq!(resp["id"], json!(id), "{resp}");
+        resp
+    }
+
+    async fn ping(&mut self) -> Value {
+        let resp = self.call("ping", json!({"interval": 5000})).await;
+        assert_eq!(resp["result"]["value"], json!("pong"), "{resp}");
+        resp
+    }
+
+    /// Waits for the server's close frame.
+    async fn expect_close(&mut self) -> tungstenite::protocol::CloseFrame {
+        loop {
+            let msg = tokio::time::timeout(RECV_TIMEOUT, self.ws.next())
+                .await
+                .expect("close in time");
+            match msg {
+                Some(Ok(Message::Close(Some(frame)))) => return frame,
+                Some(Ok(Message::Close(None))) | None => panic!("close without frame"),
+                Some(Err(e)) => panic!("socket error instead of close: {e}"),
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+}
+
+async fn raw_http(addr: SocketAddr, request: &str) -> String {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(RECV_TIMEOUT, tcp.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+fn healthcheck_request(addr: SocketAddr, path: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nOrigin: 127.0.0.1\r\n\r\n"
+    )
+}
+
+fn upgrade_status(err: tungstenite::Error) -> u16 {
+    match err {
+        tungstenite::Error::Http(resp) => resp.status().as_u16(),
+        other => panic!("expected an HTTP refusal, got {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_pong_and_session_flow() {
+    let srv = TestServer::start(|_| {}).await;
+    let mut c = srv.client().await;
+    assert_eq!(c.ping().await["result"], json!({"value":"pong"}));
+    let r = c.call("describe", json!({"object":"manager_ServerManager"})).await;
+    let s = r["result"]["sessionId"].as_str().unwrap().to_owned();
+    // Injected from now on (§3.1).
+    assert_eq!(c.ping().await["result"]["sessionId"], json!(s));
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_path_upgrades_but_a_wrong_one_is_closed_with_1002() {
+    let srv = TestServer::start(|_| {}).await;
+    let mut c = Client::connect(&srv.url("/other")).await;
+    let frame = c.expect_close().await;
+    assert_eq!(frame.code, CloseCode::Protocol);
+    assert_eq!(frame.reason.as_str(), "Invalid path");
+    // The query string is ignored for matching (§1.1).
+    let mut ok = Client::connect(&srv.url("/kurento?foo=bar")).await;
+    ok.ping().await;
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_healthcheck_request_gets_500() {
+    let srv = TestServer::start(|_| {}).await;
+    let resp = raw_http(srv.addr, &healthcheck_request(srv.addr, "/kurento")).await;
+    assert!(resp.starts_with("HTTP/1.1 500"), "{resp}");
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_json_is_answered_and_the_socket_stays_open() {
+    let srv = TestServer::start(|_| {}).await;
+    let mut c = srv.client().await;
+    c.send_text("{not json".into()).await;
+    assert_eq!(
+        c.recv().await,
+        json!({"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error."}})
+    );
+    c.send_text(r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#.into()).await;
+    assert_eq!(c.recv().await["error"]["code"], json!(-32600));
+    // Notifications get no answer: the next frame is the ping's.
+    c.send_text(r#"{"jsonrpc":"2.0","method":"ping"}"#.into()).await;
+    c.ping().await;
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_message_is_answered_and_the_socket_stays_usable() {
+    let srv = TestServer::start(|c| c.limits.max_message_bytes = 1024).await;
+    let mut c = srv.client().await;
+    let big = json!({"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":"x".repeat(3000)}});
+    c.send_text(big.to_string()).await;
+    let resp = c.recv().await;
+    assert_eq!(resp["id"], Value::Null);
+    assert_eq!(resp["error"]["code"], json!(-32600));
+    assert!(resp["error"]["message"].as_str().unwrap().contains("1024"), "{resp}");
+    c.ping().await;
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_token_is_required_when_configured() {
+    let srv = TestServer::start(|c| c.access_token = Some("s3cret".into())).await;
+    let err = tokio_tungstenite::connect_async(srv.url("/kurento")).await.unwrap_err();
+    assert_eq!(upgrade_status(err), 401);
+    let err = tokio_tungstenite::connect_async(srv.url("/kurento?access_token=wrong"))
+        .await
+        .unwrap_err();
+    assert_eq!(upgrade_status(err), 401);
+    let mut q = Client::connect(&srv.url("/kurento?access_token=s3cret")).await;
+    q.ping().await;
+    let mut req = srv.url("/kurento").into_client_request().unwrap();
+    req.headers_mut()
+        .insert("Authorization", "Bearer s3cret".parse().unwrap());
+    let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let mut h = Client { ws, next_id: 0 };
+    h.ping().await;
+    // The healthcheck still gets its 500.
+    let resp = raw_http(srv.addr, &healthcheck_request(srv.addr, "/kurento")).await;
+    assert!(resp.starts_with("HTTP/1.1 500"), "{resp}");
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_follow_the_session_across_reconnection() {
+    let srv = TestServer::start(|_| {}).await;
+    let mut a = srv.client().await;
+    let s = SessionId::from(
+        a.call("connect", Value::Null).await["result"]["sessionId"]
+            .as_str()
+            .unwrap(),
+    );
+    let emit = |n: &Notifier, s: &SessionId, seq: i64| {
+        let (n, s) = (n.clone(), s.clone());
+        std::thread::spawn(move || {
+            n.send_event(&s, "P_kurento.MediaPipeline", "EndOfStream", json!({"seq": seq}));
+        })
+        .join()
+        .unwrap();
+    };
+    emit(&srv.notifier, &s, 1);
+    assert_eq!(
+        a.recv().await,
+        json!({"jsonrpc":"2.0","method":"onEvent","params":{"value":{
+            "data":{"seq":1},"object":"P_kurento.MediaPipeline","type":"EndOfStream"}}})
+    );
+    assert_eq!(srv.notifier.session_ids(), vec![s.clone()]);
+
+    // Socket loss, then the JS client's resume: connect {sessionId}.
+    drop(a);
+    let mut b = srv.client().await;
+    let r = b.call("connect", json!({"sessionId": s.as_str()})).await;
+    assert_eq!(r["result"]["sessionId"], json!(s.as_str()));
+    emit(&srv.notifier, &s, 2);
+    let ev = b.recv().await;
+    assert_eq!(ev["params"]["value"]["data"], json!({"seq": 2}));
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocking_call_on_one_connection_does_not_delay_others() {
+    let srv = TestServer::start(|_| {}).await;
+    let mut a = srv.client().await;
+    let mut b = srv.client().await;
+    let started = Instant::now();
+    let slow = a
+        .send("invoke", json!({"object":"x","operation":"sleep","operationParams":{"ms":2000}}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let t = Instant::now();
+    b.ping().await;
+    let mut c = srv.client().await;
+    c.ping().await;
+    assert!(t.elapsed() < Duration::from_millis(1000), "{:?}", t.elapsed());
+    // A's own requests wait behind its slow call (strict order, §1.2).
+    let next = a.send("ping", Value::Null).await;
+    let r = a.recv().await;
+    assert_eq!(r["id"], json!(slow));
+    assert_eq!(r["result"]["value"], json!(2000));
+    assert!(started.elapsed() >= Duration::from_millis(2000));
+    assert_eq!(a.recv().await["id"], json!(next));
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_every_socket_with_a_close_frame() {
+    let srv = TestServer::start(|_| {}).await;
+    let mut a = srv.client().await;
+    a.ping().await;
+    let mut b = srv.client().await;
+    b.send("invoke", json!({"object":"x","operation":"sleep","operationParams":{"ms":3000}}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let t = Instant::now();
+    let addr = srv.addr;
+    srv.shutdown().await;
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert_eq!(a.expect_close().await.code, CloseCode::Away);
+    assert_eq!(b.expect_close().await.code, CloseCode::Away);
+    // Nothing listens any more.
+    assert!(TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_limit_refuses_upgrades_with_503() {
+    let srv = TestServer::start(|c| c.limits.max_connections = 1).await;
+    let mut a = srv.client().await;
+    a.ping().await;
+    let err = tokio_tungstenite::connect_async(srv.url("/kurento")).await.unwrap_err();
+    assert_eq!(upgrade_status(err), 503);
+    a.ws.close(None).await.unwrap();
+    drop(a);
+    // The slot is released once the server sees the close.
+    let deadline = Instant::now() + RECV_TIMEOUT;
+    loop {
+        match tokio_tungstenite::connect_async(srv.url("/kurento")).await {
+            Ok((ws, _)) => {
+                Client { ws, next_id: 0 }.ping().await;
+                break;
+            }
+            Err(e) => {
+                assert_eq!(upgrade_status(e), 503);
+                assert!(Instant::now() < deadline, "slot never released");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wss_listener_serves_the_same_protocol() {
+    use tokio_rustls::TlsConnector;
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+
+    let srv = TestServer::start_with_wss(
+        |c| {
+            c.secure = Some(TlsConfig {
+                port: 0,
+                certificate: fixture("server-encrypted.pem"),
+                password: Some("kurento".into()),
+            })
+        },
+        true,
+    )
+    .await;
+    let addr = srv.secure.expect("wss listener");
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(fixture("cert.pem")).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let tls = TlsConnector::from(Arc::new(cfg))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async("wss://localhost/kurento", tls)
+        .await
+        .unwrap();
+    ws.send(Message::Text(
+        r#"{"jsonrpc":"2.0","id":0,"method":"ping"}"#.into(),
+    ))
+    .await
+    .unwrap();
+    let reply = loop {
+        match tokio::time::timeout(RECV_TIMEOUT, ws.next()).await.unwrap() {
+            Some(Ok(Message::Text(t))) => break serde_json::from_str::<Value>(t.as_str()).unwrap(),
+            Some(Ok(_)) => continue,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(reply, json!({"jsonrpc":"2.0","id":0,"result":{"value":"pong"}}));
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_certificate_disables_wss_but_is_not_fatal() {
+    let mut cfg = ServerConfig::default();
+    cfg.secure = Some(TlsConfig {
+        port: 0,
+        certificate: fixture("missing.pem"),
+        password: None,
+    });
+    let ws = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let wss = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hub = SessionHub::new(&cfg);
+    let server = Server::from_listeners(cfg.clone(), hub, Arc::new(FakeBackend), Some(ws), Some(wss))
+        .unwrap();
+    assert!(server.local_addr().is_some());
+    assert_eq!(server.secure_local_addr(), None);
+    // Without any listener it is fatal (§1.1).
+    let wss = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hub = SessionHub::new(&cfg);
+    let err = Server::from_listeners(cfg, hub, Arc::new(FakeBackend), None, Some(wss)).err();
+    assert!(matches!(err, Some(Error::NoListener(_))), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_uses_the_configured_port_and_port_zero_disables_ws() {
+    let cfg = ServerConfig {
+        port: 0,
+        ..ServerConfig::default()
+    };
+    let err = Server::bind(cfg.clone(), SessionHub::new(&cfg), Arc::new(FakeBackend))
+        .await
+        .err();
+    assert!(matches!(err, Some(Error::NoListener(_))), "{err:?}");
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = ServerConfig {
+        port,
+        address: Some("127.0.0.1".into()),
+        ..ServerConfig::default()
+    };
+    let server = Server::bind(cfg.clone(), SessionHub::new(&cfg), Arc::new(FakeBackend))
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    assert_eq!(addr.port(), port);
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async {
+        let _ = rx.await;
+    }));
+    let mut c = Client::connect(&format!("ws://{addr}/kurento")).await;
+    c.ping().await;
+    tx.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}

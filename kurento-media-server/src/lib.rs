@@ -1,0 +1,137 @@
+//! The Kurento Media Server binary as a library, so a crate that adds
+//! third-party modules can build its own server without editing ours:
+//! `kurento_media_server::main_with_modules(vec![my_module::descriptor()])`.
+
+pub mod cli;
+pub mod logging;
+pub mod settings;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use kms_core::rt::ModuleDescriptor;
+use kms_jsonrpc::{Server, SessionHub};
+
+use crate::cli::Cli;
+use crate::settings::Settings;
+
+/// The built-in modules: core, elements, filters (spec §9: clients refuse
+/// servers that do not list them).
+pub fn builtin_modules() -> Vec<ModuleDescriptor> {
+    vec![kms_core::module::descriptor(), kms_elements::descriptor(), kms_filters::descriptor()]
+}
+
+/// Runs the server with the built-in modules plus `extra`.
+pub fn main_with_modules(extra: Vec<ModuleDescriptor>) -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let env = |k: &str| std::env::var(k).ok();
+    let cli = Cli::parse(&args, env);
+    if cli.help {
+        print!("{}", cli::HELP);
+        return ExitCode::SUCCESS;
+    }
+    if let Some(d) = &cli.gst_debug {
+        // SAFETY: single-threaded at this point, before GStreamer starts.
+        unsafe { std::env::set_var("GST_DEBUG", d) };
+    }
+    if cli.gst_debug_no_color {
+        unsafe { std::env::set_var("GST_DEBUG_NO_COLOR", "1") };
+    }
+    let mut modules = builtin_modules();
+    modules.extend(extra);
+    if cli.version {
+        println!("Kurento Media Server version: {}", kms_core::server_manager::SERVER_VERSION);
+        println!("Found modules:");
+        for m in &modules {
+            println!("\t'{}' version {}", m.name, m.version);
+        }
+        return ExitCode::SUCCESS;
+    }
+    if cli.list {
+        println!("Available factories:");
+        let mut names = vec![];
+        for m in &modules {
+            for c in m.classes.iter().filter(|c| c.factory.is_some()) {
+                names.push(c.name.to_string());
+                names.push(c.qualified_name.to_string());
+            }
+        }
+        for n in names {
+            println!("\t{n}");
+        }
+        return ExitCode::SUCCESS;
+    }
+    logging::init(cli.logs_path.as_deref(), cli.log_file_size_mb, cli.number_log_files);
+    let settings = match Settings::load(&cli.conf_file, cli.modules_config_path.as_deref(), &env) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("kurento-media-server: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Err(e) = kms_core::module::init() {
+        eprintln!("kurento-media-server: cannot initialize GStreamer: {e}");
+        return ExitCode::from(1);
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(settings_threads())
+        .enable_all()
+        .thread_name("kms-io")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kurento-media-server: cannot start runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    rt.block_on(run(settings, modules))
+}
+
+fn settings_threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 8)
+}
+
+async fn run(settings: Settings, modules: Vec<ModuleDescriptor>) -> ExitCode {
+    // SIGPIPE must not kill the server (spec §11.4).
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    let hub = SessionHub::new(&settings.server);
+    let registry = kms_core::Registry::new(modules, hub.notifier(), settings.core.clone());
+    let backend: Arc<dyn kms_jsonrpc::MediaBackend> = Arc::new(registry.clone());
+    let server = match Server::bind(settings.server.clone(), hub, backend).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot open any listener: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Some(a) = server.local_addr() {
+        tracing::info!("Kurento Media Server listening on ws://{a}/{}", settings.server.path);
+    }
+    if let Some(a) = server.secure_local_addr() {
+        tracing::info!("Kurento Media Server listening on wss://{a}/{}", settings.server.path);
+    }
+    let shutdown = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        }
+    };
+    let result = server.run(shutdown).await;
+    // spec §4.4: release all pipelines (to NULL) before exiting.
+    let reg = registry.clone();
+    let _ = tokio::task::spawn_blocking(move || reg.release_all()).await;
+    match result {
+        Ok(()) => {
+            tracing::info!("bye");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("server error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! Configuration loading (spec §11.1–11.3, §11.6): the main
+//! `kurento.conf.json`, per-module `.conf.ini`/`.conf.json` files, and
+//! `KMS_*` environment overrides.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kms_core::CoreConfig;
+use kms_jsonrpc::config::{Limits, ServerConfig, TlsConfig};
+use serde_json::{Map, Value};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot load config file {path}: {reason}")]
+    Load { path: String, reason: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Everything the server needs from configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub server: ServerConfig,
+    pub core: CoreConfig,
+    pub config_dir: PathBuf,
+}
+
+/// Loads one config file into JSON, by extension (spec §11.2).
+pub fn load_file(path: &Path) -> Result<Value, SettingsError> {
+    let name = path.to_string_lossy().to_string();
+    let format = if name.ends_with(".ini") {
+        config::FileFormat::Ini
+    } else if name.ends_with(".json") {
+        config::FileFormat::Json
+    } else {
+        return Err(SettingsError::Load { path: name, reason: "unsupported format (use .conf.json or .conf.ini)".into() });
+    };
+    let cfg = config::Config::builder()
+        .add_source(config::File::from(path).format(format))
+        .build()
+        .map_err(|e| SettingsError::Load { path: name.clone(), reason: e.to_string() })?;
+    let v: Value = cfg.try_deserialize().map_err(|e| SettingsError::Load { path: name, reason: e.to_string() })?;
+    Ok(strip_comments(v))
+}
+
+/// `"//"` keys emulate comments in KMS JSON files (spec §11.1).
+fn strip_comments(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(m.into_iter().filter(|(k, _)| !k.starts_with("//")).map(|(k, v)| (k, strip_comments(v))).collect()),
+        Value::Array(a) => Value::Array(a.into_iter().map(strip_comments).collect()),
+        v => v,
+    }
+}
+
+/// Objects merge recursively; scalars and arrays are replaced (spec §11.2).
+pub fn merge(into: &mut Value, from: Value) {
+    match (into, from) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                match a.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        a.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+/// Scans module config directories: `<dir>/<a>/<b>/<Name>.conf.<ext>` is
+/// loaded under `<a>.<b>.<Name>` (spec §11.2). Bad files are logged and
+/// skipped.
+pub fn load_module_configs(dirs: &[PathBuf]) -> Value {
+    let mut tree = Value::Object(Map::new());
+    for dir in dirs {
+        let mut files = vec![];
+        collect(dir, dir, &mut files);
+        files.sort();
+        for (rel, path) in files {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let Some(stem) = name.strip_suffix(".conf.ini").or_else(|| name.strip_suffix(".conf.json")) else { continue };
+            match load_file(&path) {
+                Ok(mut v) => {
+                    if let Value::Object(m) = &mut v {
+                        m.insert("configPath".into(), Value::String(path.parent().map(|p| p.display().to_string()).unwrap_or_default()));
+                    }
+                    let mut segs: Vec<String> = rel.iter().map(|s| s.to_string_lossy().to_string()).collect();
+                    segs.push(stem.to_string());
+                    let mut wrapped = v;
+                    for s in segs.into_iter().rev() {
+                        let mut m = Map::new();
+                        m.insert(s, wrapped);
+                        wrapped = Value::Object(m);
+                    }
+                    merge(&mut tree, wrapped);
+                }
+                Err(e) => tracing::warn!("skipping module config: {e}"),
+            }
+        }
+    }
+    tree
+}
+
+fn collect(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, PathBuf)>) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            collect(root, &p, out);
+        } else {
+            let rel = p.parent().and_then(|d| d.strip_prefix(root).ok()).map(Path::to_path_buf).unwrap_or_default();
+            out.push((rel, p));
+        }
+    }
+}
+
+/// The Docker variables of spec §11.6, applied on top of the INI files so
+/// the binary honours them even outside the image.
+pub fn env_overrides(env: &dyn Fn(&str) -> Option<String>) -> Value {
+    let mut tree = Value::Object(Map::new());
+    let mut set = |class: &str, key: &str, v: String| {
+        merge(&mut tree, serde_json::json!({"kurento": {class: {key: v}}}));
+    };
+    let pairs = [
+        ("KMS_MIN_PORT", "BaseRtpEndpoint", "minPort"),
+        ("KMS_MAX_PORT", "BaseRtpEndpoint", "maxPort"),
+        ("KMS_MTU", "BaseRtpEndpoint", "mtu"),
+        ("KMS_EXTERNAL_IPV4", "WebRtcEndpoint", "externalIPv4"),
+        ("KMS_EXTERNAL_IPV6", "WebRtcEndpoint", "externalIPv6"),
+        ("KMS_NETWORK_INTERFACES", "WebRtcEndpoint", "networkInterfaces"),
+        ("KMS_ICE_TCP", "WebRtcEndpoint", "iceTcp"),
+        ("KMS_TURN_URL", "WebRtcEndpoint", "turnURL"),
+        ("KMS_PEM_CERTIFICATE_RSA", "WebRtcEndpoint", "pemCertificateRSA"),
+        ("KMS_PEM_CERTIFICATE_ECDSA", "WebRtcEndpoint", "pemCertificateECDSA"),
+    ];
+    for (var, class, key) in pairs {
+        if let Some(v) = env(var).filter(|v| !v.is_empty() && v != "auto") {
+            set(class, key, v);
+        }
+    }
+    // Both are required (spec §11.6).
+    if let (Some(ip), Some(port)) = (env("KMS_STUN_IP").filter(|v| !v.is_empty()), env("KMS_STUN_PORT").filter(|v| !v.is_empty())) {
+        set("WebRtcEndpoint", "stunServerAddress", ip);
+        set("WebRtcEndpoint", "stunServerPort", port);
+    }
+    tree
+}
+
+fn get<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(v, |v, k| v.get(*k))
+}
+
+fn as_u64(v: Option<&Value>) -> Option<u64> {
+    match v? {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn as_bool(v: Option<&Value>) -> Option<bool> {
+    match v? {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => n.as_i64().map(|i| i != 0),
+        Value::String(s) => Some(matches!(s.trim(), "1" | "true" | "TRUE" | "True")),
+        _ => None,
+    }
+}
+
+fn as_string(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+impl Settings {
+    /// Builds settings from the parsed main config and the module tree.
+    pub fn from_values(main: &Value, modules: Value, config_dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, SettingsError> {
+        let ms = get(main, &["mediaServer"]).cloned().unwrap_or(Value::Null);
+        if let Some(Value::Object(net)) = get(&ms, &["net"])
+            && (net.len() != 1 || !net.contains_key("websocket"))
+        {
+            return Err(SettingsError::Invalid("mediaServer.net must contain exactly one transport: websocket".into()));
+        }
+        let ws = get(&ms, &["net", "websocket"]).cloned().unwrap_or(Value::Null);
+        let res = get(&ms, &["resources"]).cloned().unwrap_or(Value::Null);
+        let secure = {
+            let port = as_u64(get(&ws, &["secure", "port"])).unwrap_or(0) as u16;
+            let cert = as_string(get(&ws, &["secure", "certificate"]));
+            match (port, cert) {
+                (p, Some(c)) if p > 0 => {
+                    let c = PathBuf::from(c);
+                    let certificate = if c.is_relative() { config_dir.join(c) } else { c };
+                    Some(TlsConfig { port: p, certificate, password: as_string(get(&ws, &["secure", "password"])) })
+                }
+                (p, None) if p > 0 => {
+                    tracing::warn!("secure.port set without secure.certificate: wss:// disabled");
+                    None
+                }
+                _ => None,
+            }
+        };
+        let defaults = Limits::default();
+        let lim = get(&res, &["limits"]).cloned().unwrap_or(Value::Null);
+        let limits = Limits {
+            max_message_bytes: as_u64(lim.get("maxMessageBytes")).map(|v| v as usize).unwrap_or(defaults.max_message_bytes),
+            max_sessions: as_u64(lim.get("maxSessions")).map(|v| v as usize).unwrap_or(defaults.max_sessions),
+            max_session_id_len: as_u64(lim.get("maxSessionIdLength")).map(|v| v as usize).unwrap_or(defaults.max_session_id_len),
+            max_transaction_operations: as_u64(lim.get("maxTransactionOperations")).map(|v| v as usize).unwrap_or(defaults.max_transaction_operations),
+            max_connections: as_u64(lim.get("maxConnections")).map(|v| v as usize).unwrap_or(defaults.max_connections),
+        };
+        let server = ServerConfig {
+            port: as_u64(get(&ws, &["port"])).unwrap_or(0) as u16,
+            address: as_string(get(&ws, &["address"])),
+            ipv6: as_bool(get(&ws, &["ipv6"])).unwrap_or(true),
+            path: as_string(get(&ws, &["path"])).unwrap_or_else(|| "kurento".into()).trim_start_matches('/').to_string(),
+            secure,
+            gc_period: Duration::from_secs(as_u64(get(&res, &["garbageCollectorPeriod"])).unwrap_or(240).max(1)),
+            disable_request_cache: as_bool(get(&res, &["disableRequestCache"])).unwrap_or(false),
+            access_token: env("KMS_ACCESS_TOKEN").filter(|t| !t.is_empty()).or_else(|| as_string(get(&ws, &["accessToken"]))),
+            limits,
+        };
+        let metadata = match main.get("metadata") {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::Object(m)) if m.is_empty() => String::new(),
+            Some(v) => serde_json::to_string_pretty(v).unwrap_or_default(),
+        };
+        let mut modules = modules;
+        merge(&mut modules, env_overrides(env));
+        let core = CoreConfig {
+            modules,
+            metadata,
+            max_objects_per_session: as_u64(lim.get("maxObjectsPerSession")).map(|v| v as usize).unwrap_or(100_000),
+            max_cpu_sample_ms: as_u64(lim.get("maxCpuSampleMs")).unwrap_or(10_000),
+        };
+        Ok(Settings { server, core, config_dir: config_dir.to_path_buf() })
+    }
+
+    /// Loads the main file and the module directories.
+    pub fn load(conf_file: &Path, modules_config_path: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, SettingsError> {
+        let main = load_file(conf_file)?;
+        let config_dir = conf_file.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        let dirs: Vec<PathBuf> = match modules_config_path {
+            Some(p) => p.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect(),
+            None => vec![config_dir.join("modules")],
+        };
+        let tree = load_module_configs(&dirs);
+        let modules = tree.get("modules").cloned().unwrap_or(tree);
+        Settings::from_values(&main, modules, &config_dir, env)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmpdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("kms-settings-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn loads_main_json_with_comment_keys_and_module_ini_case_sensitive() {
+        let d = tmpdir("a");
+        std::fs::write(
+            d.join("kurento.conf.json"),
+            r#"{"//": "comment", "metadata": {"a": 1}, "mediaServer": {"resources": {"garbageCollectorPeriod": 7},
+               "net": {"websocket": {"port": 9999, "path": "/kms"}}}}"#,
+        )
+        .unwrap();
+        std::fs::create_dir_all(d.join("modules/kurento")).unwrap();
+        std::fs::write(d.join("modules/kurento/BaseRtpEndpoint.conf.ini"), "minPort=40000\n;maxPort=1\nmaxPort=50000\n").unwrap();
+        std::fs::write(d.join("modules/kurento/MediaElement.conf.ini"), "encoderBitrate=123000\n").unwrap();
+        let s = Settings::load(&d.join("kurento.conf.json"), None, &|_| None).unwrap();
+        assert_eq!(s.server.port, 9999);
+        assert_eq!(s.server.path, "kms");
+        assert_eq!(s.server.gc_period, Duration::from_secs(7));
+        assert_eq!(s.core.module_i64("kurento", "BaseRtpEndpoint", "minPort"), Some(40000));
+        assert_eq!(s.core.module_i64("kurento", "BaseRtpEndpoint", "maxPort"), Some(50000));
+        assert_eq!(s.core.module_i64("kurento", "MediaElement", "encoderBitrate"), Some(123000));
+        assert!(s.core.metadata.contains("\"a\": 1"));
+    }
+
+    #[test]
+    fn kms_env_overrides_module_settings() {
+        let env = |k: &str| match k {
+            "KMS_MIN_PORT" => Some("41000".to_string()),
+            "KMS_STUN_IP" => Some("10.0.0.1".to_string()),
+            "KMS_STUN_PORT" => Some("3479".to_string()),
+            _ => None,
+        };
+        let s = Settings::from_values(&serde_json::json!({}), serde_json::json!({}), Path::new("/tmp"), &env).unwrap();
+        assert_eq!(s.core.module_i64("kurento", "BaseRtpEndpoint", "minPort"), Some(41000));
+        assert_eq!(s.core.module_str("kurento", "WebRtcEndpoint", "stunServerAddress").as_deref(), Some("10.0.0.1"));
+        assert_eq!(s.server.port, 0, "absent port disables ws:// (spec §11.1)");
+    }
+
+    #[test]
+    fn more_than_one_transport_is_rejected() {
+        let main = serde_json::json!({"mediaServer": {"net": {"websocket": {}, "other": {}}}});
+        assert!(Settings::from_values(&main, serde_json::json!({}), Path::new("/"), &|_| None).is_err());
+    }
+}

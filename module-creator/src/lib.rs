@@ -1,0 +1,20 @@
+//! kurento-module-creator: Kurento Module Descriptors (`.kmd.json`, spec
+//! §12) into Rust server code, Rust and JavaScript client bindings, and new
+//! module scaffolds.
+//!
+//! Module crates call [`Builder`] from their `build.rs`; the
+//! `kurento-module-creator` binary wraps the same library.
+
+pub mod builder;
+pub mod emit_kmd;
+pub mod names;
+pub mod error;
+pub mod js_client;
+pub mod model;
+pub mod resolve;
+pub mod rust_server;
+
+pub use builder::Builder;
+pub use error::KmdError;
+pub use model::{Module, load_module, load_modules};
+pub use resolve::ModuleSet;

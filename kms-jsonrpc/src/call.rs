@@ -101,9 +101,7 @@ impl Call {
         Ok(match method {
             "create" => Call::Create {
                 type_name: required_str(params, "type")?,
-                constructor_params: params
-                    .remove("constructorParams")
-                    .filter(|v| !v.is_null()),
+                constructor_params: params.remove("constructorParams").filter(|v| !v.is_null()),
             },
             "describe" => Call::Describe {
                 object: required_str(params, "object")?,
@@ -154,8 +152,15 @@ impl Call {
 
     /// Runs the call; a panicking backend becomes -32603 instead of taking
     /// the connection down.
-    pub fn execute(self, session: &SessionId, backend: &dyn MediaBackend, server_id: &str) -> Outcome {
-        match catch_unwind(AssertUnwindSafe(|| self.execute_inner(session, backend, server_id))) {
+    pub fn execute(
+        self,
+        session: &SessionId,
+        backend: &dyn MediaBackend,
+        server_id: &str,
+    ) -> Outcome {
+        match catch_unwind(AssertUnwindSafe(|| {
+            self.execute_inner(session, backend, server_id)
+        })) {
             Ok(o) => o,
             Err(panic) => {
                 let what = panic
@@ -169,7 +174,12 @@ impl Call {
         }
     }
 
-    fn execute_inner(self, session: &SessionId, backend: &dyn MediaBackend, server_id: &str) -> Outcome {
+    fn execute_inner(
+        self,
+        session: &SessionId,
+        backend: &dyn MediaBackend,
+        server_id: &str,
+    ) -> Outcome {
         let sid = || Value::String(session.as_str().to_owned());
         let only_session = |r: Result<(), RpcError>| r.map(|()| json!({ SESSION_ID: sid() }));
         let result = match self {

@@ -175,8 +175,11 @@ mod tests {
 
     #[test]
     fn decodes_numeric_and_string_ids_verbatim() {
-        let r = decode(r#"{"jsonrpc":"2.0","id":12,"method":"ping","params":{"interval":5000}}"#, MAX)
-            .unwrap();
+        let r = decode(
+            r#"{"jsonrpc":"2.0","id":12,"method":"ping","params":{"interval":5000}}"#,
+            MAX,
+        )
+        .unwrap();
         assert_eq!(r.id, Some(RequestId::Number(12.into())));
         assert_eq!(r.method, "ping");
         assert_eq!(r.params, Some(json!({"interval":5000})));
@@ -264,8 +267,8 @@ mod tests {
 
     #[test]
     fn event_notification_shape() {
-        let v: Value = serde_json::from_str(&encode_event("P/W", "EndOfStream", json!({"a":1})))
-            .unwrap();
+        let v: Value =
+            serde_json::from_str(&encode_event("P/W", "EndOfStream", json!({"a":1}))).unwrap();
         assert_eq!(
             v,
             json!({"jsonrpc":"2.0","method":"onEvent","params":{"value":{"data":{"a":1},"object":"P/W","type":"EndOfStream"}}})
@@ -280,7 +283,9 @@ mod tests {
         assert_eq!(r.method, "create");
         let bad = json!({"id":0,"method":"create"});
         assert_eq!(
-            decode_value(bad.as_object().unwrap().clone()).unwrap_err().code,
+            decode_value(bad.as_object().unwrap().clone())
+                .unwrap_err()
+                .code,
             codes::INVALID_REQUEST
         );
     }

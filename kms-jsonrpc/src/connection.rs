@@ -22,7 +22,7 @@ use crate::session_table::ConnectionId;
 const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_PROTOCOL_ERROR: u16 = 1002;
 /// How long to wait for the peer's close frame after sending ours.
-const CLOSE_HANDSHAKE_WAIT: Duration = Duration::from_secs(2);
+const CLOSE_HANDSHAKE_WAIT: Duration = Duration::from_secs(1);
 
 pub(crate) async fn serve(socket: WebSocket, ctx: Arc<Ctx>, path_ok: bool, slot: ConnectionSlot) {
     let _slot = slot;
@@ -56,8 +56,13 @@ pub(crate) async fn serve(socket: WebSocket, ctx: Arc<Ctx>, path_ok: bool, slot:
                     break true;
                 }
             }
-            Some(Ok(Message::Binary(_))) => {
-                tracing::debug!(%conn, "binary frame ignored (protocol uses text frames only)");
+            // The official JS client (websocket-stream) sends its JSON in
+            // binary frames; KMS accepts them, so we do too.
+            Some(Ok(Message::Binary(bytes))) => {
+                let text = String::from_utf8_lossy(&bytes);
+                if !process(&ctx, conn, &text, &tx, &mut stop).await {
+                    break true;
+                }
             }
             // Ping/pong are answered by the library; after a close frame the
             // stream ends by itself.
@@ -92,7 +97,12 @@ async fn process(
             Some(codec::encode_error(&e))
         }
         Ok(request) => {
-            let step = ctx.hub.lock().dispatcher.begin(conn, request, Instant::now());
+            tracing::debug!(%conn, method = %request.method, id = ?request.id, "request");
+            let step = ctx
+                .hub
+                .lock()
+                .dispatcher
+                .begin(conn, request, Instant::now());
             match step {
                 Step::Reply(Reply { text, .. }) => text,
                 Step::Call(pending) => {
@@ -105,7 +115,13 @@ async fn process(
                         _ = stopped(stop) => return false,
                     };
                     match joined {
-                        Ok(done) => ctx.hub.lock().dispatcher.complete(done, Instant::now()).text,
+                        Ok(done) => {
+                            ctx.hub
+                                .lock()
+                                .dispatcher
+                                .complete(done, Instant::now())
+                                .text
+                        }
                         Err(e) => {
                             tracing::error!(%conn, "backend task failed: {e}");
                             let err = RpcError::internal(Some("backend task failed"));

@@ -173,7 +173,11 @@ impl Dispatcher {
     /// When [`Dispatcher::handle_timeout`] must run next.
     pub fn poll_timeout(&self) -> Instant {
         let t = self.sessions.poll_timeout();
-        self.cache.next_expiry().map_or(t, |c| c.min(t))
+        // Requests purge the cache as they come; the timer only matters when
+        // idle, so expiries are coalesced into one wake-up per second.
+        self.cache
+            .next_expiry()
+            .map_or(t, |c| (c + Duration::from_secs(1)).min(t))
     }
 
     /// Expires cache entries and runs due GC work (§3.2, §3.4). The
@@ -361,8 +365,7 @@ impl Dispatcher {
         };
         if !matches!(call, Call::CloseSession { .. }) {
             // §3.1: unknown sessionIds are implicitly created.
-            self.sessions
-                .ensure(&session, self.limits.max_sessions)?;
+            self.sessions.ensure(&session, self.limits.max_sessions)?;
         }
         Ok((call, session))
     }

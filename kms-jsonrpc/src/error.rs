@@ -204,7 +204,10 @@ impl RpcError {
 
     /// -32000 `'<name>' parameter is required` (§5 preamble).
     pub fn param_required(name: &str) -> Self {
-        Self::new(codes::SERVER_ERROR, format!("'{name}' parameter is required"))
+        Self::new(
+            codes::SERVER_ERROR,
+            format!("'{name}' parameter is required"),
+        )
     }
 
     /// -32000 `'<name>' parameter should be <kind>`, `kind` with its
@@ -380,7 +383,10 @@ mod tests {
 
     #[test]
     fn unknown_and_40500_codes_are_undefined() {
-        assert_eq!(RpcError::new(49123, "custom").type_name(), Some("UNDEFINED"));
+        assert_eq!(
+            RpcError::new(49123, "custom").type_name(),
+            Some("UNDEFINED")
+        );
         assert_eq!(
             RpcError::new(codes::SERVER_MANAGER_ERROR_KMD_NOT_FOUND, "x").type_name(),
             Some("UNDEFINED")

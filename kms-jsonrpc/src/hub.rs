@@ -170,7 +170,9 @@ impl Notifier {
             .and_then(|c| st.outbound.get(&c));
         match tx {
             Some(tx) if tx.send(Outbound::Text(text)).is_ok() => {}
-            _ => tracing::debug!(%session, object, event_type, "no connection bound; event dropped"),
+            _ => {
+                tracing::debug!(%session, object, event_type, "no connection bound; event dropped")
+            }
         }
     }
 

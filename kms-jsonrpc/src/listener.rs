@@ -19,18 +19,17 @@ pub(crate) async fn bind_tcp(
     port: u16,
     what: &'static str,
 ) -> Result<TcpListener, Error> {
-    let bind_err = |addr: String, source: io::Error| Error::Bind {
-        what,
-        addr,
-        source,
-    };
+    let bind_err = |addr: String, source: io::Error| Error::Bind { what, addr, source };
     if let Some(address) = address {
         let host = address.trim_start_matches('[').trim_end_matches(']');
         let candidates: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
             .await
             .map_err(|e| bind_err(format!("{address}:{port}"), e))?
             .collect();
-        let mut last = io::Error::new(io::ErrorKind::AddrNotAvailable, "address resolved to nothing");
+        let mut last = io::Error::new(
+            io::ErrorKind::AddrNotAvailable,
+            "address resolved to nothing",
+        );
         for addr in candidates {
             match bind_addr(addr) {
                 Ok(l) => return Ok(l),
@@ -77,7 +76,9 @@ mod tests {
         assert_ne!(a.port(), 0);
         // SO_REUSEADDR: rebinding right after close works.
         drop(l);
-        bind_tcp(Some("127.0.0.1"), true, a.port(), "ws").await.unwrap();
+        bind_tcp(Some("127.0.0.1"), true, a.port(), "ws")
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
@@ -90,7 +91,9 @@ mod tests {
 
     #[tokio::test]
     async fn unresolvable_address_is_a_bind_error() {
-        let e = bind_tcp(Some("no-such-host.invalid"), true, 0, "ws").await.unwrap_err();
+        let e = bind_tcp(Some("no-such-host.invalid"), true, 0, "ws")
+            .await
+            .unwrap_err();
         assert!(matches!(e, Error::Bind { .. }), "{e}");
     }
 }

@@ -71,7 +71,13 @@ impl RequestCache {
 
     /// Stores a response; an existing live entry for the key is kept, as
     /// upstream only adds responses it does not have yet.
-    pub fn insert(&mut self, session: SessionId, id: String, response: CachedResponse, now: Instant) {
+    pub fn insert(
+        &mut self,
+        session: SessionId,
+        id: String,
+        response: CachedResponse,
+        now: Instant,
+    ) {
         self.purge(now);
         let key = (session, id);
         if self.entries.contains_key(&key) {
@@ -134,6 +140,7 @@ impl RequestCache {
         self.entries.len()
     }
 
+    #[cfg(test)]
     pub fn bytes(&self) -> usize {
         self.bytes
     }
@@ -156,7 +163,10 @@ mod tests {
         let mut c = RequestCache::new(REQUEST_CACHE_TTL, REQUEST_CACHE_MAX_BYTES);
         let s = SessionId::from("s");
         c.insert(s.clone(), "1".into(), resp("r1"), t0);
-        assert_eq!(c.get(&s, "1", t0 + Duration::from_secs(19)).unwrap().text, "r1");
+        assert_eq!(
+            c.get(&s, "1", t0 + Duration::from_secs(19)).unwrap().text,
+            "r1"
+        );
         assert!(c.get(&s, "2", t0).is_none());
         assert!(c.get(&SessionId::from("t"), "1", t0).is_none());
         assert!(c.get(&s, "1", t0 + Duration::from_secs(20)).is_none());
@@ -185,7 +195,12 @@ mod tests {
         let mut c = RequestCache::new(REQUEST_CACHE_TTL, REQUEST_CACHE_MAX_BYTES);
         let s = SessionId::from("s");
         c.insert(s.clone(), "1".into(), resp("a"), t0);
-        c.insert(s.clone(), "1".into(), resp("b"), t0 + Duration::from_secs(1));
+        c.insert(
+            s.clone(),
+            "1".into(),
+            resp("b"),
+            t0 + Duration::from_secs(1),
+        );
         assert_eq!(c.get(&s, "1", t0).unwrap().text, "a");
     }
 

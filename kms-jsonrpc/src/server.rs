@@ -160,7 +160,10 @@ impl Server {
 
     /// Serves until `shutdown` resolves; then stops accepting, closes every
     /// socket (close frame 1001), stops the GC task and returns.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
         let Server {
             config,
             hub,
@@ -171,7 +174,10 @@ impl Server {
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let limit = config.limits.max_message_bytes;
-        let ws_max_message = limit.saturating_mul(4).min(WS_HARD_CAP).max(limit.saturating_add(64 * 1024));
+        let ws_max_message = limit
+            .saturating_mul(4)
+            .min(WS_HARD_CAP)
+            .max(limit.saturating_add(64 * 1024));
         let ctx = Arc::new(Ctx {
             hub: hub.clone(),
             backend: backend.clone(),
@@ -184,7 +190,8 @@ impl Server {
 
         let mut listeners = JoinSet::new();
         if let Some(l) = ws {
-            let serve = axum::serve(l, router.clone()).with_graceful_shutdown(stopped(stop_rx.clone()));
+            let serve =
+                axum::serve(l, router.clone()).with_graceful_shutdown(stopped(stop_rx.clone()));
             listeners.spawn(async move { serve.await });
         }
         if let Some((l, acceptor)) = wss {

@@ -1,9 +1,10 @@
 //! Live sessions, their connection bindings and their garbage collection
 //! (spec §3.1 association, §3.2 liveness).
 //!
-//! Sans-IO: the transport asks [`SessionTable::poll_timeout`] when to wake
-//! up and calls [`SessionTable::handle_timeout`] with the current time; the
-//! sessions it returns must be handed to `MediaBackend::unref_session`.
+//! Sans-IO: the transport asks `poll_timeout` when to wake up and calls
+//! `handle_timeout` with the current time (through
+//! [`crate::Dispatcher`]); the sessions it returns must be handed to
+//! `MediaBackend::unref_session`.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -174,7 +174,9 @@ mod tests {
     use std::path::PathBuf;
 
     fn fixture(name: &str) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name)
     }
 
     fn cfg(name: &str, password: Option<&str>) -> TlsConfig {
@@ -203,7 +205,8 @@ mod tests {
         assert!(e.to_string().contains("no 'secure.password'"), "{e}");
         let e = load_server_config(&cfg("server-encrypted.pem", Some("wrong"))).unwrap_err();
         assert!(e.to_string().contains("cannot decrypt"), "{e}");
-        let e = load_server_config(&cfg("server-legacy-encrypted.pem", Some("kurento"))).unwrap_err();
+        let e =
+            load_server_config(&cfg("server-legacy-encrypted.pem", Some("kurento"))).unwrap_err();
         assert!(e.to_string().contains("openssl pkcs8"), "{e}");
     }
 

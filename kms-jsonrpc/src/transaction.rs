@@ -72,7 +72,10 @@ pub(crate) fn execute(
             }
         }
         // §5.9: the transaction's sessionId is forced into each operation.
-        params.insert(SESSION_ID.to_owned(), Value::String(session.as_str().to_owned()));
+        params.insert(
+            SESSION_ID.to_owned(),
+            Value::String(session.as_str().to_owned()),
+        );
         op.insert("params".to_owned(), Value::Object(params));
         let result = match codec::decode_value(op) {
             Err(e) => Err(e),
@@ -184,7 +187,10 @@ mod tests {
         ];
         let mut v = json!({"a":"newref:0","b":[{"c":"newref:0"}],"d":"newref:","e":"xnewref:0"});
         inject_refs(&mut v, &responses).unwrap();
-        assert_eq!(v, json!({"a":"P","b":[{"c":"P"}],"d":"newref:","e":"xnewref:0"}));
+        assert_eq!(
+            v,
+            json!({"a":"P","b":[{"c":"P"}],"d":"newref:","e":"xnewref:0"})
+        );
         let e = inject_refs(&mut json!("newref:1"), &responses).unwrap_err();
         assert_eq!(e.message, "Result not found on request 1");
         let e = inject_refs(&mut json!(["newref:7"]), &responses).unwrap_err();

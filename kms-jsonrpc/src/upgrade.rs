@@ -142,12 +142,18 @@ mod tests {
 
     #[test]
     fn access_token_from_query_or_bearer_header() {
-        assert!(token_matches(&parts("/kurento?access_token=s3cr%65t", &[]), "s3cret"));
+        assert!(token_matches(
+            &parts("/kurento?access_token=s3cr%65t", &[]),
+            "s3cret"
+        ));
         assert!(token_matches(
             &parts("/kurento", &[("Authorization", "Bearer s3cret")]),
             "s3cret"
         ));
-        assert!(!token_matches(&parts("/kurento?access_token=nope", &[]), "s3cret"));
+        assert!(!token_matches(
+            &parts("/kurento?access_token=nope", &[]),
+            "s3cret"
+        ));
         assert!(!token_matches(
             &parts("/kurento", &[("Authorization", "Basic s3cret")]),
             "s3cret"

@@ -362,8 +362,10 @@ impl ModuleSet {
                 _ => Err(KmdError::new(&o.file, &path, format!("bad enum value {d} for '{name}' (one of {})", values.join("|")))),
             },
             Resolved::Primitive("boolean") if !d.is_boolean() => Err(KmdError::new(&o.file, &path, format!("default {d} is not a boolean"))),
-            Resolved::Primitive("int" | "int64") if !(d.is_i64() || d.is_u64()) => Err(KmdError::new(&o.file, &path, format!("default {d} is not an integer"))),
-            Resolved::Primitive("float" | "double") if !d.is_number() => Err(KmdError::new(&o.file, &path, format!("default {d} is not a number"))),
+            // Upstream descriptors write some numeric defaults as strings
+            // ("320"); accepted when they parse.
+            Resolved::Primitive("int" | "int64") if !(d.is_i64() || d.is_u64() || d.as_str().is_some_and(|s| s.trim().parse::<i64>().is_ok())) => Err(KmdError::new(&o.file, &path, format!("default {d} is not an integer"))),
+            Resolved::Primitive("float" | "double") if !(d.is_number() || d.as_str().is_some_and(|s| s.trim().parse::<f64>().is_ok())) => Err(KmdError::new(&o.file, &path, format!("default {d} is not a number"))),
             _ => Ok(()),
         }
     }

@@ -302,7 +302,6 @@ impl<'a> Gen<'a> {
                 .set
                 .all_event_properties(self.m, e)
                 .into_iter()
-                .filter(|(om, _)| !(om.name == "core" && false))
                 .filter_map(|(_, p)| {
                     let inherited_base = chain.iter().any(|(_, x)| {
                         (x.name == "RaiseBase" || x.name == "Media") && x.properties.iter().any(|q| std::ptr::eq(q, p))

@@ -14,6 +14,7 @@ const DEFAULT_BRANCH_MAX_TIME: u64 = 2_000_000_000;
 
 pub struct AgnosticBin {
     tee: gst::Element,
+    next_pad: std::sync::atomic::AtomicU32,
 }
 
 #[glib::object_subclass]
@@ -27,7 +28,7 @@ impl ObjectSubclass for AgnosticBin {
             .property("allow-not-linked", true)
             .build()
             .expect("tee from coreelements is always present");
-        AgnosticBin { tee }
+        AgnosticBin { tee, next_pad: std::sync::atomic::AtomicU32::new(0) }
     }
 }
 
@@ -90,13 +91,23 @@ impl ElementImpl for AgnosticBin {
             let _ = obj.remove(&queue);
             return None;
         }
+        // Hold data back until the consumer is linked: a buffer pushed into
+        // an unlinked branch would be a NOT_LINKED error for the pipeline.
+        let hold = tee_src.add_probe(gst::PadProbeType::BLOCK_DOWNSTREAM, |_, _| gst::PadProbeReturn::Ok);
         let _ = queue.sync_state_with_parent();
         let qsrc = queue.static_pad("src")?;
-        let mut builder = gst::GhostPad::builder_from_template_with_target(templ, &qsrc).ok()?;
-        if let Some(n) = name {
-            builder = builder.name(n);
-        }
-        let ghost = builder.build();
+        let name = match name {
+            Some(n) => n.to_string(),
+            None => format!("src_{}", self.next_pad.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
+        };
+        let ghost = gst::GhostPad::builder_from_template_with_target(templ, &qsrc).ok()?.name(name).build();
+        let hold = std::sync::Mutex::new(hold);
+        let tee_pad = tee_src.clone();
+        ghost.connect_linked(move |_, _| {
+            if let Some(id) = hold.lock().unwrap().take() {
+                tee_pad.remove_probe(id);
+            }
+        });
         // Remember the branch so release can undo it.
         unsafe {
             ghost.set_data("kms-branch-queue", queue.clone());
@@ -121,7 +132,8 @@ impl ElementImpl for AgnosticBin {
         if let Some(tee_src) = tee_src {
             self.tee.release_request_pad(&tee_src);
         }
-        if let Some(queue) = queue {
+        // During bin disposal the children are already gone.
+        if let Some(queue) = queue.filter(|q| q.parent().as_ref() == Some(obj.upcast_ref())) {
             let _ = queue.set_state(gst::State::Null);
             let _ = obj.remove(&queue);
         }

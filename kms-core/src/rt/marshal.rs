@@ -50,6 +50,16 @@ fn integral(v: &Value) -> Option<i64> {
     match v {
         Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e18).map(|f| f as i64)),
         Value::Bool(b) => Some(*b as i64),
+        // Numeric strings (upstream descriptors have defaults like "320").
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
 }
@@ -71,14 +81,14 @@ impl FromJson for i64 {
 impl FromJson for f64 {
     const KIND: &'static str = "double";
     fn from_json(v: &Value, name: &str, what: What) -> Result<Self> {
-        v.as_f64().ok_or_else(|| Error::wrong_type(name, what, Self::KIND))
+        number(v).ok_or_else(|| Error::wrong_type(name, what, Self::KIND))
     }
 }
 
 impl FromJson for f32 {
     const KIND: &'static str = "double";
     fn from_json(v: &Value, name: &str, what: What) -> Result<Self> {
-        v.as_f64().map(|f| f as f32).ok_or_else(|| Error::wrong_type(name, what, Self::KIND))
+        number(v).map(|f| f as f32).ok_or_else(|| Error::wrong_type(name, what, Self::KIND))
     }
 }
 

@@ -10,9 +10,12 @@ use std::sync::{Arc, Mutex};
 use gst::prelude::*;
 
 use crate::agnosticbin::AgnosticBin;
-use crate::api::core::events::{ElementConnected, ElementDisconnected, MediaFlowInStateChanged, MediaFlowOutStateChanged};
+use crate::api::core::events::{
+    ElementConnected, ElementDisconnected, MediaFlowInStateChanged, MediaFlowOutStateChanged,
+};
 use crate::api::core::{
-    AudioCaps, ElementConnectionData, ElementStats, GstreamerDotDetails, MediaElement, MediaFlowState, MediaType, StatsType, VideoCaps,
+    AudioCaps, ElementConnectionData, ElementStats, GstreamerDotDetails, MediaElement, MediaFlowState, MediaType,
+    StatsType, VideoCaps,
 };
 use crate::error::{Error, Result};
 use crate::flow::FlowMeter;
@@ -80,7 +83,9 @@ impl ElementCore {
         shared.pipeline.add(&bin)?;
         bin.sync_state_with_parent()?;
         let cfg = ctx.config();
-        let bitrate = |k: &str, d: i64| cfg.module_i64("kurento", "MediaElement", k).unwrap_or(d).clamp(0, i32::MAX as i64) as i32;
+        let bitrate = |k: &str, d: i64| {
+            cfg.module_i64("kurento", "MediaElement", k).unwrap_or(d).clamp(0, i32::MAX as i64) as i32
+        };
         Ok(ElementCore {
             base,
             bin,
@@ -128,7 +133,11 @@ impl ElementCore {
         let base = self.base.clone();
         let pad_name = desc.to_string();
         let meter = FlowMeter::new(move |flowing| {
-            base.raise(&MediaFlowInStateChanged { state: flow_state(flowing), pad_name: pad_name.clone(), media_type: t });
+            base.raise(&MediaFlowInStateChanged {
+                state: flow_state(flowing),
+                pad_name: pad_name.clone(),
+                media_type: t,
+            });
         });
         meter.attach(ghost.upcast_ref());
         st.inputs.insert(key, Input { ghost: ghost.clone(), meter });
@@ -146,7 +155,11 @@ impl ElementCore {
         let base = self.base.clone();
         let pad_name = desc.to_string();
         let meter = FlowMeter::new(move |flowing| {
-            base.raise(&MediaFlowOutStateChanged { state: flow_state(flowing), pad_name: pad_name.clone(), media_type: t });
+            base.raise(&MediaFlowOutStateChanged {
+                state: flow_state(flowing),
+                pad_name: pad_name.clone(),
+                media_type: t,
+            });
         });
         if let Some(p) = agnostic.static_pad("sink") {
             meter.attach(&p);
@@ -240,7 +253,10 @@ pub fn connect(
             let mut links = source.shared.links.lock().unwrap();
             let sink_id = sink.base.id();
             // One source per sink input: the old link goes first.
-            let old = links.iter().position(|l| &l.sink == sink_id && l.media_type == t && l.sink_description == sink_desc).map(|i| links.remove(i));
+            let old = links
+                .iter()
+                .position(|l| &l.sink == sink_id && l.media_type == t && l.sink_description == sink_desc)
+                .map(|i| links.remove(i));
             if let Some(o) = &old {
                 unlink(o);
             }
@@ -286,7 +302,13 @@ pub fn connect(
 }
 
 /// `disconnect` of spec §10.3: never fails, always raises the event.
-pub fn disconnect(source: &ElementCore, sink: &ElementCore, media_type: Option<MediaType>, source_desc: &str, sink_desc: &str) {
+pub fn disconnect(
+    source: &ElementCore,
+    sink: &ElementCore,
+    media_type: Option<MediaType>,
+    source_desc: &str,
+    sink_desc: &str,
+) {
     for t in types(media_type) {
         let found = {
             let mut links = source.shared.links.lock().unwrap();
@@ -346,12 +368,17 @@ pub trait ElementObject: RemoteObject {
     fn core(&self) -> &ElementCore;
 }
 
-fn element_of<'a>(o: &'a Arc<dyn MediaElement>) -> Result<&'a ElementCore> {
+fn element_of(o: &Arc<dyn MediaElement>) -> Result<&ElementCore> {
     o.element().ok_or_else(|| Error::Connect("sink is not a media element".into()))
 }
 
 impl<T: ElementObject> MediaElement for T {
-    fn get_source_connections(&self, _ctx: &Ctx, media_type: Option<MediaType>, description: Option<String>) -> Result<Vec<ElementConnectionData>> {
+    fn get_source_connections(
+        &self,
+        _ctx: &Ctx,
+        media_type: Option<MediaType>,
+        description: Option<String>,
+    ) -> Result<Vec<ElementConnectionData>> {
         let core = self.core();
         let links = core.shared.links.lock().unwrap();
         Ok(links
@@ -363,7 +390,12 @@ impl<T: ElementObject> MediaElement for T {
             .collect())
     }
 
-    fn get_sink_connections(&self, _ctx: &Ctx, media_type: Option<MediaType>, description: Option<String>) -> Result<Vec<ElementConnectionData>> {
+    fn get_sink_connections(
+        &self,
+        _ctx: &Ctx,
+        media_type: Option<MediaType>,
+        description: Option<String>,
+    ) -> Result<Vec<ElementConnectionData>> {
         let core = self.core();
         let links = core.shared.links.lock().unwrap();
         Ok(links
@@ -433,7 +465,10 @@ impl<T: ElementObject> MediaElement for T {
 
     fn get_stats(&self, _ctx: &Ctx, _media_type: Option<MediaType>) -> Result<BTreeMap<String, Polymorphic>> {
         let core = self.core();
-        let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
         let stats = ElementStats {
             id: core.base.id().to_string(),
             r#type: StatsType::Element,
@@ -452,7 +487,12 @@ impl<T: ElementObject> MediaElement for T {
         Ok(self.core().is_flowing_in(media_type, &sink_media_description))
     }
 
-    fn is_media_flowing_out(&self, _ctx: &Ctx, media_type: MediaType, source_media_description: String) -> Result<bool> {
+    fn is_media_flowing_out(
+        &self,
+        _ctx: &Ctx,
+        media_type: MediaType,
+        source_media_description: String,
+    ) -> Result<bool> {
         if media_type == MediaType::Data {
             return Err(Error::IllegalParam("DATA is not supported by isMediaFlowingOut".into()));
         }

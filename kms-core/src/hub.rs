@@ -90,7 +90,10 @@ impl MediaIo for PortIo {
         let queue = gst::ElementFactory::make("queue").name(format!("hub_in_{}", media_type_name(t))).build().ok()?;
         bin.add(&queue).ok()?;
         queue.sync_state_with_parent().ok()?;
-        let ghost = gst::GhostPad::builder_with_target(&queue.static_pad("src")?).ok()?.name(format!("hub_src_{}", media_type_name(t))).build();
+        let ghost = gst::GhostPad::builder_with_target(&queue.static_pad("src")?)
+            .ok()?
+            .name(format!("hub_src_{}", media_type_name(t)))
+            .build();
         let _ = ghost.set_active(true);
         bin.add_pad(&ghost).ok()?;
         hub.logic.port_input(hub, &self.port, t, ghost.upcast_ref());
@@ -102,7 +105,10 @@ impl MediaIo for PortIo {
         let a = AgnosticBin::new(&format!("hub_out_{}", media_type_name(t)));
         bin.add(&a).ok()?;
         a.sync_state_with_parent().ok()?;
-        let ghost = gst::GhostPad::builder_with_target(&a.static_pad("sink")?).ok()?.name(format!("hub_sink_{}", media_type_name(t))).build();
+        let ghost = gst::GhostPad::builder_with_target(&a.static_pad("sink")?)
+            .ok()?
+            .name(format!("hub_sink_{}", media_type_name(t)))
+            .build();
         let _ = ghost.set_active(true);
         bin.add_pad(&ghost).ok()?;
         hub.logic.port_output(hub, &self.port, t, ghost.upcast_ref());

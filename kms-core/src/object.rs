@@ -1,8 +1,8 @@
 //! State every media object has (spec §4, §10.1) and event raising (§7).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use kms_jsonrpc::SessionId;

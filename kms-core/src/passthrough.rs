@@ -67,7 +67,8 @@ impl PassThrough for PassThroughImpl {}
 impl PassThroughFactory for PassThroughImpl {
     fn construct(ctx: &Ctx, params: PassThroughConstructor) -> Result<Arc<Self>> {
         let pipeline = params.media_pipeline;
-        let shared = pipeline.pipeline().cloned().ok_or_else(|| Error::marshall("'mediaPipeline' is not a pipeline"))?;
+        let shared =
+            pipeline.pipeline().cloned().ok_or_else(|| Error::marshall("'mediaPipeline' is not a pipeline"))?;
         let parent: &dyn RemoteObject = pipeline.as_ref();
         let base = ctx.new_object_base(Some(parent));
         let core = ElementCore::new(ctx, base, shared, Box::new(PassIo))?;

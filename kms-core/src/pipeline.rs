@@ -65,7 +65,11 @@ impl MediaPipelineFactory for MediaPipelineImpl {
                 gst::MessageView::Error(e) => {
                     tracing::warn!(object = %events.id(), error = %e.error(), debug = ?e.debug(), "pipeline error");
                     events.raise(&ErrorEvent {
-                        description: format!("{} ({})", e.error(), msg.src().map(|s| s.path_string().to_string()).unwrap_or_default()),
+                        description: format!(
+                            "{} ({})",
+                            e.error(),
+                            msg.src().map(|s| s.path_string().to_string()).unwrap_or_default()
+                        ),
                         error_code: e.error().code(),
                         r#type: "UNEXPECTED_ELEMENT_ERROR".into(),
                     });

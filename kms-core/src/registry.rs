@@ -138,7 +138,13 @@ impl Registry {
                 classes.insert(c.qualified_name.to_string(), c);
             }
             factories.sort_unstable();
-            summaries.push(ModuleSummary { name: m.name, version: m.version, generation_time: m.generation_time, kmd: m.kmd, factories });
+            summaries.push(ModuleSummary {
+                name: m.name,
+                version: m.version,
+                generation_time: m.generation_time,
+                kmd: m.kmd,
+                factories,
+            });
         }
         let reg = Registry {
             inner: Arc::new(Inner {
@@ -178,7 +184,8 @@ impl Registry {
 
     /// Every factory name, short and qualified (`--list`).
     pub fn factory_names(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.inner.classes.iter().filter(|(_, c)| c.factory.is_some()).map(|(k, _)| k.clone()).collect();
+        let mut v: Vec<String> =
+            self.inner.classes.iter().filter(|(_, c)| c.factory.is_some()).map(|(k, _)| k.clone()).collect();
         v.sort();
         v
     }
@@ -222,7 +229,12 @@ impl Registry {
     /// Ids of all live pipelines (ServerManager.getPipelines).
     pub fn pipelines(&self) -> Vec<ObjectId> {
         let st = self.inner.state.lock().unwrap();
-        let mut v: Vec<ObjectId> = st.objects.iter().filter(|(_, e)| e.handle.remote.object().parent().is_none()).map(|(k, _)| k.clone()).collect();
+        let mut v: Vec<ObjectId> = st
+            .objects
+            .iter()
+            .filter(|(_, e)| e.handle.remote.object().parent().is_none())
+            .map(|(k, _)| k.clone())
+            .collect();
         v.sort();
         v
     }
@@ -392,7 +404,12 @@ impl Resolver for Registry {
 }
 
 impl MediaBackend for Registry {
-    fn create(&self, session: &SessionId, type_name: &str, ctor: Option<&Value>) -> std::result::Result<String, RpcError> {
+    fn create(
+        &self,
+        session: &SessionId,
+        type_name: &str,
+        ctor: Option<&Value>,
+    ) -> std::result::Result<String, RpcError> {
         Ok(self.create_object(session, type_name, ctor)?.to_string())
     }
 
@@ -405,7 +422,13 @@ impl MediaBackend for Registry {
         })
     }
 
-    fn invoke(&self, session: &SessionId, object: &str, operation: &str, params: Option<&Map<String, Value>>) -> std::result::Result<Value, RpcError> {
+    fn invoke(
+        &self,
+        session: &SessionId,
+        object: &str,
+        operation: &str,
+        params: Option<&Map<String, Value>>,
+    ) -> std::result::Result<Value, RpcError> {
         let h = self.access(session, object)?;
         let ctx = self.ctx(session);
         let p = self.params(params);

@@ -97,7 +97,12 @@ impl ServerManager for ServerManagerImpl {
     }
 
     fn get_kmd(&self, ctx: &Ctx, module_name: String) -> Result<String> {
-        ctx.registry().modules().iter().find(|m| m.name == module_name).map(|m| m.kmd.to_string()).ok_or(Error::KmdNotFound)
+        ctx.registry()
+            .modules()
+            .iter()
+            .find(|m| m.name == module_name)
+            .map(|m| m.kmd.to_string())
+            .ok_or(Error::KmdNotFound)
     }
 
     fn get_cpu_count(&self, _ctx: &Ctx) -> Result<i32> {

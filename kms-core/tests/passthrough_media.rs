@@ -89,7 +89,9 @@ fn passthrough_forwards_buffers_to_every_connected_sink_and_reports_flow() {
     let at_b = tap_output(&r, &b);
     let at_c = tap_output(&r, &c);
     feed_input(&r, &a);
-    wait_until("buffers at B and C", Duration::from_secs(10), || at_b.load(Ordering::SeqCst) > 10 && at_c.load(Ordering::SeqCst) > 10);
+    wait_until("buffers at B and C", Duration::from_secs(10), || {
+        at_b.load(Ordering::SeqCst) > 10 && at_c.load(Ordering::SeqCst) > 10
+    });
     assert_eq!(invoke(&r, &s, &b, "isMediaFlowingIn", json!({"mediaType": "VIDEO"})), json!(true));
     assert_eq!(invoke(&r, &s, &a, "isMediaFlowingOut", json!({"mediaType": "VIDEO"})), json!(true));
     assert_eq!(invoke(&r, &s, &a, "isMediaFlowingIn", json!({"mediaType": "AUDIO"})), json!(false));
@@ -123,7 +125,14 @@ fn a_new_source_replaces_the_old_one_on_the_same_sink_input() {
     let sink = r.create(&s, "PassThrough", Some(&json!({"mediaPipeline": p}))).unwrap();
     invoke(&r, &s, &a, "connect", json!({"sink": sink}));
     invoke(&r, &s, &b, "connect", json!({"sink": sink, "mediaType": "VIDEO"}));
-    let from = |src: &str| invoke(&r, &s, &sink, "getSourceConnections", json!({"mediaType": "VIDEO"})).as_array().unwrap().iter().filter(|c| c["source"] == src).count();
+    let from = |src: &str| {
+        invoke(&r, &s, &sink, "getSourceConnections", json!({"mediaType": "VIDEO"}))
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["source"] == src)
+            .count()
+    };
     assert_eq!(from(&a), 0);
     assert_eq!(from(&b), 1);
     // AUDIO and DATA from A are untouched.

@@ -51,20 +51,10 @@ pub trait MediaBackend: Send + Sync + 'static {
     ) -> Result<Value, RpcError>;
 
     /// spec §5.6. Returns a new subscription id.
-    fn subscribe(
-        &self,
-        session: &SessionId,
-        object: &str,
-        event_type: &str,
-    ) -> Result<String, RpcError>;
+    fn subscribe(&self, session: &SessionId, object: &str, event_type: &str) -> Result<String, RpcError>;
 
     /// spec §5.7. Unknown ids are not errors.
-    fn unsubscribe(
-        &self,
-        session: &SessionId,
-        object: &str,
-        subscription: &str,
-    ) -> Result<(), RpcError>;
+    fn unsubscribe(&self, session: &SessionId, object: &str, subscription: &str) -> Result<(), RpcError>;
 
     /// spec §5.8: release for every session; unknown ids succeed.
     fn release(&self, session: &SessionId, object: &str) -> Result<(), RpcError>;

@@ -17,41 +17,16 @@ pub(crate) const SESSION_ID: &str = "sessionId";
 /// One backend operation with its params already validated.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Call {
-    Create {
-        type_name: String,
-        constructor_params: Option<Value>,
-    },
-    Describe {
-        object: String,
-    },
-    Invoke {
-        object: String,
-        operation: String,
-        operation_params: Option<Map<String, Value>>,
-    },
-    Subscribe {
-        object: String,
-        event_type: String,
-    },
-    Unsubscribe {
-        object: String,
-        subscription: String,
-    },
-    Release {
-        object: String,
-    },
-    Ref {
-        object: String,
-    },
-    Unref {
-        object: String,
-    },
-    CloseSession {
-        release: bool,
-    },
-    Transaction {
-        operations: Vec<Value>,
-    },
+    Create { type_name: String, constructor_params: Option<Value> },
+    Describe { object: String },
+    Invoke { object: String, operation: String, operation_params: Option<Map<String, Value>> },
+    Subscribe { object: String, event_type: String },
+    Unsubscribe { object: String, subscription: String },
+    Release { object: String },
+    Ref { object: String },
+    Unref { object: String },
+    CloseSession { release: bool },
+    Transaction { operations: Vec<Value> },
 }
 
 /// What executing a [`Call`] produced.
@@ -64,10 +39,7 @@ pub struct Outcome {
 
 impl Outcome {
     pub(crate) fn of(result: Result<Value, RpcError>) -> Self {
-        Outcome {
-            result,
-            forget_session: false,
-        }
+        Outcome { result, forget_session: false }
     }
 }
 
@@ -103,9 +75,7 @@ impl Call {
                 type_name: required_str(params, "type")?,
                 constructor_params: params.remove("constructorParams").filter(|v| !v.is_null()),
             },
-            "describe" => Call::Describe {
-                object: required_str(params, "object")?,
-            },
+            "describe" => Call::Describe { object: required_str(params, "object")? },
             "invoke" => {
                 let operation = required_str(params, "operation")?;
                 let object = required_str(params, "object")?;
@@ -114,53 +84,29 @@ impl Call {
                     Some(Value::Object(m)) => Some(m),
                     _ => None,
                 };
-                Call::Invoke {
-                    object,
-                    operation,
-                    operation_params,
-                }
+                Call::Invoke { object, operation, operation_params }
             }
             "subscribe" => {
                 let event_type = required_str(params, "type")?;
-                Call::Subscribe {
-                    object: required_str(params, "object")?,
-                    event_type,
-                }
+                Call::Subscribe { object: required_str(params, "object")?, event_type }
             }
             "unsubscribe" => Call::Unsubscribe {
                 object: required_str(params, "object")?,
                 subscription: required_str(params, "subscription")?,
             },
-            "release" => Call::Release {
-                object: required_str(params, "object")?,
-            },
-            "ref" => Call::Ref {
-                object: required_str(params, "object")?,
-            },
-            "unref" => Call::Unref {
-                object: required_str(params, "object")?,
-            },
-            "closeSession" => Call::CloseSession {
-                release: optional_bool(params, "release").unwrap_or(false),
-            },
-            "transaction" => Call::Transaction {
-                operations: take_required_array(params, "operations")?,
-            },
+            "release" => Call::Release { object: required_str(params, "object")? },
+            "ref" => Call::Ref { object: required_str(params, "object")? },
+            "unref" => Call::Unref { object: required_str(params, "object")? },
+            "closeSession" => Call::CloseSession { release: optional_bool(params, "release").unwrap_or(false) },
+            "transaction" => Call::Transaction { operations: take_required_array(params, "operations")? },
             _ => return Err(RpcError::method_not_found()),
         })
     }
 
     /// Runs the call; a panicking backend becomes -32603 instead of taking
     /// the connection down.
-    pub fn execute(
-        self,
-        session: &SessionId,
-        backend: &dyn MediaBackend,
-        server_id: &str,
-    ) -> Outcome {
-        match catch_unwind(AssertUnwindSafe(|| {
-            self.execute_inner(session, backend, server_id)
-        })) {
+    pub fn execute(self, session: &SessionId, backend: &dyn MediaBackend, server_id: &str) -> Outcome {
+        match catch_unwind(AssertUnwindSafe(|| self.execute_inner(session, backend, server_id))) {
             Ok(o) => o,
             Err(panic) => {
                 let what = panic
@@ -174,19 +120,11 @@ impl Call {
         }
     }
 
-    fn execute_inner(
-        self,
-        session: &SessionId,
-        backend: &dyn MediaBackend,
-        server_id: &str,
-    ) -> Outcome {
+    fn execute_inner(self, session: &SessionId, backend: &dyn MediaBackend, server_id: &str) -> Outcome {
         let sid = || Value::String(session.as_str().to_owned());
         let only_session = |r: Result<(), RpcError>| r.map(|()| json!({ SESSION_ID: sid() }));
         let result = match self {
-            Call::Create {
-                type_name,
-                constructor_params,
-            } => backend
+            Call::Create { type_name, constructor_params } => backend
                 .create(session, &type_name, constructor_params.as_ref())
                 .map(|id| json!({ "value": id, SESSION_ID: sid() })),
             Call::Describe { object } => backend.describe(session, &object).map(|d| {
@@ -197,21 +135,16 @@ impl Call {
                     "hierarchy": d.hierarchy,
                 })
             }),
-            Call::Invoke {
-                object,
-                operation,
-                operation_params,
-            } => backend
+            Call::Invoke { object, operation, operation_params } => backend
                 .invoke(session, &object, &operation, operation_params.as_ref())
                 // §5.5: `value` is present even when null.
                 .map(|v| json!({ SESSION_ID: sid(), "value": v })),
-            Call::Subscribe { object, event_type } => backend
-                .subscribe(session, &object, &event_type)
-                .map(|sub| json!({ SESSION_ID: sid(), "value": sub })),
-            Call::Unsubscribe {
-                object,
-                subscription,
-            } => only_session(backend.unsubscribe(session, &object, &subscription)),
+            Call::Subscribe { object, event_type } => {
+                backend.subscribe(session, &object, &event_type).map(|sub| json!({ SESSION_ID: sid(), "value": sub }))
+            }
+            Call::Unsubscribe { object, subscription } => {
+                only_session(backend.unsubscribe(session, &object, &subscription))
+            }
             Call::Release { object } => only_session(backend.release(session, &object)),
             Call::Ref { object } => only_session(backend.ref_object(session, &object)),
             Call::Unref { object } => only_session(backend.unref_object(session, &object)),
@@ -221,10 +154,7 @@ impl Call {
                 } else {
                     backend.unref_session(session);
                 }
-                return Outcome {
-                    result: Ok(Value::Null),
-                    forget_session: true,
-                };
+                return Outcome { result: Ok(Value::Null), forget_session: true };
             }
             Call::Transaction { operations } => {
                 return transaction::execute(operations, session, backend, server_id);

@@ -104,11 +104,7 @@ pub fn decode(text: &str, max_bytes: usize) -> Result<Request, RpcError> {
         // §2: array/object (and bool) ids are invalid.
         Some(_) => return Err(RpcError::invalid_request()),
     };
-    Ok(Request {
-        id,
-        method,
-        params: env.params,
-    })
+    Ok(Request { id, method, params: env.params })
 }
 
 /// Checks an already-parsed value as an envelope (used for the operations
@@ -175,11 +171,7 @@ mod tests {
 
     #[test]
     fn decodes_numeric_and_string_ids_verbatim() {
-        let r = decode(
-            r#"{"jsonrpc":"2.0","id":12,"method":"ping","params":{"interval":5000}}"#,
-            MAX,
-        )
-        .unwrap();
+        let r = decode(r#"{"jsonrpc":"2.0","id":12,"method":"ping","params":{"interval":5000}}"#, MAX).unwrap();
         assert_eq!(r.id, Some(RequestId::Number(12.into())));
         assert_eq!(r.method, "ping");
         assert_eq!(r.params, Some(json!({"interval":5000})));
@@ -187,10 +179,7 @@ mod tests {
         assert_eq!(r.id, Some(RequestId::String("a1f".into())));
         assert_eq!(r.params, None);
         let r = decode(r#"{"jsonrpc":"2.0","id":-1.5,"method":"x"}"#, MAX).unwrap();
-        assert_eq!(
-            encode_response(r.id.as_ref(), &Ok(Value::Null)),
-            r#"{"jsonrpc":"2.0","id":-1.5,"result":null}"#
-        );
+        assert_eq!(encode_response(r.id.as_ref(), &Ok(Value::Null)), r#"{"jsonrpc":"2.0","id":-1.5,"result":null}"#);
     }
 
     #[test]
@@ -267,8 +256,7 @@ mod tests {
 
     #[test]
     fn event_notification_shape() {
-        let v: Value =
-            serde_json::from_str(&encode_event("P/W", "EndOfStream", json!({"a":1}))).unwrap();
+        let v: Value = serde_json::from_str(&encode_event("P/W", "EndOfStream", json!({"a":1}))).unwrap();
         assert_eq!(
             v,
             json!({"jsonrpc":"2.0","method":"onEvent","params":{"value":{"data":{"a":1},"object":"P/W","type":"EndOfStream"}}})
@@ -282,11 +270,6 @@ mod tests {
         let r = decode_value(ok.as_object().unwrap().clone()).unwrap();
         assert_eq!(r.method, "create");
         let bad = json!({"id":0,"method":"create"});
-        assert_eq!(
-            decode_value(bad.as_object().unwrap().clone())
-                .unwrap_err()
-                .code,
-            codes::INVALID_REQUEST
-        );
+        assert_eq!(decode_value(bad.as_object().unwrap().clone()).unwrap_err().code, codes::INVALID_REQUEST);
     }
 }

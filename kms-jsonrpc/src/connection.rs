@@ -29,10 +29,7 @@ pub(crate) async fn serve(socket: WebSocket, ctx: Arc<Ctx>, path_ok: bool, slot:
     let (mut sink, mut stream) = socket.split();
     if !path_ok {
         // §1.1: close 1002 "Invalid path" after the upgrade.
-        let frame = CloseFrame {
-            code: CLOSE_PROTOCOL_ERROR,
-            reason: "Invalid path".into(),
-        };
+        let frame = CloseFrame { code: CLOSE_PROTOCOL_ERROR, reason: "Invalid path".into() };
         let _ = sink.send(Message::Close(Some(frame))).await;
         drain(&mut stream).await;
         return;
@@ -98,11 +95,7 @@ async fn process(
         }
         Ok(request) => {
             tracing::debug!(%conn, method = %request.method, id = ?request.id, "request");
-            let step = ctx
-                .hub
-                .lock()
-                .dispatcher
-                .begin(conn, request, Instant::now());
+            let step = ctx.hub.lock().dispatcher.begin(conn, request, Instant::now());
             match step {
                 Step::Reply(Reply { text, .. }) => text,
                 Step::Call(pending) => {
@@ -115,13 +108,7 @@ async fn process(
                         _ = stopped(stop) => return false,
                     };
                     match joined {
-                        Ok(done) => {
-                            ctx.hub
-                                .lock()
-                                .dispatcher
-                                .complete(done, Instant::now())
-                                .text
-                        }
+                        Ok(done) => ctx.hub.lock().dispatcher.complete(done, Instant::now()).text,
                         Err(e) => {
                             tracing::error!(%conn, "backend task failed: {e}");
                             let err = RpcError::internal(Some("backend task failed"));
@@ -138,10 +125,7 @@ async fn process(
     true
 }
 
-async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut rx: mpsc::UnboundedReceiver<Outbound>,
-) {
+async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut rx: mpsc::UnboundedReceiver<Outbound>) {
     while let Some(msg) = rx.recv().await {
         match msg {
             Outbound::Text(text) => {
@@ -150,10 +134,7 @@ async fn write_loop(
                 }
             }
             Outbound::Close(code, reason) => {
-                let frame = CloseFrame {
-                    code,
-                    reason: reason.into(),
-                };
+                let frame = CloseFrame { code, reason: reason.into() };
                 let _ = sink.send(Message::Close(Some(frame))).await;
                 break;
             }
@@ -163,10 +144,7 @@ async fn write_loop(
 
 /// Reads until the peer completes the close handshake (bounded wait).
 async fn drain(stream: &mut futures_util::stream::SplitStream<WebSocket>) {
-    let _ = tokio::time::timeout(CLOSE_HANDSHAKE_WAIT, async {
-        while let Some(Ok(_)) = stream.next().await {}
-    })
-    .await;
+    let _ = tokio::time::timeout(CLOSE_HANDSHAKE_WAIT, async { while let Some(Ok(_)) = stream.next().await {} }).await;
 }
 
 /// Resolves when the server is stopping (or its stop signal is gone).

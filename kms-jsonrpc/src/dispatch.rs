@@ -19,9 +19,7 @@ use crate::call::{Call, Outcome, SESSION_ID};
 use crate::codec::{self, Request, RequestId};
 use crate::config::{Limits, ServerConfig};
 use crate::error::RpcError;
-use crate::request_cache::{
-    CachedResponse, REQUEST_CACHE_MAX_BYTES, REQUEST_CACHE_TTL, RequestCache,
-};
+use crate::request_cache::{CachedResponse, REQUEST_CACHE_MAX_BYTES, REQUEST_CACHE_TTL, RequestCache};
 use crate::session::SessionId;
 use crate::session_table::{ConnectionId, SessionTable};
 use crate::transaction;
@@ -75,13 +73,8 @@ impl PendingCall {
 
     /// Runs the call. May block (backend contract); never panics.
     pub fn execute(self, backend: &dyn MediaBackend) -> Completed {
-        let outcome = self
-            .call
-            .execute(&self.meta.session, backend, &self.server_id);
-        Completed {
-            meta: self.meta,
-            outcome,
-        }
+        let outcome = self.call.execute(&self.meta.session, backend, &self.server_id);
+        Completed { meta: self.meta, outcome }
     }
 }
 
@@ -106,12 +99,7 @@ impl Dispatcher {
         Self::with_cache(config, now, REQUEST_CACHE_TTL, REQUEST_CACHE_MAX_BYTES)
     }
 
-    pub(crate) fn with_cache(
-        config: &ServerConfig,
-        now: Instant,
-        ttl: Duration,
-        max_bytes: usize,
-    ) -> Self {
+    pub(crate) fn with_cache(config: &ServerConfig, now: Instant, ttl: Duration, max_bytes: usize) -> Self {
         Dispatcher {
             sessions: SessionTable::new(config.gc_period, now),
             cache: RequestCache::new(ttl, max_bytes),
@@ -175,9 +163,7 @@ impl Dispatcher {
         let t = self.sessions.poll_timeout();
         // Requests purge the cache as they come; the timer only matters when
         // idle, so expiries are coalesced into one wake-up per second.
-        self.cache
-            .next_expiry()
-            .map_or(t, |c| (c + Duration::from_secs(1)).min(t))
+        self.cache.next_expiry().map_or(t, |c| (c + Duration::from_secs(1)).min(t))
     }
 
     /// Expires cache entries and runs due GC work (§3.2, §3.4). The
@@ -194,13 +180,7 @@ impl Dispatcher {
 
     /// Decodes, dispatches and (if needed) executes one text frame
     /// synchronously.
-    pub fn handle_text(
-        &mut self,
-        conn: ConnectionId,
-        text: &str,
-        now: Instant,
-        backend: &dyn MediaBackend,
-    ) -> Reply {
+    pub fn handle_text(&mut self, conn: ConnectionId, text: &str, now: Instant, backend: &dyn MediaBackend) -> Reply {
         let request = match codec::decode(text, self.limits.max_message_bytes) {
             Ok(r) => r,
             Err(e) => return self.reject(conn, &e),
@@ -216,10 +196,7 @@ impl Dispatcher {
 
     /// Answer for a frame that did not decode (`id: null`, §2).
     pub fn reject(&self, conn: ConnectionId, error: &RpcError) -> Reply {
-        Reply {
-            text: Some(codec::encode_error(error)),
-            bound_session: self.sessions.session_of(conn).cloned(),
-        }
+        Reply { text: Some(codec::encode_error(error)), bound_session: self.sessions.session_of(conn).cloned() }
     }
 
     /// First half of request processing; see the module docs.
@@ -240,19 +217,12 @@ impl Dispatcher {
         if let Some(bound) = self.sessions.session_of(conn) {
             let p = params.get_or_insert_with(Map::new);
             if !matches!(p.get(SESSION_ID), Some(Value::String(_))) {
-                p.insert(
-                    SESSION_ID.to_owned(),
-                    Value::String(bound.as_str().to_owned()),
-                );
+                p.insert(SESSION_ID.to_owned(), Value::String(bound.as_str().to_owned()));
             }
         }
 
         // Length check before the id is copied anywhere (bounded memory).
-        let given_len = params
-            .as_ref()
-            .and_then(|p| p.get(SESSION_ID))
-            .and_then(Value::as_str)
-            .map(str::len);
+        let given_len = params.as_ref().and_then(|p| p.get(SESSION_ID)).and_then(Value::as_str).map(str::len);
         if let Some(len) = given_len
             && len > self.limits.max_session_id_len
         {
@@ -266,11 +236,8 @@ impl Dispatcher {
                 return Step::Reply(self.reply_uncached(conn, id, e));
             }
         }
-        let given: Option<SessionId> = params
-            .as_ref()
-            .and_then(|p| p.get(SESSION_ID))
-            .and_then(Value::as_str)
-            .map(SessionId::from);
+        let given: Option<SessionId> =
+            params.as_ref().and_then(|p| p.get(SESSION_ID)).and_then(Value::as_str).map(SessionId::from);
 
         // §3.4: replay without executing.
         if self.cache_enabled
@@ -281,10 +248,7 @@ impl Dispatcher {
             if let Some(rs) = &hit.result_session {
                 self.sessions.associate(conn, rs);
             }
-            return Step::Reply(Reply {
-                text: Some(hit.text),
-                bound_session: self.sessions.session_of(conn).cloned(),
-            });
+            return Step::Reply(Reply { text: Some(hit.text), bound_session: self.sessions.session_of(conn).cloned() });
         }
 
         match method.as_str() {
@@ -310,21 +274,14 @@ impl Dispatcher {
                 let mark = given.clone();
                 Step::Reply(self.finish(conn, id, given, mark, result, false, now))
             }
-            m if Call::is_backend_method(m) => {
-                match self.plan_backend_call(m, params, given.as_ref()) {
-                    Ok((call, session)) => Step::Call(PendingCall {
-                        meta: Meta {
-                            conn,
-                            id,
-                            given,
-                            session,
-                        },
-                        call,
-                        server_id: self.server_id.clone(),
-                    }),
-                    Err(e) => Step::Reply(self.finish(conn, id, given, None, Err(e), false, now)),
-                }
-            }
+            m if Call::is_backend_method(m) => match self.plan_backend_call(m, params, given.as_ref()) {
+                Ok((call, session)) => Step::Call(PendingCall {
+                    meta: Meta { conn, id, given, session },
+                    call,
+                    server_id: self.server_id.clone(),
+                }),
+                Err(e) => Step::Reply(self.finish(conn, id, given, None, Err(e), false, now)),
+            },
             _ => {
                 let e = RpcError::method_not_found();
                 Step::Reply(self.finish(conn, id, given, None, Err(e), false, now))
@@ -335,15 +292,7 @@ impl Dispatcher {
     /// Second half: applies association, liveness, cache, and encodes.
     pub fn complete(&mut self, done: Completed, now: Instant) -> Reply {
         let Completed { meta, outcome } = done;
-        self.finish(
-            meta.conn,
-            meta.id,
-            meta.given,
-            Some(meta.session),
-            outcome.result,
-            outcome.forget_session,
-            now,
-        )
+        self.finish(meta.conn, meta.id, meta.given, Some(meta.session), outcome.result, outcome.forget_session, now)
     }
 
     fn plan_backend_call(
@@ -411,12 +360,8 @@ impl Dispatcher {
         forget_session: bool,
         now: Instant,
     ) -> Reply {
-        let result_session = result
-            .as_ref()
-            .ok()
-            .and_then(|v| v.get(SESSION_ID))
-            .and_then(Value::as_str)
-            .map(SessionId::from);
+        let result_session =
+            result.as_ref().ok().and_then(|v| v.get(SESSION_ID)).and_then(Value::as_str).map(SessionId::from);
         if let Some(s) = &session {
             if forget_session {
                 tracing::info!(session = %s, "session closed by the client");
@@ -432,28 +377,15 @@ impl Dispatcher {
         {
             self.sessions.associate(conn, rs);
         }
-        let text = id
-            .as_ref()
-            .map(|rid| codec::encode_response(Some(rid), &result));
+        let text = id.as_ref().map(|rid| codec::encode_response(Some(rid), &result));
         // §3.4: cached under result.sessionId, else params.sessionId.
         if self.cache_enabled
             && let (Some(rid), Some(t)) = (&id, &text)
             && let Some(key) = result_session.clone().or(given)
         {
-            self.cache.insert(
-                key,
-                rid.cache_key(),
-                CachedResponse {
-                    text: t.clone(),
-                    result_session,
-                },
-                now,
-            );
+            self.cache.insert(key, rid.cache_key(), CachedResponse { text: t.clone(), result_session }, now);
         }
-        Reply {
-            text,
-            bound_session: self.sessions.session_of(conn).cloned(),
-        }
+        Reply { text, bound_session: self.sessions.session_of(conn).cloned() }
     }
 
     /// Errors decided before any session handling: not cached, no binding.

@@ -25,12 +25,7 @@ impl FakeBackend {
         self.calls.lock().unwrap().push(s);
     }
     fn count(&self, prefix: &str) -> usize {
-        self.calls
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|c| c.starts_with(prefix))
-            .count()
+        self.calls.lock().unwrap().iter().filter(|c| c.starts_with(prefix)).count()
     }
     fn calls(&self) -> Vec<String> {
         self.calls.lock().unwrap().clone()
@@ -39,12 +34,7 @@ impl FakeBackend {
         if object.starts_with("newref:") {
             return Err(RpcError::newref_outside_transaction(object));
         }
-        self.objects
-            .lock()
-            .unwrap()
-            .get(object)
-            .cloned()
-            .ok_or_else(|| RpcError::object_not_found(object))
+        self.objects.lock().unwrap().get(object).cloned().ok_or_else(|| RpcError::object_not_found(object))
     }
 }
 
@@ -66,26 +56,17 @@ impl MediaBackend for FakeBackend {
                 format!("{parent}/{n}_kurento.{type_name}")
             }
             Some(_) => {
-                return Err(RpcError::marshall(
-                    "'mediaPipeline' parameter should be a string",
-                ));
+                return Err(RpcError::marshall("'mediaPipeline' parameter should be a string"));
             }
             None => format!("{n}_kurento.{type_name}"),
         };
-        self.objects
-            .lock()
-            .unwrap()
-            .insert(id.clone(), type_name.to_owned());
+        self.objects.lock().unwrap().insert(id.clone(), type_name.to_owned());
         Ok(id)
     }
 
     fn describe(&self, session: &SessionId, object: &str) -> Result<Description, RpcError> {
         self.log(format!("describe {session} {object}"));
-        let t = if object == "manager_ServerManager" {
-            "ServerManager".to_owned()
-        } else {
-            self.check(object)?
-        };
+        let t = if object == "manager_ServerManager" { "ServerManager".to_owned() } else { self.check(object)? };
         Ok(Description {
             qualified_type: format!("kurento.{t}"),
             type_name: t,
@@ -107,33 +88,17 @@ impl MediaBackend for FakeBackend {
             "echo" => Ok(Value::Object(params.cloned().unwrap_or_default())),
             "fail" => Err(RpcError::marshall("bad")),
             "panic" => panic!("boom"),
-            _ => Err(RpcError::method_not_found_invoke(
-                operation,
-                params.map_or(0, Map::len),
-            )),
+            _ => Err(RpcError::method_not_found_invoke(operation, params.map_or(0, Map::len))),
         }
     }
 
-    fn subscribe(
-        &self,
-        session: &SessionId,
-        object: &str,
-        event_type: &str,
-    ) -> Result<String, RpcError> {
+    fn subscribe(&self, session: &SessionId, object: &str, event_type: &str) -> Result<String, RpcError> {
         self.log(format!("subscribe {session} {object} {event_type}"));
         self.check(object)?;
-        Ok(format!(
-            "sub-{}",
-            self.counter.fetch_add(1, Ordering::SeqCst)
-        ))
+        Ok(format!("sub-{}", self.counter.fetch_add(1, Ordering::SeqCst)))
     }
 
-    fn unsubscribe(
-        &self,
-        session: &SessionId,
-        object: &str,
-        subscription: &str,
-    ) -> Result<(), RpcError> {
+    fn unsubscribe(&self, session: &SessionId, object: &str, subscription: &str) -> Result<(), RpcError> {
         self.log(format!("unsubscribe {session} {object} {subscription}"));
         Ok(())
     }
@@ -176,17 +141,10 @@ impl Harness {
     }
 
     fn with(f: impl FnOnce(&mut ServerConfig)) -> Self {
-        let mut cfg = ServerConfig {
-            gc_period: PERIOD,
-            ..ServerConfig::default()
-        };
+        let mut cfg = ServerConfig { gc_period: PERIOD, ..ServerConfig::default() };
         f(&mut cfg);
         let now = Instant::now();
-        Harness {
-            d: Dispatcher::new(&cfg, now),
-            b: FakeBackend::default(),
-            now,
-        }
+        Harness { d: Dispatcher::new(&cfg, now), b: FakeBackend::default(), now }
     }
 
     fn conn(&mut self) -> ConnectionId {
@@ -196,8 +154,7 @@ impl Harness {
     fn raw(&mut self, conn: ConnectionId, text: &str) -> Option<Value> {
         let r = self.d.handle_text(conn, text, self.now, &self.b);
         assert_eq!(r.bound_session.as_ref(), self.d.session_of(conn));
-        r.text
-            .map(|t| serde_json::from_str(&t).expect("response is JSON"))
+        r.text.map(|t| serde_json::from_str(&t).expect("response is JSON"))
     }
 
     fn send(&mut self, conn: ConnectionId, req: Value) -> Value {
@@ -215,16 +172,12 @@ impl Harness {
     fn ok(&mut self, conn: ConnectionId, id: i64, method: &str, params: Value) -> Value {
         let resp = self.req(conn, id, method, params);
         assert_eq!(resp["id"], json!(id));
-        resp.get("result")
-            .cloned()
-            .unwrap_or_else(|| panic!("expected success: {resp}"))
+        resp.get("result").cloned().unwrap_or_else(|| panic!("expected success: {resp}"))
     }
 
     fn err(&mut self, conn: ConnectionId, id: i64, method: &str, params: Value) -> Value {
         let resp = self.req(conn, id, method, params);
-        resp.get("error")
-            .cloned()
-            .unwrap_or_else(|| panic!("expected error: {resp}"))
+        resp.get("error").cloned().unwrap_or_else(|| panic!("expected error: {resp}"))
     }
 
     fn advance(&mut self, d: Duration) -> Vec<SessionId> {
@@ -247,10 +200,7 @@ fn sid(v: &Value) -> SessionId {
 fn ping_answers_pong_and_never_creates_a_session() {
     let mut h = Harness::new();
     let c = h.conn();
-    assert_eq!(
-        h.ok(c, 0, "ping", json!({"interval": 5000})),
-        json!({"value":"pong"})
-    );
+    assert_eq!(h.ok(c, 0, "ping", json!({"interval": 5000})), json!({"value":"pong"}));
     assert_eq!(h.ok(c, 1, "ping", Value::Null), json!({"value":"pong"}));
     assert_eq!(h.ok(c, 2, "ping", json!([1, 2])), json!({"value":"pong"}));
     let r = h.ok(c, 3, "ping", json!({"sessionId": "foreign"}));
@@ -271,19 +221,13 @@ fn first_request_issues_a_session_and_binds_the_connection() {
         json!({"sessionId": r["sessionId"], "type":"ServerManager","qualifiedType":"kurento.ServerManager","hierarchy":["kurento.MediaObject"]})
     );
     let s = sid(&r);
-    assert_eq!(
-        uuid::Uuid::parse_str(s.as_str()).unwrap().get_version_num(),
-        4
-    );
+    assert_eq!(uuid::Uuid::parse_str(s.as_str()).unwrap().get_version_num(), 4);
     assert_eq!(h.d.session_of(c), Some(&s));
     assert_eq!(h.d.connection_of(&s), Some(c));
     // Injection: later requests without sessionId run in the same session.
     let r = h.ok(c, 2, "create", json!({"type":"MediaPipeline"}));
     assert_eq!(sid(&r), s);
-    assert_eq!(
-        h.ok(c, 3, "ping", Value::Null),
-        json!({"value":"pong","sessionId":s.as_str()})
-    );
+    assert_eq!(h.ok(c, 3, "ping", Value::Null), json!({"value":"pong","sessionId":s.as_str()}));
     assert_eq!(h.d.session_ids(), vec![s]);
 }
 
@@ -293,23 +237,14 @@ fn injection_turns_null_params_into_session_params() {
     let c = h.conn();
     // Unbound: params required.
     let e = h.err(c, 1, "closeSession", Value::Null);
-    assert_eq!(
-        e,
-        json!({"code":-32602,"message":"'params' is required","data":{"type":"INVALID_PARAMS"}})
-    );
+    assert_eq!(e, json!({"code":-32602,"message":"'params' is required","data":{"type":"INVALID_PARAMS"}}));
     let e = h.err(c, 2, "create", Value::Null);
     assert_eq!(e["code"], json!(-32602));
     let s = sid(&h.ok(c, 3, "connect", Value::Null));
     // Bound: params become {"sessionId": S}, so the next check is -32000.
     let e = h.err(c, 4, "create", Value::Null);
-    assert_eq!(
-        e,
-        json!({"code":-32000,"message":"'type' parameter is required"})
-    );
-    assert_eq!(
-        h.ok(c, 5, "keepAlive", Value::Null),
-        json!({"sessionId": s.as_str()})
-    );
+    assert_eq!(e, json!({"code":-32000,"message":"'type' parameter is required"}));
+    assert_eq!(h.ok(c, 5, "keepAlive", Value::Null), json!({"sessionId": s.as_str()}));
     assert_eq!(h.ok(c, 6, "closeSession", Value::Null), Value::Null);
     assert_eq!(h.b.calls(), vec![format!("unref_session {s}")]);
     assert!(!h.d.has_session(&s));
@@ -324,10 +259,7 @@ fn association_is_last_connection_wins() {
     let s = sid(&h.ok(a, 1, "create", json!({"type":"MediaPipeline"})));
     assert_eq!(h.d.connection_of(&s), Some(a));
     let r = h.ok(b, 2, "connect", json!({"sessionId": s.as_str()}));
-    assert_eq!(
-        r,
-        json!({"sessionId": s.as_str(), "serverId": h.d.server_id()})
-    );
+    assert_eq!(r, json!({"sessionId": s.as_str(), "serverId": h.d.server_id()}));
     assert_eq!(h.d.connection_of(&s), Some(b));
     assert_eq!(h.d.session_of(a), None);
     // A is no longer associated: its next request gets a fresh session.
@@ -342,12 +274,7 @@ fn explicit_session_rebinds_and_unbinds_the_previous_one() {
     let mut h = Harness::new();
     let c = h.conn();
     let s1 = sid(&h.ok(c, 1, "connect", Value::Null));
-    let r = h.ok(
-        c,
-        2,
-        "create",
-        json!({"type":"MediaPipeline","sessionId":"explicit"}),
-    );
+    let r = h.ok(c, 2, "create", json!({"type":"MediaPipeline","sessionId":"explicit"}));
     assert_eq!(r["sessionId"], json!("explicit"));
     assert_eq!(h.d.session_of(c).map(SessionId::as_str), Some("explicit"));
     assert_eq!(h.d.connection_of(&s1), None);
@@ -359,12 +286,7 @@ fn error_responses_never_change_association() {
     let mut h = Harness::new();
     let c = h.conn();
     let s = sid(&h.ok(c, 1, "connect", Value::Null));
-    let e = h.err(
-        c,
-        2,
-        "describe",
-        json!({"object":"nope","sessionId":"other"}),
-    );
+    let e = h.err(c, 2, "describe", json!({"object":"nope","sessionId":"other"}));
     assert_eq!(e["code"], json!(codes::MEDIA_OBJECT_NOT_FOUND));
     assert_eq!(h.d.session_of(c), Some(&s));
     let e = h.err(c, 3, "connect", json!({"sessionId":"unknown"}));
@@ -377,25 +299,14 @@ fn unknown_sessions_are_created_except_by_connect_and_keepalive() {
     let mut h = Harness::new();
     let c = h.conn();
     let e = h.err(c, 1, "connect", json!({"sessionId":"ghost"}));
-    assert_eq!(
-        e,
-        json!({"code":40007,"message":"Invalid session","data":{"type":"INVALID_SESSION"}})
-    );
+    assert_eq!(e, json!({"code":40007,"message":"Invalid session","data":{"type":"INVALID_SESSION"}}));
     let e = h.err(c, 2, "keepAlive", json!({"sessionId":"ghost"}));
     assert_eq!(e["code"], json!(40007));
     assert!(h.d.session_ids().is_empty());
-    let r = h.ok(
-        c,
-        3,
-        "create",
-        json!({"type":"MediaPipeline","sessionId":"ghost"}),
-    );
+    let r = h.ok(c, 3, "create", json!({"type":"MediaPipeline","sessionId":"ghost"}));
     assert_eq!(r["sessionId"], json!("ghost"));
     assert_eq!(h.d.session_ids(), vec![SessionId::from("ghost")]);
-    assert_eq!(
-        h.ok(c, 4, "keepAlive", json!({"sessionId":"ghost"})),
-        json!({"sessionId":"ghost"})
-    );
+    assert_eq!(h.ok(c, 4, "keepAlive", json!({"sessionId":"ghost"})), json!({"sessionId":"ghost"}));
     let r = h.ok(c, 5, "connect", json!({"sessionId":"ghost"}));
     assert_eq!(r["serverId"], json!(h.d.server_id()));
 }
@@ -415,10 +326,7 @@ fn connect_without_session_issues_one() {
 fn notifications_execute_but_send_nothing() {
     let mut h = Harness::new();
     let c = h.conn();
-    let out = h.raw(
-        c,
-        r#"{"jsonrpc":"2.0","method":"create","params":{"type":"MediaPipeline"}}"#,
-    );
+    let out = h.raw(c, r#"{"jsonrpc":"2.0","method":"create","params":{"type":"MediaPipeline"}}"#);
     assert_eq!(out, None);
     assert_eq!(h.b.count("create"), 1);
     // The result still associates the connection.
@@ -437,29 +345,18 @@ fn envelope_errors_have_null_id() {
         json!({"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error."}})
     );
     assert_eq!(
-        h.raw(c, r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#)
-            .unwrap(),
+        h.raw(c, r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#).unwrap(),
         json!({"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Invalid JSON-RPC request."}})
     );
-    assert_eq!(
-        h.raw(c, r#"{"jsonrpc":"2.0","id":[1],"method":"ping"}"#)
-            .unwrap()["id"],
-        Value::Null
-    );
+    assert_eq!(h.raw(c, r#"{"jsonrpc":"2.0","id":[1],"method":"ping"}"#).unwrap()["id"], Value::Null);
 }
 
 #[test]
 fn method_and_param_errors() {
     let mut h = Harness::new();
     let c = h.conn();
-    assert_eq!(
-        h.err(c, 1, "frobnicate", json!({})),
-        json!({"code":-32601,"message":"Method not found."})
-    );
-    assert_eq!(
-        h.err(c, 2, "frobnicate", Value::Null)["code"],
-        json!(-32601)
-    );
+    assert_eq!(h.err(c, 1, "frobnicate", json!({})), json!({"code":-32601,"message":"Method not found."}));
+    assert_eq!(h.err(c, 2, "frobnicate", Value::Null)["code"], json!(-32601));
     assert_eq!(
         h.err(c, 3, "invoke", json!({"object":"x"})),
         json!({"code":-32000,"message":"'operation' parameter is required"})
@@ -473,12 +370,7 @@ fn method_and_param_errors() {
         json!({"code":-32000,"message":"'operations' parameter should be an array"})
     );
     assert_eq!(
-        h.err(
-            c,
-            6,
-            "unsubscribe",
-            json!({"object":"x","subscription":"y"})
-        ),
+        h.err(c, 6, "unsubscribe", json!({"object":"x","subscription":"y"})),
         json!({"code":-32000,"message":"'sessionId' parameter is required"})
     );
     assert_eq!(
@@ -493,10 +385,7 @@ fn method_and_param_errors() {
         h.err(c, 9, "create", json!({"type":"Bad"})),
         json!({"code":40108,"message":"Factory 'Bad' not found","data":{"type":"MEDIA_OBJECT_NOT_AVAILABLE"}})
     );
-    assert_eq!(
-        h.err(c, 10, "describe", json!({"object":"newref:0"}))["code"],
-        json!(40109)
-    );
+    assert_eq!(h.err(c, 10, "describe", json!({"object":"newref:0"}))["code"], json!(40109));
 }
 
 #[test]
@@ -516,75 +405,34 @@ fn backend_panic_is_an_internal_error() {
 fn result_shapes_of_every_method() {
     let mut h = Harness::new();
     let c = h.conn();
-    let r = h.ok(
-        c,
-        1,
-        "create",
-        json!({"type":"MediaPipeline","properties":{}}),
-    );
+    let r = h.ok(c, 1, "create", json!({"type":"MediaPipeline","properties":{}}));
     let s = sid(&r);
     let p = r["value"].as_str().unwrap().to_owned();
     assert_eq!(r, json!({"value": p, "sessionId": s.as_str()}));
-    let r = h.ok(
-        c,
-        2,
-        "create",
-        json!({"type":"WebRtcEndpoint","constructorParams":{"mediaPipeline":p}}),
-    );
+    let r = h.ok(c, 2, "create", json!({"type":"WebRtcEndpoint","constructorParams":{"mediaPipeline":p}}));
     let w = r["value"].as_str().unwrap().to_owned();
     assert!(w.starts_with(&format!("{p}/")));
     // §5.5: void invoke keeps "value": null.
-    let r = h.ok(
-        c,
-        3,
-        "invoke",
-        json!({"object":w,"operation":"play","operationParams":"ignored"}),
-    );
+    let r = h.ok(c, 3, "invoke", json!({"object":w,"operation":"play","operationParams":"ignored"}));
     assert_eq!(r, json!({"sessionId": s.as_str(), "value": null}));
     assert!(r.as_object().unwrap().contains_key("value"));
-    let r = h.ok(
-        c,
-        4,
-        "invoke",
-        json!({"object":w,"operation":"echo","operationParams":{"a":1}}),
-    );
+    let r = h.ok(c, 4, "invoke", json!({"object":w,"operation":"echo","operationParams":{"a":1}}));
     assert_eq!(r["value"], json!({"a":1}));
-    let e = h.err(
-        c,
-        5,
-        "invoke",
-        json!({"object":w,"operation":"nope","operationParams":{"a":1,"b":2}}),
-    );
+    let e = h.err(c, 5, "invoke", json!({"object":w,"operation":"nope","operationParams":{"a":1,"b":2}}));
     assert_eq!(
         e,
         json!({"code":40008,"message":"Method 'nope' with 2 parameters not found","data":{"type":"MALFORMED_TRANSACTION"}})
     );
-    let r = h.ok(
-        c,
-        6,
-        "subscribe",
-        json!({"object":w,"type":"IceCandidateFound"}),
-    );
+    let r = h.ok(c, 6, "subscribe", json!({"object":w,"type":"IceCandidateFound"}));
     assert_eq!(r, json!({"sessionId": s.as_str(), "value": r["value"]}));
     assert!(r["value"].as_str().unwrap().starts_with("sub-"));
     let only = json!({"sessionId": s.as_str()});
-    assert_eq!(
-        h.ok(
-            c,
-            7,
-            "unsubscribe",
-            json!({"object":w,"subscription":r["value"]})
-        ),
-        only
-    );
+    assert_eq!(h.ok(c, 7, "unsubscribe", json!({"object":w,"subscription":r["value"]})), only);
     assert_eq!(h.ok(c, 8, "ref", json!({"object":w})), only);
     assert_eq!(h.ok(c, 9, "unref", json!({"object":w})), only);
     assert_eq!(h.ok(c, 10, "release", json!({"object":w})), only);
     assert_eq!(h.ok(c, 11, "release", json!({"object":"unknown"})), only);
-    assert_eq!(
-        h.err(c, 12, "ref", json!({"object":"unknown"}))["code"],
-        json!(40101)
-    );
+    assert_eq!(h.err(c, 12, "ref", json!({"object":"unknown"}))["code"], json!(40101));
     assert_eq!(h.ok(c, 13, "keepAlive", json!({})), only);
     let resp = h.req(c, 14, "closeSession", json!({"release": true}));
     assert_eq!(resp, json!({"jsonrpc":"2.0","id":14,"result":null}));
@@ -619,10 +467,7 @@ fn gc_collects_a_session_one_to_two_periods_after_disconnect() {
     assert!(h.d.session_ids().is_empty());
     // Resuming a collected session fails like a restarted server (§3.3).
     let d = h.conn();
-    assert_eq!(
-        h.err(d, 1, "connect", json!({"sessionId": s.as_str()}))["code"],
-        json!(40007)
-    );
+    assert_eq!(h.err(d, 1, "connect", json!({"sessionId": s.as_str()}))["code"], json!(40007));
 }
 
 #[test]
@@ -630,12 +475,7 @@ fn a_session_unbound_by_rebinding_is_collected_and_the_new_one_is_not() {
     let mut h = Harness::new();
     let c = h.conn();
     let s = sid(&h.ok(c, 1, "create", json!({"type":"MediaPipeline"})));
-    h.ok(
-        c,
-        2,
-        "create",
-        json!({"type":"MediaPipeline","sessionId":"t"}),
-    );
+    h.ok(c, 2, "create", json!({"type":"MediaPipeline","sessionId":"t"}));
     assert_eq!(h.d.connection_of(&s), None);
     assert!(h.advance(PERIOD).is_empty());
     assert_eq!(h.advance(PERIOD), vec![s]);
@@ -686,12 +526,7 @@ fn cache_replays_errors_too() {
     let req = json!({"jsonrpc":"2.0","id":3,"method":"describe","params":{"object":"0_kurento.MediaPipeline","sessionId":"s"}});
     let first = h.send(c, req.clone());
     assert_eq!(first["error"]["code"], json!(40101));
-    h.ok(
-        c,
-        4,
-        "create",
-        json!({"type":"MediaPipeline","sessionId":"s"}),
-    ); // now the object exists
+    h.ok(c, 4, "create", json!({"type":"MediaPipeline","sessionId":"s"})); // now the object exists
     assert_eq!(h.send(c, req.clone()), first);
     assert_eq!(h.b.count("describe"), 1);
 }
@@ -718,10 +553,7 @@ fn cache_expires_after_20_seconds_and_frees_entries() {
 fn requests_without_session_are_cached_under_the_result_session() {
     let mut h = Harness::new();
     let c = h.conn();
-    let first = h.send(
-        c,
-        json!({"jsonrpc":"2.0","id":5,"method":"create","params":{"type":"MediaPipeline"}}),
-    );
+    let first = h.send(c, json!({"jsonrpc":"2.0","id":5,"method":"create","params":{"type":"MediaPipeline"}}));
     let s = sid(&first["result"]);
     // Retransmission after a reconnect, now with the sessionId attached.
     let d = h.conn();
@@ -840,20 +672,10 @@ fn transaction_id_mismatch_fails_whole_and_executes_nothing() {
 fn transaction_newref_errors() {
     let mut h = Harness::new();
     let c = h.conn();
-    let e = h.err(
-        c,
-        1,
-        "transaction",
-        json!({"operations":[op(0, "describe", json!({"object":"newref:5"}))]}),
-    );
+    let e = h.err(c, 1, "transaction", json!({"operations":[op(0, "describe", json!({"object":"newref:5"}))]}));
     assert_eq!(e["message"], json!("Result not found on request 5"));
     assert_eq!(e["code"], json!(40008));
-    let e = h.err(
-        c,
-        2,
-        "transaction",
-        json!({"operations":[op(0, "describe", json!({"object":"newref:x"}))]}),
-    );
+    let e = h.err(c, 2, "transaction", json!({"operations":[op(0, "describe", json!({"object":"newref:x"}))]}));
     assert_eq!(e["message"], json!("Invalid index of newref 'x'"));
 }
 
@@ -861,12 +683,7 @@ fn transaction_newref_errors() {
 fn nested_transaction_is_rejected() {
     let mut h = Harness::new();
     let c = h.conn();
-    let e = h.err(
-        c,
-        1,
-        "transaction",
-        json!({"operations":[op(0, "transaction", json!({"operations":[]}))]}),
-    );
+    let e = h.err(c, 1, "transaction", json!({"operations":[op(0, "transaction", json!({"operations":[]}))]}));
     assert_eq!(e["code"], json!(40008));
 }
 
@@ -881,12 +698,7 @@ fn transaction_inner_operations_are_never_cached() {
         json!({"sessionId":"s","operations":[op(0, "create", json!({"type":"MediaPipeline"}))]}),
     );
     // Top-level id 0 in the same session is a new request, not a replay.
-    let r = h.ok(
-        c,
-        0,
-        "create",
-        json!({"type":"MediaPipeline","sessionId":"s"}),
-    );
+    let r = h.ok(c, 0, "create", json!({"type":"MediaPipeline","sessionId":"s"}));
     assert!(r["value"].is_string());
     assert_eq!(h.b.count("create"), 2);
     assert_eq!(h.d.cached_responses(), 2);
@@ -921,12 +733,7 @@ fn too_long_session_id_is_rejected_without_side_effects() {
     let mut h = Harness::new();
     let c = h.conn();
     let long = "x".repeat(129);
-    let e = h.err(
-        c,
-        1,
-        "create",
-        json!({"type":"MediaPipeline","sessionId":long}),
-    );
+    let e = h.err(c, 1, "create", json!({"type":"MediaPipeline","sessionId":long}));
     assert_eq!(
         e,
         json!({"code":40007,"message":"Invalid session: sessionId longer than 128 bytes","data":{"type":"INVALID_SESSION"}})
@@ -935,53 +742,22 @@ fn too_long_session_id_is_rejected_without_side_effects() {
     assert_eq!(h.d.cached_responses(), 0);
     assert!(h.b.calls().is_empty());
     // ping still never fails, and does not echo the oversized id.
-    assert_eq!(
-        h.ok(c, 2, "ping", json!({"sessionId": "y".repeat(200)})),
-        json!({"value":"pong"})
-    );
-    h.ok(
-        c,
-        3,
-        "create",
-        json!({"type":"MediaPipeline","sessionId":"x".repeat(128)}),
-    );
+    assert_eq!(h.ok(c, 2, "ping", json!({"sessionId": "y".repeat(200)})), json!({"value":"pong"}));
+    h.ok(c, 3, "create", json!({"type":"MediaPipeline","sessionId":"x".repeat(128)}));
 }
 
 #[test]
 fn sessions_limit_gives_not_enough_resources() {
     let mut h = Harness::with(|c| c.limits.max_sessions = 2);
     let c = h.conn();
-    h.ok(
-        c,
-        1,
-        "create",
-        json!({"type":"MediaPipeline","sessionId":"a"}),
-    );
-    h.ok(
-        c,
-        2,
-        "create",
-        json!({"type":"MediaPipeline","sessionId":"b"}),
-    );
-    let e = h.err(
-        c,
-        3,
-        "create",
-        json!({"type":"MediaPipeline","sessionId":"c"}),
-    );
-    assert_eq!(
-        e,
-        json!({"code":40009,"message":"Reached sessions limit: 2","data":{"type":"NOT_ENOUGH_RESOURCES"}})
-    );
+    h.ok(c, 1, "create", json!({"type":"MediaPipeline","sessionId":"a"}));
+    h.ok(c, 2, "create", json!({"type":"MediaPipeline","sessionId":"b"}));
+    let e = h.err(c, 3, "create", json!({"type":"MediaPipeline","sessionId":"c"}));
+    assert_eq!(e, json!({"code":40009,"message":"Reached sessions limit: 2","data":{"type":"NOT_ENOUGH_RESOURCES"}}));
     let d = h.conn();
     assert_eq!(h.err(d, 1, "connect", Value::Null)["code"], json!(40009));
     // Existing sessions keep working.
-    h.ok(
-        c,
-        4,
-        "create",
-        json!({"type":"MediaPipeline","sessionId":"a"}),
-    );
+    h.ok(c, 4, "create", json!({"type":"MediaPipeline","sessionId":"a"}));
     assert_eq!(h.b.count("create"), 3);
 }
 
@@ -1001,19 +777,13 @@ fn huge_transaction_with_huge_session_id_is_rejected_cheaply() {
     let mut h = Harness::new();
     let c = h.conn();
     let long = "s".repeat(64 * 1024);
-    let ops: Vec<Value> = (0..10_000)
-        .map(|i| op(i, "describe", json!({"object":"manager_ServerManager"})))
-        .collect();
-    let text = json!({"jsonrpc":"2.0","id":1,"method":"transaction","params":{"sessionId":long,"operations":ops}})
-        .to_string();
+    let ops: Vec<Value> = (0..10_000).map(|i| op(i, "describe", json!({"object":"manager_ServerManager"}))).collect();
+    let text =
+        json!({"jsonrpc":"2.0","id":1,"method":"transaction","params":{"sessionId":long,"operations":ops}}).to_string();
     assert!(text.len() > 900_000 && text.len() < 4 * 1024 * 1024);
     let started = std::time::Instant::now();
     let resp = h.raw(c, &text).unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
     assert_eq!(resp["error"]["code"], json!(40007));
     assert!(resp.to_string().len() < 512);
     assert!(h.b.calls().is_empty());
@@ -1029,8 +799,7 @@ fn huge_transaction_with_huge_session_id_is_rejected_cheaply() {
 fn oversize_message_is_rejected_with_null_id() {
     let mut h = Harness::with(|c| c.limits.max_message_bytes = 100);
     let c = h.conn();
-    let big = json!({"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":"x".repeat(200)}})
-        .to_string();
+    let big = json!({"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":"x".repeat(200)}}).to_string();
     let resp = h.raw(c, &big).unwrap();
     assert_eq!(resp["id"], Value::Null);
     assert_eq!(resp["error"]["code"], json!(-32600));

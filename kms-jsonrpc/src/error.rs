@@ -91,9 +91,7 @@ pub mod codes {
             MEDIA_OBJECT_EVENT_NOT_SUPPORTED => "MEDIA_OBJECT_EVENT_NOT_SUPPORTED",
             MEDIA_OBJECT_ILLEGAL_PARAM_ERROR => "MEDIA_OBJECT_ILLEGAL_PARAM_ERROR",
             MEDIA_OBJECT_NOT_AVAILABLE => "MEDIA_OBJECT_NOT_AVAILABLE",
-            MEDIA_OBJECT_NOT_FOUND_TRANSACTION_NO_COMMIT => {
-                "MEDIA_OBJECT_NOT_FOUND_TRANSACTION_NO_COMMIT"
-            }
+            MEDIA_OBJECT_NOT_FOUND_TRANSACTION_NO_COMMIT => "MEDIA_OBJECT_NOT_FOUND_TRANSACTION_NO_COMMIT",
             MEDIA_OBJECT_TAG_KEY_NOT_FOUND => "MEDIA_OBJECT_TAG_KEY_NOT_FOUND",
             MEDIA_OBJECT_OPERATION_NOT_SUPPORTED => "MEDIA_OBJECT_OPERATION_NOT_SUPPORTED",
             SDP_CREATE_ERROR => "SDP_CREATE_ERROR",
@@ -131,11 +129,7 @@ pub struct RpcError {
 impl RpcError {
     /// Builds an error with the `data` spec §8 prescribes for `code`.
     pub fn new(code: i64, message: impl Into<String>) -> Self {
-        RpcError {
-            code,
-            message: message.into(),
-            data: codes::type_name(code).map(|t| json!({ "type": t })),
-        }
+        RpcError { code, message: message.into(), data: codes::type_name(code).map(|t| json!({ "type": t })) }
     }
 
     /// Replaces `data` (e.g. for a custom module's extra payload).
@@ -172,10 +166,7 @@ impl RpcError {
 
     /// -32600 with a reason appended, for limits (oversize message).
     pub fn invalid_request_because(reason: impl std::fmt::Display) -> Self {
-        Self::new(
-            codes::INVALID_REQUEST,
-            format!("Invalid JSON-RPC request: {reason}"),
-        )
+        Self::new(codes::INVALID_REQUEST, format!("Invalid JSON-RPC request: {reason}"))
     }
 
     /// -32601 `Method not found.`
@@ -204,19 +195,13 @@ impl RpcError {
 
     /// -32000 `'<name>' parameter is required` (§5 preamble).
     pub fn param_required(name: &str) -> Self {
-        Self::new(
-            codes::SERVER_ERROR,
-            format!("'{name}' parameter is required"),
-        )
+        Self::new(codes::SERVER_ERROR, format!("'{name}' parameter is required"))
     }
 
     /// -32000 `'<name>' parameter should be <kind>`, `kind` with its
     /// article: `"a string"`, `"an array"`, …
     pub fn param_type(name: &str, kind: &str) -> Self {
-        Self::new(
-            codes::SERVER_ERROR,
-            format!("'{name}' parameter should be {kind}"),
-        )
+        Self::new(codes::SERVER_ERROR, format!("'{name}' parameter should be {kind}"))
     }
 
     // --- Kurento codes (§8 second table) ---
@@ -248,10 +233,7 @@ impl RpcError {
 
     /// 40007 for a sessionId over the configured length limit.
     pub fn session_id_too_long(max: usize) -> Self {
-        Self::new(
-            codes::INVALID_SESSION,
-            format!("Invalid session: sessionId longer than {max} bytes"),
-        )
+        Self::new(codes::INVALID_SESSION, format!("Invalid session: sessionId longer than {max} bytes"))
     }
 
     /// 40008.
@@ -262,9 +244,7 @@ impl RpcError {
     /// 40008 `Method '<op>' with <n> parameters not found` (§5.5: unknown
     /// invoke operation is 40008, not 40105).
     pub fn method_not_found_invoke(operation: &str, n_params: usize) -> Self {
-        Self::malformed_transaction(format!(
-            "Method '{operation}' with {n_params} parameters not found"
-        ))
+        Self::malformed_transaction(format!("Method '{operation}' with {n_params} parameters not found"))
     }
 
     /// 40009.
@@ -274,18 +254,12 @@ impl RpcError {
 
     /// 40101 `Object '<id>' not found` (§4.3).
     pub fn object_not_found(id: &str) -> Self {
-        Self::new(
-            codes::MEDIA_OBJECT_NOT_FOUND,
-            format!("Object '{id}' not found"),
-        )
+        Self::new(codes::MEDIA_OBJECT_NOT_FOUND, format!("Object '{id}' not found"))
     }
 
     /// 40106 `Event '<type>' not supported` (§5.6).
     pub fn event_not_supported(event_type: &str) -> Self {
-        Self::new(
-            codes::MEDIA_OBJECT_EVENT_NOT_SUPPORTED,
-            format!("Event '{event_type}' not supported"),
-        )
+        Self::new(codes::MEDIA_OBJECT_EVENT_NOT_SUPPORTED, format!("Event '{event_type}' not supported"))
     }
 
     /// 40107.
@@ -295,10 +269,7 @@ impl RpcError {
 
     /// 40108 `Factory '<type>' not found` (§5.3: not 40100).
     pub fn factory_not_found(type_name: &str) -> Self {
-        Self::new(
-            codes::MEDIA_OBJECT_NOT_AVAILABLE,
-            format!("Factory '{type_name}' not found"),
-        )
+        Self::new(codes::MEDIA_OBJECT_NOT_AVAILABLE, format!("Factory '{type_name}' not found"))
     }
 
     /// 40109: a `newref:<n>` id used outside a transaction (§4.3).
@@ -319,14 +290,8 @@ impl From<RpcError> for ErrorObjectOwned {
 
 impl From<ErrorObjectOwned> for RpcError {
     fn from(e: ErrorObjectOwned) -> Self {
-        let data = e
-            .data()
-            .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok());
-        RpcError {
-            code: i64::from(e.code()),
-            message: e.message().to_owned(),
-            data,
-        }
+        let data = e.data().and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok());
+        RpcError { code: i64::from(e.code()), message: e.message().to_owned(), data }
     }
 }
 
@@ -371,10 +336,7 @@ mod tests {
             RpcError::method_not_found_invoke("play", 2).to_json(),
             json!({"code":40008,"message":"Method 'play' with 2 parameters not found","data":{"type":"MALFORMED_TRANSACTION"}})
         );
-        assert_eq!(
-            RpcError::factory_not_found("Foo").type_name(),
-            Some("MEDIA_OBJECT_NOT_AVAILABLE")
-        );
+        assert_eq!(RpcError::factory_not_found("Foo").type_name(), Some("MEDIA_OBJECT_NOT_AVAILABLE"));
         assert_eq!(
             RpcError::new(codes::SDP_END_POINT_ANSWER_ALREADY_PROCCESED, "x").type_name(),
             Some("SDP_END_POINT_ANSWER_ALREADY_PROCCESED")
@@ -383,14 +345,8 @@ mod tests {
 
     #[test]
     fn unknown_and_40500_codes_are_undefined() {
-        assert_eq!(
-            RpcError::new(49123, "custom").type_name(),
-            Some("UNDEFINED")
-        );
-        assert_eq!(
-            RpcError::new(codes::SERVER_MANAGER_ERROR_KMD_NOT_FOUND, "x").type_name(),
-            Some("UNDEFINED")
-        );
+        assert_eq!(RpcError::new(49123, "custom").type_name(), Some("UNDEFINED"));
+        assert_eq!(RpcError::new(codes::SERVER_MANAGER_ERROR_KMD_NOT_FOUND, "x").type_name(), Some("UNDEFINED"));
     }
 
     #[test]
@@ -409,10 +365,7 @@ mod tests {
             RpcError::params_required().to_json(),
             json!({"code":-32602,"message":"'params' is required","data":{"type":"INVALID_PARAMS"}})
         );
-        assert_eq!(
-            RpcError::param_type("object", "a string").message,
-            "'object' parameter should be a string"
-        );
+        assert_eq!(RpcError::param_type("object", "a string").message, "'object' parameter should be a string");
     }
 
     #[test]

@@ -63,9 +63,7 @@ impl SessionHub {
 
     /// The handle the backend uses to emit events.
     pub fn notifier(&self) -> Notifier {
-        Notifier {
-            shared: self.shared.clone(),
-        }
+        Notifier { shared: self.shared.clone() }
     }
 
     /// `connect`'s `serverId` (§5.2).
@@ -104,13 +102,9 @@ impl SessionHub {
         let max = self.shared.limits.max_connections;
         self.shared
             .live_connections
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
             .ok()?;
-        Some(ConnectionSlot {
-            shared: self.shared.clone(),
-        })
+        Some(ConnectionSlot { shared: self.shared.clone() })
     }
 
     pub(crate) fn live_connections(&self) -> usize {
@@ -164,10 +158,7 @@ impl Notifier {
     pub fn send_event(&self, session: &SessionId, object: &str, event_type: &str, data: Value) {
         let text = codec::encode_event(object, event_type, data);
         let st = self.shared.lock();
-        let tx = st
-            .dispatcher
-            .connection_of(session)
-            .and_then(|c| st.outbound.get(&c));
+        let tx = st.dispatcher.connection_of(session).and_then(|c| st.outbound.get(&c));
         match tx {
             Some(tx) if tx.send(Outbound::Text(text)).is_ok() => {}
             _ => {

@@ -26,10 +26,7 @@ pub(crate) async fn bind_tcp(
             .await
             .map_err(|e| bind_err(format!("{address}:{port}"), e))?
             .collect();
-        let mut last = io::Error::new(
-            io::ErrorKind::AddrNotAvailable,
-            "address resolved to nothing",
-        );
+        let mut last = io::Error::new(io::ErrorKind::AddrNotAvailable, "address resolved to nothing");
         for addr in candidates {
             match bind_addr(addr) {
                 Ok(l) => return Ok(l),
@@ -76,9 +73,7 @@ mod tests {
         assert_ne!(a.port(), 0);
         // SO_REUSEADDR: rebinding right after close works.
         drop(l);
-        bind_tcp(Some("127.0.0.1"), true, a.port(), "ws")
-            .await
-            .unwrap();
+        bind_tcp(Some("127.0.0.1"), true, a.port(), "ws").await.unwrap();
     }
 
     #[tokio::test]
@@ -91,9 +86,7 @@ mod tests {
 
     #[tokio::test]
     async fn unresolvable_address_is_a_bind_error() {
-        let e = bind_tcp(Some("no-such-host.invalid"), true, 0, "ws")
-            .await
-            .unwrap_err();
+        let e = bind_tcp(Some("no-such-host.invalid"), true, 0, "ws").await.unwrap_err();
         assert!(matches!(e, Error::Bind { .. }), "{e}");
     }
 }

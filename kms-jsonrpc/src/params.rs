@@ -15,10 +15,7 @@ pub(crate) fn required_str(params: &Map<String, Value>, key: &str) -> Result<Str
 }
 
 /// A required array param, taken out of `params` (no copy).
-pub(crate) fn take_required_array(
-    params: &mut Map<String, Value>,
-    key: &str,
-) -> Result<Vec<Value>, RpcError> {
+pub(crate) fn take_required_array(params: &mut Map<String, Value>, key: &str) -> Result<Vec<Value>, RpcError> {
     match params.remove(key) {
         Some(Value::Array(a)) => Ok(a),
         None | Some(Value::Null) => Err(RpcError::param_required(key)),
@@ -43,22 +40,13 @@ mod tests {
 
     #[test]
     fn missing_and_mistyped_params_are_server_errors_without_data() {
-        let p = json!({"object": 3, "nul": null})
-            .as_object()
-            .unwrap()
-            .clone();
+        let p = json!({"object": 3, "nul": null}).as_object().unwrap().clone();
         let e = required_str(&p, "type").unwrap_err();
-        assert_eq!(
-            (e.code, e.message.as_str()),
-            (codes::SERVER_ERROR, "'type' parameter is required")
-        );
+        assert_eq!((e.code, e.message.as_str()), (codes::SERVER_ERROR, "'type' parameter is required"));
         assert!(e.data.is_none());
         let e = required_str(&p, "object").unwrap_err();
         assert_eq!(e.message, "'object' parameter should be a string");
-        assert_eq!(
-            required_str(&p, "nul").unwrap_err().message,
-            "'nul' parameter is required"
-        );
+        assert_eq!(required_str(&p, "nul").unwrap_err().message, "'nul' parameter is required");
         let mut p = json!({"operations": {}}).as_object().unwrap().clone();
         let e = take_required_array(&mut p, "operations").unwrap_err();
         assert_eq!(e.message, "'operations' parameter should be an array");

@@ -44,13 +44,7 @@ pub(crate) struct RequestCache {
 
 impl RequestCache {
     pub fn new(ttl: Duration, max_bytes: usize) -> Self {
-        RequestCache {
-            ttl,
-            max_bytes,
-            entries: HashMap::new(),
-            order: VecDeque::new(),
-            bytes: 0,
-        }
+        RequestCache { ttl, max_bytes, entries: HashMap::new(), order: VecDeque::new(), bytes: 0 }
     }
 
     fn cost(key: &Key, resp: &CachedResponse) -> usize {
@@ -64,20 +58,12 @@ impl RequestCache {
     /// The live response for `(session, id)`, if any.
     pub fn get(&mut self, session: &SessionId, id: &str, now: Instant) -> Option<&CachedResponse> {
         self.purge(now);
-        self.entries
-            .get(&(session.clone(), id.to_owned()))
-            .map(|e| &e.response)
+        self.entries.get(&(session.clone(), id.to_owned())).map(|e| &e.response)
     }
 
     /// Stores a response; an existing live entry for the key is kept, as
     /// upstream only adds responses it does not have yet.
-    pub fn insert(
-        &mut self,
-        session: SessionId,
-        id: String,
-        response: CachedResponse,
-        now: Instant,
-    ) {
+    pub fn insert(&mut self, session: SessionId, id: String, response: CachedResponse, now: Instant) {
         self.purge(now);
         let key = (session, id);
         if self.entries.contains_key(&key) {
@@ -94,13 +80,7 @@ impl RequestCache {
         }
         self.bytes += cost;
         self.order.push_back((now, key.clone()));
-        self.entries.insert(
-            key,
-            Entry {
-                response,
-                inserted: now,
-            },
-        );
+        self.entries.insert(key, Entry { response, inserted: now });
     }
 
     /// Frees every entry older than the TTL.
@@ -151,10 +131,7 @@ mod tests {
     use super::*;
 
     fn resp(text: &str) -> CachedResponse {
-        CachedResponse {
-            text: text.to_owned(),
-            result_session: None,
-        }
+        CachedResponse { text: text.to_owned(), result_session: None }
     }
 
     #[test]
@@ -163,10 +140,7 @@ mod tests {
         let mut c = RequestCache::new(REQUEST_CACHE_TTL, REQUEST_CACHE_MAX_BYTES);
         let s = SessionId::from("s");
         c.insert(s.clone(), "1".into(), resp("r1"), t0);
-        assert_eq!(
-            c.get(&s, "1", t0 + Duration::from_secs(19)).unwrap().text,
-            "r1"
-        );
+        assert_eq!(c.get(&s, "1", t0 + Duration::from_secs(19)).unwrap().text, "r1");
         assert!(c.get(&s, "2", t0).is_none());
         assert!(c.get(&SessionId::from("t"), "1", t0).is_none());
         assert!(c.get(&s, "1", t0 + Duration::from_secs(20)).is_none());
@@ -195,12 +169,7 @@ mod tests {
         let mut c = RequestCache::new(REQUEST_CACHE_TTL, REQUEST_CACHE_MAX_BYTES);
         let s = SessionId::from("s");
         c.insert(s.clone(), "1".into(), resp("a"), t0);
-        c.insert(
-            s.clone(),
-            "1".into(),
-            resp("b"),
-            t0 + Duration::from_secs(1),
-        );
+        c.insert(s.clone(), "1".into(), resp("b"), t0 + Duration::from_secs(1));
         assert_eq!(c.get(&s, "1", t0).unwrap().text, "a");
     }
 

@@ -54,11 +54,7 @@ impl Server {
     /// Binds the configured listeners (ws and/or wss). A listener that
     /// fails is logged and skipped; error only if none can be opened
     /// (§1.1). `port: 0` disables a listener, as in the config file.
-    pub async fn bind(
-        config: ServerConfig,
-        hub: SessionHub,
-        backend: Arc<dyn MediaBackend>,
-    ) -> Result<Server, Error> {
+    pub async fn bind(config: ServerConfig, hub: SessionHub, backend: Arc<dyn MediaBackend>) -> Result<Server, Error> {
         let ws = if config.port == 0 {
             None
         } else {
@@ -71,13 +67,10 @@ impl Server {
         if let Some(secure) = config.secure.as_ref().filter(|s| s.port != 0) {
             // Certificate first: no port is opened for a disabled wss://.
             match load_server_config(secure) {
-                Ok(tls) => {
-                    match bind_tcp(config.address.as_deref(), config.ipv6, secure.port, "wss").await
-                    {
-                        Ok(l) => wss = Some((l, TlsAcceptor::from(tls))),
-                        Err(e) => tracing::error!("{e}"),
-                    }
-                }
+                Ok(tls) => match bind_tcp(config.address.as_deref(), config.ipv6, secure.port, "wss").await {
+                    Ok(l) => wss = Some((l, TlsAcceptor::from(tls))),
+                    Err(e) => tracing::error!("{e}"),
+                },
                 Err(e) => tracing::error!("{e}; wss:// disabled"),
             }
         }
@@ -123,10 +116,7 @@ impl Server {
             return Err(Error::NoListener(format!(
                 "ws port {}, wss {}",
                 config.port,
-                config
-                    .secure
-                    .as_ref()
-                    .map_or("not configured".to_owned(), |s| format!("port {}", s.port))
+                config.secure.as_ref().map_or("not configured".to_owned(), |s| format!("port {}", s.port))
             )));
         }
         let ws_addr = ws.as_ref().map(TcpListener::local_addr).transpose()?;
@@ -137,15 +127,7 @@ impl Server {
         if let Some(a) = wss_addr {
             tracing::info!("listening on wss://{a}/{}", config.path);
         }
-        Ok(Server {
-            config,
-            hub,
-            backend,
-            ws,
-            wss,
-            ws_addr,
-            wss_addr,
-        })
+        Ok(Server { config, hub, backend, ws, wss, ws_addr, wss_addr })
     }
 
     /// The ws:// listener's address.
@@ -160,24 +142,11 @@ impl Server {
 
     /// Serves until `shutdown` resolves; then stops accepting, closes every
     /// socket (close frame 1001), stops the GC task and returns.
-    pub async fn run(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), Error> {
-        let Server {
-            config,
-            hub,
-            backend,
-            ws,
-            wss,
-            ..
-        } = self;
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
+        let Server { config, hub, backend, ws, wss, .. } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let limit = config.limits.max_message_bytes;
-        let ws_max_message = limit
-            .saturating_mul(4)
-            .min(WS_HARD_CAP)
-            .max(limit.saturating_add(64 * 1024));
+        let ws_max_message = limit.saturating_mul(4).min(WS_HARD_CAP).max(limit.saturating_add(64 * 1024));
         let ctx = Arc::new(Ctx {
             hub: hub.clone(),
             backend: backend.clone(),
@@ -190,8 +159,7 @@ impl Server {
 
         let mut listeners = JoinSet::new();
         if let Some(l) = ws {
-            let serve =
-                axum::serve(l, router.clone()).with_graceful_shutdown(stopped(stop_rx.clone()));
+            let serve = axum::serve(l, router.clone()).with_graceful_shutdown(stopped(stop_rx.clone()));
             listeners.spawn(async move { serve.await });
         }
         if let Some((l, acceptor)) = wss {
@@ -214,19 +182,11 @@ impl Server {
         let _ = stop_tx.send(true);
         // Connection tasks see `stop` and send their close frames, also
         // those busy in a backend call.
-        if tokio::time::timeout(SHUTDOWN_GRACE, hub.all_connections_closed())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                open = hub.live_connections(),
-                "connections still open after the shutdown grace period"
-            );
+        if tokio::time::timeout(SHUTDOWN_GRACE, hub.all_connections_closed()).await.is_err() {
+            tracing::warn!(open = hub.live_connections(), "connections still open after the shutdown grace period");
         }
-        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-            while listeners.join_next().await.is_some() {}
-        })
-        .await;
+        let drained =
+            tokio::time::timeout(SHUTDOWN_GRACE, async { while listeners.join_next().await.is_some() {} }).await;
         if drained.is_err() {
             listeners.abort_all();
         }

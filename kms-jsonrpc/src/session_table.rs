@@ -121,17 +121,9 @@ impl SessionTable {
             return Ok(());
         }
         if self.sessions.len() >= max {
-            return Err(RpcError::not_enough_resources(format!(
-                "Reached sessions limit: {max}"
-            )));
+            return Err(RpcError::not_enough_resources(format!("Reached sessions limit: {max}")));
         }
-        self.sessions.insert(
-            session.clone(),
-            SessionEntry {
-                in_use: true,
-                connection: None,
-            },
-        );
+        self.sessions.insert(session.clone(), SessionEntry { in_use: true, connection: None });
         Ok(())
     }
 
@@ -190,8 +182,7 @@ impl SessionTable {
             // open socket is never collected (§3.2 consequence).
             if self.next_keepalive <= now && self.next_keepalive <= self.next_gc {
                 self.keepalive_pass();
-                self.next_keepalive =
-                    Self::advance(self.next_keepalive, self.keepalive_period, now);
+                self.next_keepalive = Self::advance(self.next_keepalive, self.keepalive_period, now);
             } else if self.next_gc <= now {
                 collected.extend(self.gc_pass());
                 self.next_gc = Self::advance(self.next_gc, self.gc_period, now);

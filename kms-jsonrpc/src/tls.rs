@@ -36,17 +36,13 @@ const LEGACY_KEY: &str = "legacy OpenSSL-encrypted PEM keys (Proc-Type: 4,ENCRYP
 
 /// Loads the rustls configuration for `tls`.
 pub(crate) fn load_server_config(tls: &TlsConfig) -> Result<Arc<rustls::ServerConfig>, Error> {
-    let err = |reason: String| Error::Tls {
-        path: tls.certificate.clone(),
-        reason,
-    };
+    let err = |reason: String| Error::Tls { path: tls.certificate.clone(), reason };
     let pem = std::fs::read(&tls.certificate).map_err(|e| err(format!("cannot read: {e}")))?;
     if String::from_utf8_lossy(&pem).contains("Proc-Type: 4,ENCRYPTED") {
         return Err(err(LEGACY_KEY.to_owned()));
     }
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<_, _>>()
-        .map_err(|e| err(format!("invalid PEM: {e}")))?;
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(&pem).collect::<Result<_, _>>().map_err(|e| err(format!("invalid PEM: {e}")))?;
     if certs.is_empty() {
         return Err(err("no CERTIFICATE block found".to_owned()));
     }
@@ -67,20 +63,16 @@ fn load_key(pem_bytes: &[u8], password: Option<&str>) -> Result<PrivateKeyDer<'s
     let text = String::from_utf8_lossy(pem_bytes);
     if let Some(block) = pem_block(&text, "ENCRYPTED PRIVATE KEY") {
         let Some(password) = password else {
-            return Err(
-                "the private key is encrypted but no 'secure.password' is configured".to_owned(),
-            );
+            return Err("the private key is encrypted but no 'secure.password' is configured".to_owned());
         };
         let (_, der) = pkcs8::der::pem::decode_vec(block.as_bytes())
             .map_err(|e| format!("invalid ENCRYPTED PRIVATE KEY block: {e}"))?;
         let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_slice())
             .map_err(|e| format!("invalid ENCRYPTED PRIVATE KEY: {e}"))?;
-        let doc = info.decrypt(password).map_err(|e| {
-            format!("cannot decrypt the private key (wrong password or unsupported cipher): {e}")
-        })?;
-        return Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-            doc.as_bytes().to_vec(),
-        )));
+        let doc = info
+            .decrypt(password)
+            .map_err(|e| format!("cannot decrypt the private key (wrong password or unsupported cipher): {e}"))?;
+        return Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(doc.as_bytes().to_vec())));
     }
     match PrivateKeyDer::from_pem_slice(pem_bytes) {
         Ok(k) => Ok(k),
@@ -106,11 +98,7 @@ pub(crate) struct TlsListener {
 
 impl TlsListener {
     /// Starts accepting on `listener` until `stop` turns true.
-    pub fn spawn(
-        listener: TcpListener,
-        acceptor: TlsAcceptor,
-        mut stop: watch::Receiver<bool>,
-    ) -> io::Result<Self> {
+    pub fn spawn(listener: TcpListener, acceptor: TlsAcceptor, mut stop: watch::Receiver<bool>) -> io::Result<Self> {
         let local_addr = listener.local_addr()?;
         let (tx, rx) = mpsc::channel(64);
         let permits = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
@@ -174,17 +162,11 @@ mod tests {
     use std::path::PathBuf;
 
     fn fixture(name: &str) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name)
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
     }
 
     fn cfg(name: &str, password: Option<&str>) -> TlsConfig {
-        TlsConfig {
-            port: 0,
-            certificate: fixture(name),
-            password: password.map(str::to_owned),
-        }
+        TlsConfig { port: 0, certificate: fixture(name), password: password.map(str::to_owned) }
     }
 
     #[test]
@@ -205,8 +187,7 @@ mod tests {
         assert!(e.to_string().contains("no 'secure.password'"), "{e}");
         let e = load_server_config(&cfg("server-encrypted.pem", Some("wrong"))).unwrap_err();
         assert!(e.to_string().contains("cannot decrypt"), "{e}");
-        let e =
-            load_server_config(&cfg("server-legacy-encrypted.pem", Some("kurento"))).unwrap_err();
+        let e = load_server_config(&cfg("server-legacy-encrypted.pem", Some("kurento"))).unwrap_err();
         assert!(e.to_string().contains("openssl pkcs8"), "{e}");
     }
 

@@ -26,9 +26,7 @@ pub(crate) fn validate(operations: &[Value], max_operations: usize) -> Result<()
         let id_ok = matches!(op.get("id"), Some(Value::Number(n))
             if n.as_u64() == Some(i as u64) || n.as_f64() == Some(i as f64));
         if !id_ok {
-            return Err(RpcError::malformed_transaction(format!(
-                "Id of request '{i}' should be '{i}'"
-            )));
+            return Err(RpcError::malformed_transaction(format!("Id of request '{i}' should be '{i}'")));
         }
         if op.get("method").and_then(Value::as_str) == Some("transaction") {
             return Err(RpcError::malformed_transaction(format!(
@@ -53,9 +51,7 @@ pub(crate) fn execute(
     for (i, op) in operations.into_iter().enumerate() {
         let Value::Object(mut op) = op else {
             // `validate` guarantees objects (they have an id).
-            return Outcome::of(Err(RpcError::malformed_transaction(format!(
-                "Id of request '{i}' should be '{i}'"
-            ))));
+            return Outcome::of(Err(RpcError::malformed_transaction(format!("Id of request '{i}' should be '{i}'"))));
         };
         let mut params = match op.remove("params") {
             None | Some(Value::Null) => Map::new(),
@@ -72,10 +68,7 @@ pub(crate) fn execute(
             }
         }
         // §5.9: the transaction's sessionId is forced into each operation.
-        params.insert(
-            SESSION_ID.to_owned(),
-            Value::String(session.as_str().to_owned()),
-        );
+        params.insert(SESSION_ID.to_owned(), Value::String(session.as_str().to_owned()));
         op.insert("params".to_owned(), Value::Object(params));
         let result = match codec::decode_value(op) {
             Err(e) => Err(e),
@@ -95,10 +88,7 @@ pub(crate) fn execute(
             break;
         }
     }
-    Outcome {
-        result: Ok(json!({ SESSION_ID: session.as_str(), "value": responses })),
-        forget_session,
-    }
+    Outcome { result: Ok(json!({ SESSION_ID: session.as_str(), "value": responses })), forget_session }
 }
 
 /// One operation. Its session is the transaction's, which exists, so the
@@ -115,9 +105,7 @@ fn execute_one(
         "ping" => Outcome::of(Ok(json!({ "value": "pong", SESSION_ID: sid }))),
         "connect" => Outcome::of(Ok(json!({ SESSION_ID: sid, "serverId": server_id }))),
         "keepAlive" => Outcome::of(Ok(json!({ SESSION_ID: sid }))),
-        "transaction" => Outcome::of(Err(RpcError::malformed_transaction(
-            "Nested transactions are not allowed",
-        ))),
+        "transaction" => Outcome::of(Err(RpcError::malformed_transaction("Nested transactions are not allowed"))),
         m if Call::is_backend_method(m) => match Call::parse(m, &mut params) {
             Ok(call) => call.execute(session, backend, server_id),
             Err(e) => Outcome::of(Err(e)),
@@ -141,16 +129,12 @@ fn inject_refs(v: &mut Value, responses: &[Value]) -> Result<(), RpcError> {
                 .all(|b| b.is_ascii_digit())
                 .then(|| index.parse().ok())
                 .flatten()
-                .ok_or_else(|| {
-                    RpcError::malformed_transaction(format!("Invalid index of newref '{index}'"))
-                })?;
+                .ok_or_else(|| RpcError::malformed_transaction(format!("Invalid index of newref '{index}'")))?;
             let value = responses
                 .get(k)
                 .and_then(|r| r.get("result"))
                 .map(|r| r.get("value").cloned().unwrap_or(Value::Null))
-                .ok_or_else(|| {
-                    RpcError::malformed_transaction(format!("Result not found on request {k}"))
-                })?;
+                .ok_or_else(|| RpcError::malformed_transaction(format!("Result not found on request {k}")))?;
             *v = value;
             Ok(())
         }
@@ -187,10 +171,7 @@ mod tests {
         ];
         let mut v = json!({"a":"newref:0","b":[{"c":"newref:0"}],"d":"newref:","e":"xnewref:0"});
         inject_refs(&mut v, &responses).unwrap();
-        assert_eq!(
-            v,
-            json!({"a":"P","b":[{"c":"P"}],"d":"newref:","e":"xnewref:0"})
-        );
+        assert_eq!(v, json!({"a":"P","b":[{"c":"P"}],"d":"newref:","e":"xnewref:0"}));
         let e = inject_refs(&mut json!("newref:1"), &responses).unwrap_err();
         assert_eq!(e.message, "Result not found on request 1");
         let e = inject_refs(&mut json!(["newref:7"]), &responses).unwrap_err();

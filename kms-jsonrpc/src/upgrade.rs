@@ -34,10 +34,7 @@ pub(crate) async fn handle(State(ctx): State<Arc<Ctx>>, request: Request) -> Res
         Err(rejection) => return rejection.into_response(),
     };
     let Some(slot) = ctx.hub.try_reserve_connection() else {
-        tracing::warn!(
-            max = ctx.hub.limits().max_connections,
-            "connection limit reached; upgrade refused"
-        );
+        tracing::warn!(max = ctx.hub.limits().max_connections, "connection limit reached; upgrade refused");
         return (StatusCode::SERVICE_UNAVAILABLE, "too many connections").into_response();
     };
     let path_ok = path_matches(parts.uri.path(), &ctx.path);
@@ -53,10 +50,7 @@ pub(crate) async fn handle(State(ctx): State<Arc<Ctx>>, request: Request) -> Res
 /// `healthchecker.sh`.
 fn is_healthcheck(parts: &Parts) -> bool {
     let header_has = |name: header::HeaderName, needle: &str| {
-        parts.headers.get_all(name).iter().any(|v| {
-            v.to_str()
-                .is_ok_and(|s| s.to_ascii_lowercase().contains(needle))
-        })
+        parts.headers.get_all(name).iter().any(|v| v.to_str().is_ok_and(|s| s.to_ascii_lowercase().contains(needle)))
     };
     parts.method == Method::GET
         && parts.version <= Version::HTTP_11
@@ -75,20 +69,11 @@ fn token_matches(parts: &Parts, token: &str) -> bool {
     let from_query = Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
         .ok()
         .and_then(|Query(q)| q.get("access_token").cloned());
-    let from_header = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, value) = v.split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case("bearer")
-                .then(|| value.trim().to_owned())
-        });
-    [from_query, from_header]
-        .into_iter()
-        .flatten()
-        .any(|given| constant_time_eq(given.as_bytes(), token.as_bytes()))
+    let from_header = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
+        let (scheme, value) = v.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| value.trim().to_owned())
+    });
+    [from_query, from_header].into_iter().flatten().any(|given| constant_time_eq(given.as_bytes(), token.as_bytes()))
 }
 
 /// Comparison whose time does not depend on where the inputs differ.
@@ -123,10 +108,7 @@ mod tests {
 
     #[test]
     fn healthcheck_detection() {
-        let hc = parts(
-            "/kurento",
-            &[("Connection", "Upgrade"), ("Upgrade", "websocket")],
-        );
+        let hc = parts("/kurento", &[("Connection", "Upgrade"), ("Upgrade", "websocket")]);
         assert!(is_healthcheck(&hc));
         let real = parts(
             "/kurento",
@@ -142,22 +124,10 @@ mod tests {
 
     #[test]
     fn access_token_from_query_or_bearer_header() {
-        assert!(token_matches(
-            &parts("/kurento?access_token=s3cr%65t", &[]),
-            "s3cret"
-        ));
-        assert!(token_matches(
-            &parts("/kurento", &[("Authorization", "Bearer s3cret")]),
-            "s3cret"
-        ));
-        assert!(!token_matches(
-            &parts("/kurento?access_token=nope", &[]),
-            "s3cret"
-        ));
-        assert!(!token_matches(
-            &parts("/kurento", &[("Authorization", "Basic s3cret")]),
-            "s3cret"
-        ));
+        assert!(token_matches(&parts("/kurento?access_token=s3cr%65t", &[]), "s3cret"));
+        assert!(token_matches(&parts("/kurento", &[("Authorization", "Bearer s3cret")]), "s3cret"));
+        assert!(!token_matches(&parts("/kurento?access_token=nope", &[]), "s3cret"));
+        assert!(!token_matches(&parts("/kurento", &[("Authorization", "Basic s3cret")]), "s3cret"));
         assert!(!token_matches(&parts("/kurento", &[]), "s3cret"));
     }
 }

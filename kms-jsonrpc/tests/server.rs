@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use kms_jsonrpc::{
-    Description, Error, MediaBackend, Notifier, RpcError, Server, ServerConfig, SessionHub,
-    SessionId, TlsConfig,
+    Description, Error, MediaBackend, Notifier, RpcError, Server, ServerConfig, SessionHub, SessionId, TlsConfig,
 };
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -27,12 +26,7 @@ const RECV_TIMEOUT: Duration = Duration::from_secs(5);
 struct FakeBackend;
 
 impl MediaBackend for FakeBackend {
-    fn create(
-        &self,
-        _: &SessionId,
-        type_name: &str,
-        _: Option<&Value>,
-    ) -> Result<String, RpcError> {
+    fn create(&self, _: &SessionId, type_name: &str, _: Option<&Value>) -> Result<String, RpcError> {
         Ok(format!("{}_kurento.{type_name}", uuid::Uuid::new_v4()))
     }
     fn describe(&self, _: &SessionId, object: &str) -> Result<Description, RpcError> {
@@ -54,10 +48,7 @@ impl MediaBackend for FakeBackend {
     ) -> Result<Value, RpcError> {
         match operation {
             "sleep" => {
-                let ms = params
-                    .and_then(|p| p.get("ms"))
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0);
+                let ms = params.and_then(|p| p.get("ms")).and_then(Value::as_u64).unwrap_or(0);
                 std::thread::sleep(Duration::from_millis(ms));
                 Ok(json!(ms))
             }
@@ -102,26 +93,15 @@ impl TestServer {
         let hub = SessionHub::new(&cfg);
         let notifier = hub.notifier();
         let ws = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let wss = if wss {
-            Some(TcpListener::bind("127.0.0.1:0").await.unwrap())
-        } else {
-            None
-        };
-        let server =
-            Server::from_listeners(cfg, hub, Arc::new(FakeBackend), Some(ws), wss).unwrap();
+        let wss = if wss { Some(TcpListener::bind("127.0.0.1:0").await.unwrap()) } else { None };
+        let server = Server::from_listeners(cfg, hub, Arc::new(FakeBackend), Some(ws), wss).unwrap();
         let addr = server.local_addr().unwrap();
         let secure = server.secure_local_addr();
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(server.run(async {
             let _ = rx.await;
         }));
-        TestServer {
-            addr,
-            secure,
-            notifier,
-            stop: Some(tx),
-            task,
-        }
+        TestServer { addr, secure, notifier, stop: Some(tx), task }
     }
 
     fn url(&self, path: &str) -> String {
@@ -143,9 +123,7 @@ impl TestServer {
 }
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
 struct Client {
@@ -155,9 +133,7 @@ struct Client {
 
 impl Client {
     async fn connect(url: &str) -> Self {
-        let (ws, _) = tokio_tungstenite::connect_async(url)
-            .await
-            .expect("upgrade");
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("upgrade");
         Client { ws, next_id: 0 }
     }
 
@@ -208,16 +184,13 @@ impl Client {
     /// Waits for the server's close frame.
     async fn expect_close(&mut self) -> tungstenite::protocol::CloseFrame {
         loop {
-            let msg = tokio::time::timeout(RECV_TIMEOUT, self.ws.next())
-                .await
-                .expect("close in time");
+            let msg = tokio::time::timeout(RECV_TIMEOUT, self.ws.next()).await.expect("close in time");
             match msg {
                 Some(Ok(Message::Close(Some(frame)))) => {
                     // Keep reading so the library sends its close reply.
-                    let _ = tokio::time::timeout(RECV_TIMEOUT, async {
-                        while let Some(Ok(_)) = self.ws.next().await {}
-                    })
-                    .await;
+                    let _ =
+                        tokio::time::timeout(RECV_TIMEOUT, async { while let Some(Ok(_)) = self.ws.next().await {} })
+                            .await;
                     return frame;
                 }
                 Some(Ok(Message::Close(None))) | None => panic!("close without frame"),
@@ -232,10 +205,7 @@ async fn raw_http(addr: SocketAddr, request: &str) -> String {
     let mut tcp = TcpStream::connect(addr).await.unwrap();
     tcp.write_all(request.as_bytes()).await.unwrap();
     let mut buf = vec![0u8; 1024];
-    let n = tokio::time::timeout(RECV_TIMEOUT, tcp.read(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
+    let n = tokio::time::timeout(RECV_TIMEOUT, tcp.read(&mut buf)).await.unwrap().unwrap();
     String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
@@ -257,9 +227,7 @@ async fn ping_pong_and_session_flow() {
     let srv = TestServer::start(|_| {}).await;
     let mut c = srv.client().await;
     assert_eq!(c.ping().await["result"], json!({"value":"pong"}));
-    let r = c
-        .call("describe", json!({"object":"manager_ServerManager"}))
-        .await;
+    let r = c.call("describe", json!({"object":"manager_ServerManager"})).await;
     let s = r["result"]["sessionId"].as_str().unwrap().to_owned();
     // Injected from now on (§3.1).
     assert_eq!(c.ping().await["result"]["sessionId"], json!(s));
@@ -294,16 +262,11 @@ async fn invalid_json_is_answered_and_the_socket_stays_open() {
     let srv = TestServer::start(|_| {}).await;
     let mut c = srv.client().await;
     c.send_text("{not json".into()).await;
-    assert_eq!(
-        c.recv().await,
-        json!({"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error."}})
-    );
-    c.send_text(r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#.into())
-        .await;
+    assert_eq!(c.recv().await, json!({"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error."}}));
+    c.send_text(r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#.into()).await;
     assert_eq!(c.recv().await["error"]["code"], json!(-32600));
     // Notifications get no answer: the next frame is the ping's.
-    c.send_text(r#"{"jsonrpc":"2.0","method":"ping"}"#.into())
-        .await;
+    c.send_text(r#"{"jsonrpc":"2.0","method":"ping"}"#.into()).await;
     c.ping().await;
     drop(c);
     srv.shutdown().await;
@@ -318,10 +281,7 @@ async fn oversize_message_is_answered_and_the_socket_stays_usable() {
     let resp = c.recv().await;
     assert_eq!(resp["id"], Value::Null);
     assert_eq!(resp["error"]["code"], json!(-32600));
-    assert!(
-        resp["error"]["message"].as_str().unwrap().contains("1024"),
-        "{resp}"
-    );
+    assert!(resp["error"]["message"].as_str().unwrap().contains("1024"), "{resp}");
     c.ping().await;
     drop(c);
     srv.shutdown().await;
@@ -330,19 +290,14 @@ async fn oversize_message_is_answered_and_the_socket_stays_usable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_token_is_required_when_configured() {
     let srv = TestServer::start(|c| c.access_token = Some("s3cret".into())).await;
-    let err = tokio_tungstenite::connect_async(srv.url("/kurento"))
-        .await
-        .unwrap_err();
+    let err = tokio_tungstenite::connect_async(srv.url("/kurento")).await.unwrap_err();
     assert_eq!(upgrade_status(err), 401);
-    let err = tokio_tungstenite::connect_async(srv.url("/kurento?access_token=wrong"))
-        .await
-        .unwrap_err();
+    let err = tokio_tungstenite::connect_async(srv.url("/kurento?access_token=wrong")).await.unwrap_err();
     assert_eq!(upgrade_status(err), 401);
     let mut q = Client::connect(&srv.url("/kurento?access_token=s3cret")).await;
     q.ping().await;
     let mut req = srv.url("/kurento").into_client_request().unwrap();
-    req.headers_mut()
-        .insert("Authorization", "Bearer s3cret".parse().unwrap());
+    req.headers_mut().insert("Authorization", "Bearer s3cret".parse().unwrap());
     let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     let mut h = Client { ws, next_id: 0 };
     h.ping().await;
@@ -357,20 +312,11 @@ async fn access_token_is_required_when_configured() {
 async fn events_follow_the_session_across_reconnection() {
     let srv = TestServer::start(|_| {}).await;
     let mut a = srv.client().await;
-    let s = SessionId::from(
-        a.call("connect", Value::Null).await["result"]["sessionId"]
-            .as_str()
-            .unwrap(),
-    );
+    let s = SessionId::from(a.call("connect", Value::Null).await["result"]["sessionId"].as_str().unwrap());
     let emit = |n: &Notifier, s: &SessionId, seq: i64| {
         let (n, s) = (n.clone(), s.clone());
         std::thread::spawn(move || {
-            n.send_event(
-                &s,
-                "P_kurento.MediaPipeline",
-                "EndOfStream",
-                json!({"seq": seq}),
-            );
+            n.send_event(&s, "P_kurento.MediaPipeline", "EndOfStream", json!({"seq": seq}));
         })
         .join()
         .unwrap();
@@ -403,22 +349,13 @@ async fn a_blocking_call_on_one_connection_does_not_delay_others() {
     let mut a = srv.client().await;
     let mut b = srv.client().await;
     let started = Instant::now();
-    let slow = a
-        .send(
-            "invoke",
-            json!({"object":"x","operation":"sleep","operationParams":{"ms":2000}}),
-        )
-        .await;
+    let slow = a.send("invoke", json!({"object":"x","operation":"sleep","operationParams":{"ms":2000}})).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     b.ping().await;
     let mut c = srv.client().await;
     c.ping().await;
     // Measured from before the slow request was sent.
-    assert!(
-        started.elapsed() < Duration::from_millis(1000),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_millis(1000), "{:?}", started.elapsed());
     // A's own requests wait behind its slow call (strict order, §1.2).
     let next = a.send("ping", Value::Null).await;
     let r = a.recv().await;
@@ -436,11 +373,7 @@ async fn shutdown_closes_every_socket_with_a_close_frame() {
     let mut a = srv.client().await;
     a.ping().await;
     let mut b = srv.client().await;
-    b.send(
-        "invoke",
-        json!({"object":"x","operation":"sleep","operationParams":{"ms":1500}}),
-    )
-    .await;
+    b.send("invoke", json!({"object":"x","operation":"sleep","operationParams":{"ms":1500}})).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     let t = Instant::now();
     let addr = srv.addr;
@@ -449,11 +382,7 @@ async fn shutdown_closes_every_socket_with_a_close_frame() {
     assert_eq!(a.expect_close().await.code, CloseCode::Away);
     assert_eq!(b.expect_close().await.code, CloseCode::Away);
     shutdown.await.unwrap();
-    assert!(
-        t.elapsed() < Duration::from_millis(1000),
-        "{:?}",
-        t.elapsed()
-    );
+    assert!(t.elapsed() < Duration::from_millis(1000), "{:?}", t.elapsed());
     // Nothing listens any more.
     assert!(TcpStream::connect(addr).await.is_err());
 }
@@ -463,9 +392,7 @@ async fn connection_limit_refuses_upgrades_with_503() {
     let srv = TestServer::start(|c| c.limits.max_connections = 1).await;
     let mut a = srv.client().await;
     a.ping().await;
-    let err = tokio_tungstenite::connect_async(srv.url("/kurento"))
-        .await
-        .unwrap_err();
+    let err = tokio_tungstenite::connect_async(srv.url("/kurento")).await.unwrap_err();
     assert_eq!(upgrade_status(err), 503);
     a.ws.close(None).await.unwrap();
     drop(a);
@@ -517,18 +444,9 @@ async fn wss_listener_serves_the_same_protocol() {
         .with_root_certificates(roots)
         .with_no_client_auth();
     let tcp = TcpStream::connect(addr).await.unwrap();
-    let tls = TlsConnector::from(Arc::new(cfg))
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
-    let (mut ws, _) = tokio_tungstenite::client_async("wss://localhost/kurento", tls)
-        .await
-        .unwrap();
-    ws.send(Message::Text(
-        r#"{"jsonrpc":"2.0","id":0,"method":"ping"}"#.into(),
-    ))
-    .await
-    .unwrap();
+    let tls = TlsConnector::from(Arc::new(cfg)).connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async("wss://localhost/kurento", tls).await.unwrap();
+    ws.send(Message::Text(r#"{"jsonrpc":"2.0","id":0,"method":"ping"}"#.into())).await.unwrap();
     let reply = loop {
         match tokio::time::timeout(RECV_TIMEOUT, ws.next()).await.unwrap() {
             Some(Ok(Message::Text(t))) => break serde_json::from_str::<Value>(t.as_str()).unwrap(),
@@ -536,10 +454,7 @@ async fn wss_listener_serves_the_same_protocol() {
             other => panic!("{other:?}"),
         }
     };
-    assert_eq!(
-        reply,
-        json!({"jsonrpc":"2.0","id":0,"result":{"value":"pong"}})
-    );
+    assert_eq!(reply, json!({"jsonrpc":"2.0","id":0,"result":{"value":"pong"}}));
     drop(ws);
     srv.shutdown().await;
 }
@@ -547,19 +462,13 @@ async fn wss_listener_serves_the_same_protocol() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_certificate_disables_wss_but_is_not_fatal() {
     let cfg = ServerConfig {
-        secure: Some(TlsConfig {
-            port: 0,
-            certificate: fixture("missing.pem"),
-            password: None,
-        }),
+        secure: Some(TlsConfig { port: 0, certificate: fixture("missing.pem"), password: None }),
         ..ServerConfig::default()
     };
     let ws = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let wss = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hub = SessionHub::new(&cfg);
-    let server =
-        Server::from_listeners(cfg.clone(), hub, Arc::new(FakeBackend), Some(ws), Some(wss))
-            .unwrap();
+    let server = Server::from_listeners(cfg.clone(), hub, Arc::new(FakeBackend), Some(ws), Some(wss)).unwrap();
     assert!(server.local_addr().is_some());
     assert_eq!(server.secure_local_addr(), None);
     // Without any listener it is fatal (§1.1).
@@ -571,28 +480,13 @@ async fn missing_certificate_disables_wss_but_is_not_fatal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bind_uses_the_configured_port_and_port_zero_disables_ws() {
-    let cfg = ServerConfig {
-        port: 0,
-        ..ServerConfig::default()
-    };
-    let err = Server::bind(cfg.clone(), SessionHub::new(&cfg), Arc::new(FakeBackend))
-        .await
-        .err();
+    let cfg = ServerConfig { port: 0, ..ServerConfig::default() };
+    let err = Server::bind(cfg.clone(), SessionHub::new(&cfg), Arc::new(FakeBackend)).await.err();
     assert!(matches!(err, Some(Error::NoListener(_))), "{err:?}");
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let cfg = ServerConfig {
-        port,
-        address: Some("127.0.0.1".into()),
-        ..ServerConfig::default()
-    };
-    let server = Server::bind(cfg.clone(), SessionHub::new(&cfg), Arc::new(FakeBackend))
-        .await
-        .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let cfg = ServerConfig { port, address: Some("127.0.0.1".into()), ..ServerConfig::default() };
+    let server = Server::bind(cfg.clone(), SessionHub::new(&cfg), Arc::new(FakeBackend)).await.unwrap();
     let addr = server.local_addr().unwrap();
     assert_eq!(addr.port(), port);
     let (tx, rx) = oneshot::channel::<()>();

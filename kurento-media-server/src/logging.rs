@@ -74,12 +74,23 @@ pub fn init(logs_path: Option<&Path>, max_mb: u64, keep: u32) {
             .and_then(|f| EnvFilter::try_new(f).ok())
             .unwrap_or_else(|| EnvFilter::new("info"))
     };
-    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(std::env::var_os("GST_DEBUG_NO_COLOR").is_none()).with_filter(filter());
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::env::var_os("GST_DEBUG_NO_COLOR").is_none())
+        .with_filter(filter());
     let file = logs_path.and_then(|dir| {
         std::fs::create_dir_all(dir).ok()?;
         let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let w = RotatingFile {
-            inner: Arc::new(Mutex::new(FileState { dir: dir.to_path_buf(), file: None, written: 0, max_bytes: max_mb.max(1) * 1024 * 1024, keep: keep.max(1), index: 0, stamp: secs.to_string() })),
+            inner: Arc::new(Mutex::new(FileState {
+                dir: dir.to_path_buf(),
+                file: None,
+                written: 0,
+                max_bytes: max_mb.max(1) * 1024 * 1024,
+                keep: keep.max(1),
+                index: 0,
+                stamp: secs.to_string(),
+            })),
         };
         Some(tracing_subscriber::fmt::layer().with_writer(w).with_ansi(false).with_filter(filter()))
     });

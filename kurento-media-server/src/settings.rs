@@ -33,7 +33,10 @@ pub fn load_file(path: &Path) -> Result<Value, SettingsError> {
     } else if name.ends_with(".json") {
         config::FileFormat::Json
     } else {
-        return Err(SettingsError::Load { path: name, reason: "unsupported format (use .conf.json or .conf.ini)".into() });
+        return Err(SettingsError::Load {
+            path: name,
+            reason: "unsupported format (use .conf.json or .conf.ini)".into(),
+        });
     };
     let cfg = config::Config::builder()
         .add_source(config::File::from(path).format(format))
@@ -46,7 +49,9 @@ pub fn load_file(path: &Path) -> Result<Value, SettingsError> {
 /// `"//"` keys emulate comments in KMS JSON files (spec §11.1).
 fn strip_comments(v: Value) -> Value {
     match v {
-        Value::Object(m) => Value::Object(m.into_iter().filter(|(k, _)| !k.starts_with("//")).map(|(k, v)| (k, strip_comments(v))).collect()),
+        Value::Object(m) => Value::Object(
+            m.into_iter().filter(|(k, _)| !k.starts_with("//")).map(|(k, v)| (k, strip_comments(v))).collect(),
+        ),
         Value::Array(a) => Value::Array(a.into_iter().map(strip_comments).collect()),
         v => v,
     }
@@ -80,11 +85,16 @@ pub fn load_module_configs(dirs: &[PathBuf]) -> Value {
         files.sort();
         for (rel, path) in files {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            let Some(stem) = name.strip_suffix(".conf.ini").or_else(|| name.strip_suffix(".conf.json")) else { continue };
+            let Some(stem) = name.strip_suffix(".conf.ini").or_else(|| name.strip_suffix(".conf.json")) else {
+                continue;
+            };
             match load_file(&path) {
                 Ok(mut v) => {
                     if let Value::Object(m) = &mut v {
-                        m.insert("configPath".into(), Value::String(path.parent().map(|p| p.display().to_string()).unwrap_or_default()));
+                        m.insert(
+                            "configPath".into(),
+                            Value::String(path.parent().map(|p| p.display().to_string()).unwrap_or_default()),
+                        );
                     }
                     let mut segs: Vec<String> = rel.iter().map(|s| s.to_string_lossy().to_string()).collect();
                     segs.push(stem.to_string());
@@ -141,7 +151,9 @@ pub fn env_overrides(env: &dyn Fn(&str) -> Option<String>) -> Value {
         }
     }
     // Both are required (spec §11.6).
-    if let (Some(ip), Some(port)) = (env("KMS_STUN_IP").filter(|v| !v.is_empty()), env("KMS_STUN_PORT").filter(|v| !v.is_empty())) {
+    if let (Some(ip), Some(port)) =
+        (env("KMS_STUN_IP").filter(|v| !v.is_empty()), env("KMS_STUN_PORT").filter(|v| !v.is_empty()))
+    {
         set("WebRtcEndpoint", "stunServerAddress", ip);
         set("WebRtcEndpoint", "stunServerPort", port);
     }
@@ -179,7 +191,12 @@ fn as_string(v: Option<&Value>) -> Option<String> {
 
 impl Settings {
     /// Builds settings from the parsed main config and the module tree.
-    pub fn from_values(main: &Value, modules: Value, config_dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, SettingsError> {
+    pub fn from_values(
+        main: &Value,
+        modules: Value,
+        config_dir: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings, SettingsError> {
         let ms = get(main, &["mediaServer"]).cloned().unwrap_or(Value::Null);
         if let Some(Value::Object(net)) = get(&ms, &["net"])
             && (net.len() != 1 || !net.contains_key("websocket"))
@@ -207,21 +224,32 @@ impl Settings {
         let defaults = Limits::default();
         let lim = get(&res, &["limits"]).cloned().unwrap_or(Value::Null);
         let limits = Limits {
-            max_message_bytes: as_u64(lim.get("maxMessageBytes")).map(|v| v as usize).unwrap_or(defaults.max_message_bytes),
+            max_message_bytes: as_u64(lim.get("maxMessageBytes"))
+                .map(|v| v as usize)
+                .unwrap_or(defaults.max_message_bytes),
             max_sessions: as_u64(lim.get("maxSessions")).map(|v| v as usize).unwrap_or(defaults.max_sessions),
-            max_session_id_len: as_u64(lim.get("maxSessionIdLength")).map(|v| v as usize).unwrap_or(defaults.max_session_id_len),
-            max_transaction_operations: as_u64(lim.get("maxTransactionOperations")).map(|v| v as usize).unwrap_or(defaults.max_transaction_operations),
+            max_session_id_len: as_u64(lim.get("maxSessionIdLength"))
+                .map(|v| v as usize)
+                .unwrap_or(defaults.max_session_id_len),
+            max_transaction_operations: as_u64(lim.get("maxTransactionOperations"))
+                .map(|v| v as usize)
+                .unwrap_or(defaults.max_transaction_operations),
             max_connections: as_u64(lim.get("maxConnections")).map(|v| v as usize).unwrap_or(defaults.max_connections),
         };
         let server = ServerConfig {
             port: as_u64(get(&ws, &["port"])).unwrap_or(0) as u16,
             address: as_string(get(&ws, &["address"])),
             ipv6: as_bool(get(&ws, &["ipv6"])).unwrap_or(true),
-            path: as_string(get(&ws, &["path"])).unwrap_or_else(|| "kurento".into()).trim_start_matches('/').to_string(),
+            path: as_string(get(&ws, &["path"]))
+                .unwrap_or_else(|| "kurento".into())
+                .trim_start_matches('/')
+                .to_string(),
             secure,
             gc_period: Duration::from_secs(as_u64(get(&res, &["garbageCollectorPeriod"])).unwrap_or(240).max(1)),
             disable_request_cache: as_bool(get(&res, &["disableRequestCache"])).unwrap_or(false),
-            access_token: env("KMS_ACCESS_TOKEN").filter(|t| !t.is_empty()).or_else(|| as_string(get(&ws, &["accessToken"]))),
+            access_token: env("KMS_ACCESS_TOKEN")
+                .filter(|t| !t.is_empty())
+                .or_else(|| as_string(get(&ws, &["accessToken"]))),
             limits,
         };
         let metadata = match main.get("metadata") {
@@ -241,7 +269,11 @@ impl Settings {
     }
 
     /// Loads the main file and the module directories.
-    pub fn load(conf_file: &Path, modules_config_path: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, SettingsError> {
+    pub fn load(
+        conf_file: &Path,
+        modules_config_path: Option<&str>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings, SettingsError> {
         let main = load_file(conf_file)?;
         let config_dir = conf_file.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
         let dirs: Vec<PathBuf> = match modules_config_path {
@@ -275,7 +307,11 @@ mod tests {
         )
         .unwrap();
         std::fs::create_dir_all(d.join("modules/kurento")).unwrap();
-        std::fs::write(d.join("modules/kurento/BaseRtpEndpoint.conf.ini"), "minPort=40000\n;maxPort=1\nmaxPort=50000\n").unwrap();
+        std::fs::write(
+            d.join("modules/kurento/BaseRtpEndpoint.conf.ini"),
+            "minPort=40000\n;maxPort=1\nmaxPort=50000\n",
+        )
+        .unwrap();
         std::fs::write(d.join("modules/kurento/MediaElement.conf.ini"), "encoderBitrate=123000\n").unwrap();
         let s = Settings::load(&d.join("kurento.conf.json"), None, &|_| None).unwrap();
         assert_eq!(s.server.port, 9999);

@@ -88,17 +88,21 @@ impl Builder {
             println!("cargo:rerun-if-changed={}", p.display());
         }
         let (set, names) = self.load()?;
-        let out_dir = match &self.out_dir {
-            Some(d) => d.clone(),
-            None => PathBuf::from(std::env::var("OUT_DIR").map_err(|_| KmdError::new("<build>", "", "OUT_DIR is not set; call from build.rs or set out_dir"))?),
-        };
+        let out_dir =
+            match &self.out_dir {
+                Some(d) => d.clone(),
+                None => PathBuf::from(std::env::var("OUT_DIR").map_err(|_| {
+                    KmdError::new("<build>", "", "OUT_DIR is not set; call from build.rs or set out_dir")
+                })?),
+            };
         let mut written = vec![];
         for n in names {
             let m = set.module(&n).expect("loaded");
             let kmd = serde_json::to_string(&set.fused_json(m)).expect("serializable");
             let code = rust_server::generate(&set, &n, &self.paths, &kmd, &generation_time());
             let path = out_dir.join(format!("{n}.rs"));
-            std::fs::write(&path, code).map_err(|e| KmdError::new(&path.display().to_string(), "", format!("cannot write: {e}")))?;
+            std::fs::write(&path, code)
+                .map_err(|e| KmdError::new(&path.display().to_string(), "", format!("cannot write: {e}")))?;
             written.push(path);
         }
         Ok(written)
@@ -108,12 +112,9 @@ impl Builder {
 /// Build timestamp in the `Mmm dd yyyy hh:mm:ss` form upstream reports,
 /// honouring `SOURCE_DATE_EPOCH` for reproducible builds.
 pub fn generation_time() -> String {
-    let secs = std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|s| s.parse::<i64>().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-        });
+    let secs = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.parse::<i64>().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    });
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, mo, d) = civil_from_days(days);

@@ -86,7 +86,10 @@ fn class(c: &RemoteClass) -> Value {
         o.insert("abstract".into(), json!(true));
     }
     if let Some(ctor) = &c.constructor {
-        o.insert("constructor".into(), json!({"doc": ctor.doc, "params": ctor.params.iter().map(param).collect::<Vec<_>>()}));
+        o.insert(
+            "constructor".into(),
+            json!({"doc": ctor.doc, "params": ctor.params.iter().map(param).collect::<Vec<_>>()}),
+        );
     }
     if !c.properties.is_empty() {
         o.insert("properties".into(), Value::Array(c.properties.iter().map(property).collect()));

@@ -7,10 +7,10 @@
 
 pub mod builder;
 pub mod emit_kmd;
-pub mod names;
 pub mod error;
 pub mod js_client;
 pub mod model;
+pub mod names;
 pub mod resolve;
 pub mod rust_server;
 

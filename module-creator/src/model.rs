@@ -54,14 +54,9 @@ impl TypeRef {
             (s, Shape::Single)
         };
         let valid = !name.is_empty()
-            && name
-                .split('.')
-                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            && name.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
             && name.split('.').count() <= 2;
-        valid.then(|| TypeRef {
-            name: name.to_string(),
-            shape,
-        })
+        valid.then(|| TypeRef { name: name.to_string(), shape })
     }
 
     /// The unqualified element type name.
@@ -300,9 +295,9 @@ impl<'a> Obj<'a> {
     fn opt_type_ref(&self, key: &str) -> Result<Option<TypeRef>, KmdError> {
         match self.opt_str(key)? {
             None => Ok(None),
-            Some(s) => TypeRef::parse(&s)
-                .map(Some)
-                .ok_or_else(|| self.err(key, format!("malformed type reference '{s}'"))),
+            Some(s) => {
+                TypeRef::parse(&s).map(Some).ok_or_else(|| self.err(key, format!("malformed type reference '{s}'")))
+            }
         }
     }
 
@@ -434,8 +429,9 @@ fn parse_event(o: &Obj) -> Result<Event, KmdError> {
 impl KmdFile {
     /// Parses one descriptor file's text. `file` is only used in messages.
     pub fn parse(file: &str, text: &str) -> Result<KmdFile, KmdError> {
-        let v: Value = serde_json::from_str(text)
-            .map_err(|e| KmdError::new(file, "", format!("invalid JSON at line {} column {}: {e}", e.line(), e.column())))?;
+        let v: Value = serde_json::from_str(text).map_err(|e| {
+            KmdError::new(file, "", format!("invalid JSON at line {} column {}: {e}", e.line(), e.column()))
+        })?;
         let o = Obj::new(file, String::new(), &v)?;
         let imports = match o.map.get("imports") {
             None | Some(Value::Null) => None,

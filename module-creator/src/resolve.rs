@@ -209,10 +209,21 @@ impl ModuleSet {
         }
         for (i, imp) in m.imports.iter().enumerate() {
             let Some(dep) = self.module(&imp.name) else {
-                return Err(KmdError::new(&file, &format!("imports[{i}]"), format!("missing import: module '{}' is not available", imp.name)));
+                return Err(KmdError::new(
+                    &file,
+                    &format!("imports[{i}]"),
+                    format!("missing import: module '{}' is not available", imp.name),
+                ));
             };
             if !m.version.ends_with("-dev") && dep.version.ends_with("-dev") {
-                return Err(KmdError::new(&file, &format!("imports[{i}]"), format!("release module '{}' imports development version {} of '{}'", m.name, dep.version, dep.name)));
+                return Err(KmdError::new(
+                    &file,
+                    &format!("imports[{i}]"),
+                    format!(
+                        "release module '{}' imports development version {} of '{}'",
+                        m.name, dep.version, dep.name
+                    ),
+                ));
             }
         }
         // Duplicate names: classes and complex types share a namespace.
@@ -230,7 +241,11 @@ impl ModuleSet {
         let mut ev: HashMap<&str, &Origin> = HashMap::new();
         for e in &m.events {
             if let Some(prev) = ev.insert(&e.name, &e.origin) {
-                return Err(KmdError::new(&e.origin.file, &e.origin.path, format!("duplicate event name '{}' (first defined at {prev})", e.name)));
+                return Err(KmdError::new(
+                    &e.origin.file,
+                    &e.origin.path,
+                    format!("duplicate event name '{}' (first defined at {prev})", e.name),
+                ));
             }
         }
         for c in &m.remote_classes {
@@ -242,7 +257,11 @@ impl ModuleSet {
                     let mut seen = HashSet::new();
                     for (i, v) in values.iter().enumerate() {
                         if !seen.insert(v) {
-                            return Err(KmdError::new(&c.origin.file, &format!("{}.values[{i}]", c.origin.path), format!("duplicate enum value '{v}'")));
+                            return Err(KmdError::new(
+                                &c.origin.file,
+                                &format!("{}.values[{i}]", c.origin.path),
+                                format!("duplicate enum value '{v}'"),
+                            ));
                         }
                     }
                 }
@@ -250,11 +269,22 @@ impl ModuleSet {
                     if let Some(ext) = extends {
                         match self.resolve(m, ext) {
                             Some(Resolved::Complex(_, p)) if matches!(p.kind, ComplexKind::Register { .. }) => {}
-                            _ => return Err(KmdError::new(&c.origin.file, &format!("{}.extends", c.origin.path), format!("unknown type '{ext}': not a REGISTER complex type"))),
+                            _ => {
+                                return Err(KmdError::new(
+                                    &c.origin.file,
+                                    &format!("{}.extends", c.origin.path),
+                                    format!("unknown type '{ext}': not a REGISTER complex type"),
+                                ));
+                            }
                         }
                         let chain = self.complex_chain(m, c);
-                        if chain.len() >= 64 || chain[1..].iter().any(|(pm, pc)| pm.name == m.name && pc.name == c.name) {
-                            return Err(KmdError::new(&c.origin.file, &format!("{}.extends", c.origin.path), format!("extends cycle through '{}'", c.name)));
+                        if chain.len() >= 64 || chain[1..].iter().any(|(pm, pc)| pm.name == m.name && pc.name == c.name)
+                        {
+                            return Err(KmdError::new(
+                                &c.origin.file,
+                                &format!("{}.extends", c.origin.path),
+                                format!("extends cycle through '{}'", c.name),
+                            ));
                         }
                     }
                     self.validate_props(m, properties)?;
@@ -264,11 +294,19 @@ impl ModuleSet {
         for e in &m.events {
             if let Some(ext) = &e.extends {
                 if self.resolve_event(m, ext).is_none() {
-                    return Err(KmdError::new(&e.origin.file, &format!("{}.extends", e.origin.path), format!("unknown event '{ext}'")));
+                    return Err(KmdError::new(
+                        &e.origin.file,
+                        &format!("{}.extends", e.origin.path),
+                        format!("unknown event '{ext}'"),
+                    ));
                 }
                 let chain = self.event_chain(m, e);
                 if chain.len() >= 64 || chain[1..].iter().any(|(pm, pe)| pm.name == m.name && pe.name == e.name) {
-                    return Err(KmdError::new(&e.origin.file, &format!("{}.extends", e.origin.path), format!("extends cycle through '{}'", e.name)));
+                    return Err(KmdError::new(
+                        &e.origin.file,
+                        &format!("{}.extends", e.origin.path),
+                        format!("extends cycle through '{}'", e.name),
+                    ));
                 }
             }
             self.validate_props(m, &e.properties)?;
@@ -281,15 +319,29 @@ impl ModuleSet {
         if let Some(ext) = &c.extends {
             match self.resolve(m, ext) {
                 Some(Resolved::Class(..)) => {}
-                _ => return Err(KmdError::new(&o.file, &format!("{}.extends", o.path), format!("unknown type '{ext}': not a remote class"))),
+                _ => {
+                    return Err(KmdError::new(
+                        &o.file,
+                        &format!("{}.extends", o.path),
+                        format!("unknown type '{ext}': not a remote class"),
+                    ));
+                }
             }
             let chain = self.class_chain(m, c);
             if chain.len() >= 64 || chain[1..].iter().any(|(pm, pc)| pm.name == m.name && pc.name == c.name) {
-                return Err(KmdError::new(&o.file, &format!("{}.extends", o.path), format!("extends cycle through '{}'", c.name)));
+                return Err(KmdError::new(
+                    &o.file,
+                    &format!("{}.extends", o.path),
+                    format!("extends cycle through '{}'", c.name),
+                ));
             }
         }
         if !c.is_abstract && c.constructor.is_none() {
-            return Err(KmdError::new(&o.file, &o.path, format!("class '{}' is not abstract but has no constructor", c.name)));
+            return Err(KmdError::new(
+                &o.file,
+                &o.path,
+                format!("class '{}' is not abstract but has no constructor", c.name),
+            ));
         }
         if let Some(ctor) = &c.constructor {
             self.validate_params(m, &ctor.params, true)?;
@@ -298,17 +350,26 @@ impl ModuleSet {
         let mut seen = HashSet::new();
         for meth in &c.methods {
             if !seen.insert(&meth.name) {
-                return Err(KmdError::new(&meth.origin.file, &meth.origin.path, format!("duplicate method name '{}'", meth.name)));
+                return Err(KmdError::new(
+                    &meth.origin.file,
+                    &meth.origin.path,
+                    format!("duplicate method name '{}'", meth.name),
+                ));
             }
             self.validate_params(m, &meth.params, false)?;
             if let Some(r) = &meth.ret
                 && self.resolve(m, &r.type_ref).is_none()
             {
-                return Err(KmdError::new(&meth.origin.file, &format!("{}.return.type", meth.origin.path), format!("unknown type '{}'", r.type_ref)));
+                return Err(KmdError::new(
+                    &meth.origin.file,
+                    &format!("{}.return.type", meth.origin.path),
+                    format!("unknown type '{}'", r.type_ref),
+                ));
             }
         }
         for (i, e) in c.events.iter().enumerate() {
-            let t = TypeRef::parse(e).ok_or_else(|| KmdError::new(&o.file, &format!("{}.events[{i}]", o.path), "malformed event name"))?;
+            let t = TypeRef::parse(e)
+                .ok_or_else(|| KmdError::new(&o.file, &format!("{}.events[{i}]", o.path), "malformed event name"))?;
             if self.resolve_event(m, &t).is_none() {
                 return Err(KmdError::new(&o.file, &format!("{}.events[{i}]", o.path), format!("unknown event '{e}'")));
             }
@@ -324,7 +385,11 @@ impl ModuleSet {
                 return Err(KmdError::new(&o.file, &o.path, format!("duplicate parameter name '{}'", p.name)));
             }
             let Some(r) = self.resolve(m, &p.type_ref) else {
-                return Err(KmdError::new(&o.file, &format!("{}.type", o.path), format!("unknown type '{}'", p.type_ref)));
+                return Err(KmdError::new(
+                    &o.file,
+                    &format!("{}.type", o.path),
+                    format!("unknown type '{}'", p.type_ref),
+                ));
             };
             if let Some(d) = &p.default_value {
                 self.check_default(r, &p.type_ref, d, o)?;
@@ -342,7 +407,11 @@ impl ModuleSet {
                 return Err(KmdError::new(&o.file, &o.path, format!("duplicate property name '{}'", p.name)));
             }
             let Some(r) = self.resolve(m, &p.type_ref) else {
-                return Err(KmdError::new(&o.file, &format!("{}.type", o.path), format!("unknown type '{}'", p.type_ref)));
+                return Err(KmdError::new(
+                    &o.file,
+                    &format!("{}.type", o.path),
+                    format!("unknown type '{}'", p.type_ref),
+                ));
             };
             if let Some(d) = &p.default_value {
                 self.check_default(r, &p.type_ref, d, o)?;
@@ -359,13 +428,27 @@ impl ModuleSet {
         match r {
             Resolved::Complex(_, ComplexType { kind: ComplexKind::Enum { values }, name, .. }) => match d {
                 Value::String(s) if values.contains(s) => Ok(()),
-                _ => Err(KmdError::new(&o.file, &path, format!("bad enum value {d} for '{name}' (one of {})", values.join("|")))),
+                _ => Err(KmdError::new(
+                    &o.file,
+                    &path,
+                    format!("bad enum value {d} for '{name}' (one of {})", values.join("|")),
+                )),
             },
-            Resolved::Primitive("boolean") if !d.is_boolean() => Err(KmdError::new(&o.file, &path, format!("default {d} is not a boolean"))),
+            Resolved::Primitive("boolean") if !d.is_boolean() => {
+                Err(KmdError::new(&o.file, &path, format!("default {d} is not a boolean")))
+            }
             // Upstream descriptors write some numeric defaults as strings
             // ("320"); accepted when they parse.
-            Resolved::Primitive("int" | "int64") if !(d.is_i64() || d.is_u64() || d.as_str().is_some_and(|s| s.trim().parse::<i64>().is_ok())) => Err(KmdError::new(&o.file, &path, format!("default {d} is not an integer"))),
-            Resolved::Primitive("float" | "double") if !(d.is_number() || d.as_str().is_some_and(|s| s.trim().parse::<f64>().is_ok())) => Err(KmdError::new(&o.file, &path, format!("default {d} is not a number"))),
+            Resolved::Primitive("int" | "int64")
+                if !(d.is_i64() || d.is_u64() || d.as_str().is_some_and(|s| s.trim().parse::<i64>().is_ok())) =>
+            {
+                Err(KmdError::new(&o.file, &path, format!("default {d} is not an integer")))
+            }
+            Resolved::Primitive("float" | "double")
+                if !(d.is_number() || d.as_str().is_some_and(|s| s.trim().parse::<f64>().is_ok())) =>
+            {
+                Err(KmdError::new(&o.file, &path, format!("default {d} is not a number")))
+            }
             _ => Ok(()),
         }
     }
@@ -396,14 +479,16 @@ fn topo_sort(modules: Vec<Module>) -> Result<Vec<Module>, KmdError> {
     let mut pending = modules;
     let mut out: Vec<Module> = vec![];
     while !pending.is_empty() {
-        let pos = pending
-            .iter()
-            .position(|m| deps(m).iter().all(|d| out.iter().any(|o| &o.name == d)));
+        let pos = pending.iter().position(|m| deps(m).iter().all(|d| out.iter().any(|o| &o.name == d)));
         match pos {
             Some(p) => out.push(pending.remove(p)),
             None => {
                 let m = &pending[0];
-                return Err(KmdError::new(&file_of(m), "imports", format!("dependency cycle involving module '{}'", m.name)));
+                return Err(KmdError::new(
+                    &file_of(m),
+                    "imports",
+                    format!("dependency cycle involving module '{}'", m.name),
+                ));
             }
         }
     }

@@ -215,7 +215,12 @@ impl<'a> Gen<'a> {
                 }
                 s += "}\n";
                 let _ = writeln!(s, "impl {} {{", c.name);
-                let _ = writeln!(s, "    /// Every value, in descriptor order.\n    pub const ALL: &'static [{}] = &[{}];", c.name, variants.iter().map(|v| format!("{}::{v}", c.name)).collect::<Vec<_>>().join(", "));
+                let _ = writeln!(
+                    s,
+                    "    /// Every value, in descriptor order.\n    pub const ALL: &'static [{}] = &[{}];",
+                    c.name,
+                    variants.iter().map(|v| format!("{}::{v}", c.name)).collect::<Vec<_>>().join(", ")
+                );
                 s += "    /// The wire name.\n    pub const fn as_str(&self) -> &'static str {\n        match self {\n";
                 for (v, w) in variants.iter().zip(values) {
                     let _ = writeln!(s, "            {}::{v} => {},", c.name, lit(w));
@@ -226,13 +231,21 @@ impl<'a> Gen<'a> {
                     let _ = writeln!(s, "            {} => Some({}::{v}),", lit(w), c.name);
                 }
                 s += "            _ => None,\n        }\n    }\n}\n";
-                let _ = writeln!(s, "impl ::std::fmt::Display for {} {{ fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {{ f.write_str(self.as_str()) }} }}", c.name);
+                let _ = writeln!(
+                    s,
+                    "impl ::std::fmt::Display for {} {{ fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {{ f.write_str(self.as_str()) }} }}",
+                    c.name
+                );
                 let _ = writeln!(
                     s,
                     "impl {r}::FromJson for {n} {{\n    const KIND: &'static str = \"string\";\n    fn from_json(v: &{r}::Value, name: &str, what: {r}::What) -> {r}::Result<Self> {{\n        match v {{\n            {r}::Value::String(s) => {n}::from_wire(s).ok_or_else(|| {r}::Error::marshall(format!(\"Invalid value for '{n}'\"))),\n            _ => Err({r}::Error::wrong_type(name, what, \"string\")),\n        }}\n    }}\n}}",
                     n = c.name
                 );
-                let _ = writeln!(s, "impl {r}::ToJson for {n} {{ fn to_json(&self) -> {r}::Value {{ {r}::Value::String(self.as_str().to_string()) }} }}\n", n = c.name);
+                let _ = writeln!(
+                    s,
+                    "impl {r}::ToJson for {n} {{ fn to_json(&self) -> {r}::Value {{ {r}::Value::String(self.as_str().to_string()) }} }}\n",
+                    n = c.name
+                );
                 self.w(s);
             }
             ComplexKind::Register { .. } => {
@@ -255,8 +268,15 @@ impl<'a> Gen<'a> {
                 // Decoding: __module__/__type__ optional; unknown fields ignored (spec §6).
                 let _ = writeln!(s, "impl {r}::FromJson for {} {{", c.name);
                 let _ = writeln!(s, "    const KIND: &'static str = \"object\";");
-                let _ = writeln!(s, "    fn from_json(v: &{r}::Value, name: &str, what: {r}::What) -> {r}::Result<Self> {{");
-                let _ = writeln!(s, "        let o = {r}::complex_object(v, name, what, MODULE_NAMESPACE, {})?;", lit(&c.name));
+                let _ = writeln!(
+                    s,
+                    "    fn from_json(v: &{r}::Value, name: &str, what: {r}::What) -> {r}::Result<Self> {{"
+                );
+                let _ = writeln!(
+                    s,
+                    "        let o = {r}::complex_object(v, name, what, MODULE_NAMESPACE, {})?;",
+                    lit(&c.name)
+                );
                 let _ = writeln!(s, "        Ok({} {{", c.name);
                 for ((_, p), f) in props.iter().zip(&fields) {
                     let ty = self.rust_type(&p.type_ref, Pos::Value);
@@ -272,11 +292,17 @@ impl<'a> Gen<'a> {
                 let _ = writeln!(s, "impl {r}::ToJson for {} {{", c.name);
                 let _ = writeln!(s, "    fn to_json(&self) -> {r}::Value {{");
                 let _ = writeln!(s, "        let mut o = {r}::Map::new();");
-                let _ = writeln!(s, "        o.insert(\"__module__\".into(), {r}::Value::String({}.into()));", lit(&ns));
-                let _ = writeln!(s, "        o.insert(\"__type__\".into(), {r}::Value::String({}.into()));", lit(&c.name));
+                let _ =
+                    writeln!(s, "        o.insert(\"__module__\".into(), {r}::Value::String({}.into()));", lit(&ns));
+                let _ =
+                    writeln!(s, "        o.insert(\"__type__\".into(), {r}::Value::String({}.into()));", lit(&c.name));
                 for ((_, p), f) in props.iter().zip(&fields) {
                     if p.optional && p.default_value.is_none() {
-                        let _ = writeln!(s, "        if let Some(x) = &self.{f} {{ o.insert({}.into(), x.to_json()); }}", lit(&p.name));
+                        let _ = writeln!(
+                            s,
+                            "        if let Some(x) = &self.{f} {{ o.insert({}.into(), x.to_json()); }}",
+                            lit(&p.name)
+                        );
                     } else {
                         let _ = writeln!(s, "        o.insert({}.into(), self.{f}.to_json());", lit(&p.name));
                     }
@@ -289,7 +315,8 @@ impl<'a> Gen<'a> {
 
     fn emit_events(&mut self) {
         let r = self.r.clone();
-        let mut s = String::from("/// Events declared by this module (spec §7).\npub mod events {\n    use super::*;\n");
+        let mut s =
+            String::from("/// Events declared by this module (spec §7).\npub mod events {\n    use super::*;\n");
         for e in &self.m.events {
             if e.name == "RaiseBase" || e.name == "Media" {
                 continue;
@@ -364,7 +391,12 @@ impl<'a> Gen<'a> {
             let _ = writeln!(s, "    fn get_{}(&self, ctx: &{r}::Ctx) -> {r}::Result<{ty}>;", snake(&p.name));
             if setter {
                 let pty = self.rust_type(&p.type_ref, Pos::Param);
-                let _ = writeln!(s, "    /// Sets `{}`.\n    fn set_{}(&self, ctx: &{r}::Ctx, value: {pty}) -> {r}::Result<()>;", p.name, snake(&p.name));
+                let _ = writeln!(
+                    s,
+                    "    /// Sets `{}`.\n    fn set_{}(&self, ctx: &{r}::Ctx, value: {pty}) -> {r}::Result<()>;",
+                    p.name,
+                    snake(&p.name)
+                );
             }
         }
         for meth in &c.methods {
@@ -381,13 +413,35 @@ impl<'a> Gen<'a> {
 
         // The dispatcher: own operations, then the parent's (spec §5.5).
         let _ = writeln!(s, "/// Dispatches `invoke` for `{}` and its ancestors.", c.name);
-        let _ = writeln!(s, "pub fn invoke_{snake_name}<T: {} + ?Sized>(obj: &T, ctx: &{r}::Ctx, op: &str, params: &{r}::Params<'_>) -> {r}::Result<{r}::Value> {{", c.name);
+        let _ = writeln!(
+            s,
+            "pub fn invoke_{snake_name}<T: {} + ?Sized>(obj: &T, ctx: &{r}::Ctx, op: &str, params: &{r}::Params<'_>) -> {r}::Result<{r}::Value> {{",
+            c.name
+        );
         s += "    match op {\n";
         for (p, setter) in self.accessors(c) {
-            let _ = writeln!(s, "        {} => Ok(obj.get_{}(ctx)?.to_json()),", lit(&getter_name(&p.name)), snake(&p.name));
+            let _ = writeln!(
+                s,
+                "        {} => Ok(obj.get_{}(ctx)?.to_json()),",
+                lit(&getter_name(&p.name)),
+                snake(&p.name)
+            );
             if setter {
-                let param = Param { name: p.name.clone(), doc: String::new(), type_ref: p.type_ref.clone(), optional: false, default_value: None, origin: Origin::default() };
-                let _ = writeln!(s, "        {} => {{ params.require()?; let value = {}; obj.set_{}(ctx, value)?; Ok({r}::Value::Null) }}", lit(&setter_name(&p.name)), self.decode_param(&param, "params"), snake(&p.name));
+                let param = Param {
+                    name: p.name.clone(),
+                    doc: String::new(),
+                    type_ref: p.type_ref.clone(),
+                    optional: false,
+                    default_value: None,
+                    origin: Origin::default(),
+                };
+                let _ = writeln!(
+                    s,
+                    "        {} => {{ params.require()?; let value = {}; obj.set_{}(ctx, value)?; Ok({r}::Value::Null) }}",
+                    lit(&setter_name(&p.name)),
+                    self.decode_param(&param, "params"),
+                    snake(&p.name)
+                );
             }
         }
         for meth in &c.methods {
@@ -403,14 +457,23 @@ impl<'a> Gen<'a> {
             if meth.ret.is_some() {
                 let _ = writeln!(s, "            Ok(obj.{}(ctx{call_args})?.to_json())", field(&meth.name));
             } else {
-                let _ = writeln!(s, "            obj.{}(ctx{call_args})?;\n            Ok({r}::Value::Null)", field(&meth.name));
+                let _ = writeln!(
+                    s,
+                    "            obj.{}(ctx{call_args})?;\n            Ok({r}::Value::Null)",
+                    field(&meth.name)
+                );
             }
             s += "        }\n";
         }
         match &c.extends {
             Some(ext) => match self.set.resolve(m, ext) {
                 Some(Resolved::Class(om, pc)) => {
-                    let _ = writeln!(s, "        _ => {}invoke_{}(obj, ctx, op, params),", self.prefix(om), snake(&pc.name));
+                    let _ = writeln!(
+                        s,
+                        "        _ => {}invoke_{}(obj, ctx, op, params),",
+                        self.prefix(om),
+                        snake(&pc.name)
+                    );
                 }
                 _ => {
                     let _ = writeln!(s, "        _ => Err({r}::Error::method_not_found(op, params.len())),");
@@ -436,7 +499,10 @@ impl<'a> Gen<'a> {
             }
             s += "}\n";
             let _ = writeln!(s, "impl {}Constructor {{", c.name);
-            let _ = writeln!(s, "    /// Decodes `constructorParams` (spec §5.3, §6).\n    pub fn decode(ctx: &{r}::Ctx, params: &{r}::Params<'_>) -> {r}::Result<Self> {{");
+            let _ = writeln!(
+                s,
+                "    /// Decodes `constructorParams` (spec §5.3, §6).\n    pub fn decode(ctx: &{r}::Ctx, params: &{r}::Params<'_>) -> {r}::Result<Self> {{"
+            );
             s += "        let _ = ctx;\n";
             if ctor.params.iter().any(|p| !p.optional) {
                 s += "        params.require()?;\n";
@@ -448,13 +514,18 @@ impl<'a> Gen<'a> {
             s += "        })\n    }\n}\n";
             let _ = writeln!(s, "/// Creates `{}` objects; implemented by the hand-written class.", c.name);
             let _ = writeln!(s, "pub trait {}Factory: {} + Sized {{", c.name, c.name);
-            let _ = writeln!(s, "    fn construct(ctx: &{r}::Ctx, params: {}Constructor) -> {r}::Result<::std::sync::Arc<Self>>;", c.name);
+            let _ = writeln!(
+                s,
+                "    fn construct(ctx: &{r}::Ctx, params: {}Constructor) -> {r}::Result<::std::sync::Arc<Self>>;",
+                c.name
+            );
             s += "}\n\n";
         }
 
         // The class descriptor.
         let chain = self.set.class_chain(m, c);
-        let hierarchy: Vec<String> = chain[1..].iter().map(|(om, oc)| lit(&format!("{}.{}", om.namespace(), oc.name))).collect();
+        let hierarchy: Vec<String> =
+            chain[1..].iter().map(|(om, oc)| lit(&format!("{}.{}", om.namespace(), oc.name))).collect();
         let events: Vec<String> = self.set.all_class_events(m, c).iter().map(|e| lit(e)).collect();
         let bound = if c.is_abstract { c.name.clone() } else { format!("{}Factory", c.name) };
         let _ = writeln!(s, "/// Descriptor of `{}` for the module registry, with `T` as the implementation.", c.name);
@@ -474,8 +545,14 @@ impl<'a> Gen<'a> {
                 n = c.name
             );
         }
-        let _ = writeln!(s, "        invoke: |any, ctx, op, params| {{ let obj = {r}::downcast_ref::<T>(any)?; invoke_{snake_name}(obj, ctx, op, params) }},");
-        let _ = writeln!(s, "        as_remote: |any| {{ let o: ::std::sync::Arc<dyn {r}::RemoteObject> = {r}::downcast_arc::<T>(any); o }},");
+        let _ = writeln!(
+            s,
+            "        invoke: |any, ctx, op, params| {{ let obj = {r}::downcast_ref::<T>(any)?; invoke_{snake_name}(obj, ctx, op, params) }},"
+        );
+        let _ = writeln!(
+            s,
+            "        as_remote: |any| {{ let o: ::std::sync::Arc<dyn {r}::RemoteObject> = {r}::downcast_arc::<T>(any); o }},"
+        );
         s += "        casts: vec![\n";
         for (om, oc) in &chain {
             let q = format!("{}.{}", om.namespace(), oc.name);
@@ -494,7 +571,10 @@ impl<'a> Gen<'a> {
         let r = self.r.clone();
         let mut s = String::new();
         let types: Vec<String> = self.m.complex_types.iter().map(|c| lit(&c.name)).collect();
-        let _ = writeln!(s, "/// The module descriptor; `classes` are the implemented classes' descriptors (`<class>_class::<Impl>()`).");
+        let _ = writeln!(
+            s,
+            "/// The module descriptor; `classes` are the implemented classes' descriptors (`<class>_class::<Impl>()`)."
+        );
         let _ = writeln!(s, "pub fn module_descriptor(classes: Vec<{r}::ClassInfo>) -> {r}::ModuleDescriptor {{");
         let _ = writeln!(
             s,

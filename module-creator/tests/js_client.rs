@@ -2,8 +2,8 @@
 //! filters and the split plugins chroma, crowddetector, platedetector,
 //! pointerdetector).
 //!
-//! Fixtures: `$KMS_KMD_DIR`, by default the shared descriptor directory next
-//! to the repository (`../shared/kmd`).
+//! Fixtures: `$KMS_KMD_DIR`, by default the
+//! copies of the upstream descriptors in `tests/fixtures/kmd`.
 //!
 //! With `KMS_JS_OUT=<dir>` set, the packages are also written to
 //! `<dir>/<module>/` for `tests/js-modules`, which loads them into the
@@ -16,25 +16,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use module_creator::js_client::{generate_js, render_js};
 use module_creator::{ModuleSet, load_modules};
 
-const MODULES: &[&str] = &[
-    "core",
-    "elements",
-    "filters",
-    "chroma",
-    "crowddetector",
-    "platedetector",
-    "pointerdetector",
-];
+const MODULES: &[&str] =
+    &["core", "elements", "filters", "chroma", "crowddetector", "platedetector", "pointerdetector"];
 
 fn kmd_dir() -> PathBuf {
     let dir = std::env::var_os("KMS_KMD_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/kmd"));
-    assert!(
-        dir.is_dir(),
-        "descriptor fixtures not found at {} (set KMS_KMD_DIR)",
-        dir.display()
-    );
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kmd"));
+    assert!(dir.is_dir(), "descriptor fixtures not found at {} (set KMS_KMD_DIR)", dir.display());
     dir
 }
 
@@ -87,12 +76,7 @@ fn tree(root: &Path) -> BTreeSet<String> {
             if p.is_dir() {
                 walk(root, &p, out);
             } else {
-                out.insert(
-                    p.strip_prefix(root)
-                        .unwrap()
-                        .to_string_lossy()
-                        .replace('\\', "/"),
-                );
+                out.insert(p.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/"));
             }
         }
     }
@@ -112,35 +96,19 @@ fn read(root: &Path, rel: &str) -> String {
 #[test]
 fn every_fixture_module_generates_a_js_package() {
     let set = fixture_set();
-    let root = std::env::var_os("KMS_JS_OUT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| temp_out("all"));
+    let root = std::env::var_os("KMS_JS_OUT").map(PathBuf::from).unwrap_or_else(|| temp_out("all"));
     for m in MODULES {
         let dir = root.join(m);
         let _ = std::fs::remove_dir_all(&dir);
         let written = generate_js(&set, m, &dir).unwrap_or_else(|e| panic!("{m}: {e}"));
-        let listed: BTreeSet<String> = written
-            .iter()
-            .map(|p| {
-                p.strip_prefix(&dir)
-                    .unwrap()
-                    .to_string_lossy()
-                    .replace('\\', "/")
-            })
-            .collect();
-        assert_eq!(
-            listed,
-            tree(&dir),
-            "{m}: returned paths are the written files"
-        );
+        let listed: BTreeSet<String> =
+            written.iter().map(|p| p.strip_prefix(&dir).unwrap().to_string_lossy().replace('\\', "/")).collect();
+        assert_eq!(listed, tree(&dir), "{m}: returned paths are the written files");
         // Every generated JS file is syntactically plausible: balanced braces.
         for f in &listed {
             if f.ends_with(".js") {
                 let text = read(&dir, f);
-                let code: String = text
-                    .lines()
-                    .filter(|l| !l.trim_start().starts_with("//"))
-                    .collect();
+                let code: String = text.lines().filter(|l| !l.trim_start().starts_with("//")).collect();
                 let open = code.matches('{').count();
                 let close = code.matches('}').count();
                 assert_eq!(open, close, "{m}/{f}: unbalanced braces");
@@ -271,9 +239,7 @@ fn builtin_file_lists_match_the_official_packages() {
         assert!(!f.contains("lib/complexTypes/ComplexType.js"), "{m}");
     }
     assert!(
-        !tree(&root.join("filters"))
-            .iter()
-            .any(|f| f.starts_with("lib/complexTypes/")),
+        !tree(&root.join("filters")).iter().any(|f| f.starts_with("lib/complexTypes/")),
         "filters has no complex types"
     );
     let _ = std::fs::remove_dir_all(&root);
@@ -288,10 +254,7 @@ fn file<'a>(files: &'a [module_creator::js_client::JsFile], rel: &str) -> &'a st
 }
 
 fn assert_contains(text: &str, snippet: &str, what: &str) {
-    assert!(
-        text.contains(snippet),
-        "{what}: missing\n---\n{snippet}\n---\nin\n{text}"
-    );
+    assert!(text.contains(snippet), "{what}: missing\n---\n{snippet}\n---\nin\n{text}");
 }
 
 #[test]
@@ -299,22 +262,14 @@ fn plugin_class_uses_registered_parent_and_qualified_constructor_types() {
     let set = fixture_set();
     let files = render_js(&set, "chroma").unwrap();
     let class = file(&files, "lib/ChromaFilter.js");
-    assert_contains(
-        class,
-        "var Filter = kurentoClient.register.abstracts.Filter;",
-        "parent from the registry",
-    );
+    assert_contains(class, "var Filter = kurentoClient.register.abstracts.Filter;", "parent from the registry");
     assert_contains(class, "inherits(ChromaFilter, Filter);", "inheritance");
     assert_contains(
         class,
         "ChromaFilter.constructorParams = {\n  backgroundImage: {\n    type: 'String'\n  },\n  mediaPipeline: {\n    type: 'kurento.MediaPipeline',\n    required: true\n  },\n  window: {\n    type: 'chroma.WindowParam',\n    required: true\n  }\n};",
         "sorted schema with qualified types",
     );
-    assert_contains(
-        class,
-        "ChromaFilter.events = Filter.events;",
-        "inherited events",
-    );
+    assert_contains(class, "ChromaFilter.events = Filter.events;", "inherited events");
     assert_contains(
         class,
         "  var params = {\n    uri: uri\n  };\n\n  callback = (callback || noop).bind(this)\n\n  return disguise(this._invoke(transaction, 'setBackground', params, callback), this)",
@@ -325,28 +280,12 @@ fn plugin_class_uses_registered_parent_and_qualified_constructor_types() {
         "return disguise(this._invoke(transaction, 'unsetBackground', callback), this)",
         "no-arg method",
     );
-    assert_contains(
-        class,
-        "module.exports = ChromaFilter;\n\nChromaFilter.check = checkChromaFilter;",
-        "exports",
-    );
+    assert_contains(class, "module.exports = ChromaFilter;\n\nChromaFilter.check = checkChromaFilter;", "exports");
 
     let wp = file(&files, "lib/complexTypes/WindowParam.js");
-    assert_contains(
-        wp,
-        "var ComplexType = kurentoClient.register.complexTypes.ComplexType;",
-        "plugin complex base",
-    );
-    assert_contains(
-        wp,
-        "  __module__: {\n    enumerable: true,\n    value: \"chroma\"\n  },",
-        "__module__",
-    );
-    assert_contains(
-        wp,
-        "  __type__: {\n    enumerable: true,\n    value: \"WindowParam\"\n  }",
-        "__type__",
-    );
+    assert_contains(wp, "var ComplexType = kurentoClient.register.complexTypes.ComplexType;", "plugin complex base");
+    assert_contains(wp, "  __module__: {\n    enumerable: true,\n    value: \"chroma\"\n  },", "__module__");
+    assert_contains(wp, "  __type__: {\n    enumerable: true,\n    value: \"WindowParam\"\n  }", "__type__");
     assert_contains(
         wp,
         "    topRightCornerX: {\n      writable: true,\n      enumerable: true,\n      value: windowParamDict.topRightCornerX\n    },",
@@ -354,49 +293,24 @@ fn plugin_class_uses_registered_parent_and_qualified_constructor_types() {
     );
 
     let index = file(&files, "lib/index.js");
-    assert_contains(
-        index,
-        "Object.defineProperty(exports, 'name',    {value: 'chroma'});",
-        "name",
-    );
-    assert_contains(
-        index,
-        "Object.defineProperty(exports, 'version', {value: '7.3.1-dev'});",
-        "version",
-    );
-    assert_contains(
-        index,
-        "exports.ChromaFilter = ChromaFilter;",
-        "class export",
-    );
-    assert_contains(
-        index,
-        "exports.complexTypes = require('./complexTypes');",
-        "complex types",
-    );
-    assert!(
-        !index.contains("abstracts"),
-        "chroma has no abstract classes"
-    );
+    assert_contains(index, "Object.defineProperty(exports, 'name',    {value: 'chroma'});", "name");
+    assert_contains(index, "Object.defineProperty(exports, 'version', {value: '7.3.1-dev'});", "version");
+    assert_contains(index, "exports.ChromaFilter = ChromaFilter;", "class export");
+    assert_contains(index, "exports.complexTypes = require('./complexTypes');", "complex types");
+    assert!(!index.contains("abstracts"), "chroma has no abstract classes");
 
     let pkg: serde_json::Value = serde_json::from_str(file(&files, "package.json")).unwrap();
     assert_eq!(pkg["name"], "kurento-module-chroma");
     assert_eq!(pkg["version"], "7.3.1-dev");
     assert_eq!(pkg["main"], "lib/index.js");
-    assert_eq!(
-        pkg["repository"]["url"],
-        "https://github.com/Kurento/kurento-module-chroma-js.git"
-    );
+    assert_eq!(pkg["repository"]["url"], "https://github.com/Kurento/kurento-module-chroma-js.git");
 
     // The shipped model is the fused one: header and class file together.
     let kmd: serde_json::Value = serde_json::from_str(file(&files, "src/chroma.kmd.json")).unwrap();
     assert_eq!(kmd["name"], "chroma");
     assert_eq!(kmd["remoteClasses"][0]["name"], "ChromaFilter");
     assert_eq!(kmd["complexTypes"][0]["name"], "WindowParam");
-    assert_eq!(
-        kmd["code"]["api"]["js"]["nodeName"],
-        "kurento-module-chroma"
-    );
+    assert_eq!(kmd["code"]["api"]["js"]["nodeName"], "kurento-module-chroma");
 }
 
 #[test]
@@ -414,11 +328,7 @@ fn plugin_events_and_array_constructor_params() {
         "  rois: {\n    type: 'crowddetector.RegionOfInterest',\n    isArray: true,\n    required: true\n  }",
         "array param",
     );
-    assert_contains(
-        class,
-        "CrowdDetectorFilter.prototype.getProcessingWidth = function(callback){",
-        "getter",
-    );
+    assert_contains(class, "CrowdDetectorFilter.prototype.getProcessingWidth = function(callback){", "getter");
     assert_contains(
         class,
         "CrowdDetectorFilter.prototype.setProcessingWidth = function(processingWidth, callback){",
@@ -433,19 +343,10 @@ fn plugin_events_and_array_constructor_params() {
         "optional array param",
     );
     // Methods are listed in collation order.
-    let order: Vec<usize> = [
-        "addWindow",
-        "clearWindows",
-        "removeWindow",
-        "trackColorFromCalibrationRegion",
-    ]
-    .iter()
-    .map(|m| {
-        class
-            .find(&format!("PointerDetectorFilter.prototype.{m} = "))
-            .unwrap_or_else(|| panic!("{m}"))
-    })
-    .collect();
+    let order: Vec<usize> = ["addWindow", "clearWindows", "removeWindow", "trackColorFromCalibrationRegion"]
+        .iter()
+        .map(|m| class.find(&format!("PointerDetectorFilter.prototype.{m} = ")).unwrap_or_else(|| panic!("{m}")))
+        .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
 }
 
@@ -459,16 +360,8 @@ fn optional_parameters_shift_arguments_and_check_the_count() {
         "  switch(arguments.length){\n    case 1: mediaType = undefined;\n    case 2: sourceMediaDescription = undefined;\n    case 3: sinkMediaDescription = undefined;\n    break;\n    case 4: \n    break;\n",
         "fall-through defaults",
     );
-    assert_contains(
-        me,
-        "new RangeError('Number of params ('+arguments.length+') not in range [1-4]')",
-        "range error",
-    );
-    assert_contains(
-        me,
-        "  return disguise(promise, sink)\n};",
-        "connect resolves to the sink",
-    );
+    assert_contains(me, "new RangeError('Number of params ('+arguments.length+') not in range [1-4]')", "range error");
+    assert_contains(me, "  return disguise(promise, sink)\n};", "connect resolves to the sink");
     assert_contains(
         me,
         "MediaElement.events = MediaObject.events.concat(['ElementConnected', 'ElementDisconnected', 'MediaFlowInStateChanged', 'MediaFlowOutStateChanged', 'MediaTranscodingStateChanged']);",
@@ -476,80 +369,30 @@ fn optional_parameters_shift_arguments_and_check_the_count() {
     );
 
     let mo = file(&files, "lib/abstracts/MediaObject.js");
-    assert_contains(
-        mo,
-        "inherits(MediaObject, EventEmitter);",
-        "root is an EventEmitter",
-    );
+    assert_contains(mo, "inherits(MediaObject, EventEmitter);", "root is an EventEmitter");
     assert_contains(mo, "MediaObject.events = ['Error'];", "root events");
-    assert_contains(
-        mo,
-        "self.emit('_describe', result, callback2);",
-        "object-valued getter",
-    );
-    assert!(
-        !mo.contains("prototype.getId ="),
-        "id is a field, not an accessor"
-    );
-    assert!(
-        !mo.contains("prototype.setCreationTime ="),
-        "final properties have no setter"
-    );
+    assert_contains(mo, "self.emit('_describe', result, callback2);", "object-valued getter");
+    assert!(!mo.contains("prototype.getId ="), "id is a field, not an accessor");
+    assert!(!mo.contains("prototype.setCreationTime ="), "final properties have no setter");
 
     let hub = file(&files, "lib/abstracts/Hub.js");
-    assert_contains(
-        hub,
-        "var HubPort = require('../HubPort');",
-        "HubPort from an abstract",
-    );
-    assert_contains(
-        hub,
-        "Hub.prototype.createHubPort = function(callback){",
-        "createHubPort",
-    );
+    assert_contains(hub, "var HubPort = require('../HubPort');", "HubPort from an abstract");
+    assert_contains(hub, "Hub.prototype.createHubPort = function(callback){", "createHubPort");
 
     let pipeline = file(&files, "lib/MediaPipeline.js");
     assert_contains(pipeline, "function MediaPipeline(strict){", "strict flag");
-    assert_contains(
-        pipeline,
-        "this.create = mediaObjectCreator.create.bind(mediaObjectCreator);",
-        "create",
-    );
+    assert_contains(pipeline, "this.create = mediaObjectCreator.create.bind(mediaObjectCreator);", "create");
 
     let ct = file(&files, "lib/complexTypes/index.js");
-    assert_contains(
-        ct,
-        "exports.ComplexType = ComplexType;",
-        "core exports the ComplexType base",
-    );
+    assert_contains(ct, "exports.ComplexType = ComplexType;", "core exports the ComplexType base");
     let stats = file(&files, "lib/complexTypes/ElementStats.js");
-    assert_contains(
-        stats,
-        "var Stats = require('./Stats');",
-        "parent in the same module",
-    );
-    assert_contains(
-        stats,
-        "inherits(ElementStats, Stats)",
-        "complex inheritance",
-    );
-    assert_contains(
-        stats,
-        "value: \"kurento\"",
-        "built-ins use the kurento namespace",
-    );
+    assert_contains(stats, "var Stats = require('./Stats');", "parent in the same module");
+    assert_contains(stats, "inherits(ElementStats, Stats)", "complex inheritance");
+    assert_contains(stats, "value: \"kurento\"", "built-ins use the kurento namespace");
 
     let media_type = file(&files, "lib/complexTypes/MediaType.js");
-    assert_contains(
-        media_type,
-        "if(['AUDIO', 'DATA', 'VIDEO'].indexOf(value) < 0)",
-        "enum membership",
-    );
-    assert_contains(
-        media_type,
-        "module.exports = checkMediaType;",
-        "enum exports its checker",
-    );
+    assert_contains(media_type, "if(['AUDIO', 'DATA', 'VIDEO'].indexOf(value) < 0)", "enum membership");
+    assert_contains(media_type, "module.exports = checkMediaType;", "enum exports its checker");
 }
 
 #[test]
@@ -573,10 +416,7 @@ fn builtin_modules_reach_each_other_through_their_npm_packages() {
     assert!(a < b);
     let pkg: serde_json::Value = serde_json::from_str(file(&files, "package.json")).unwrap();
     assert_eq!(pkg["name"], "kurento-client-elements");
-    assert!(
-        pkg.get("dependencies").is_none(),
-        "built-ins come with kurento-client"
-    );
+    assert!(pkg.get("dependencies").is_none(), "built-ins come with kurento-client");
 }
 
 #[test]

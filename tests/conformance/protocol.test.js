@@ -141,8 +141,11 @@ test('release cascades to children; a released id answers 40101', async () => {
 
 test('errors: unknown class 40108, unknown method 40008, bad params 40001, pipeline as sink 40001', async () => {
   const client = await connect(server.url);
-  await assert.rejects(call(client, 'create', 'NoSuchThing'), (e) => e.code === 40108 && /Factory 'NoSuchThing' not found/.test(e.message));
   const peer = await rawPeer(server.url);
+  const unknown = await peer.send('create', { type: 'NoSuchThing' });
+  assert.equal(unknown.error.code, 40108);
+  assert.equal(unknown.error.message, "Factory 'NoSuchThing' not found");
+  assert.equal(unknown.error.data.type, 'MEDIA_OBJECT_NOT_AVAILABLE');
   const p = await peer.send('create', { type: 'MediaPipeline' });
   const pid = p.result.value;
   const sid = p.result.sessionId;
@@ -203,7 +206,7 @@ test('transactions with newref through the official client and raw', async () =>
   const client = await connect(server.url);
   const pipeline = await call(client, 'create', 'MediaPipeline');
   const [x, y] = await new Promise((resolve, reject) => {
-    pipeline.create(['PassThrough', 'PassThrough'], (err, els) => (err ? reject(err) : resolve(els)));
+    pipeline.create([{ type: 'PassThrough', params: {} }, { type: 'PassThrough', params: {} }], (err, els) => (err ? reject(err) : resolve(els)));
   });
   assert.match(x.id, /_kurento\.PassThrough$/);
   assert.match(y.id, /_kurento\.PassThrough$/);

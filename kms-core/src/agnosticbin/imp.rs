@@ -39,10 +39,8 @@ impl ObjectImpl for AgnosticBin {
         obj.add(&self.tee).expect("fresh bin");
         let target = self.tee.static_pad("sink").expect("tee sink");
         let templ = obj.pad_template("sink").expect("template");
-        let ghost = gst::GhostPad::builder_from_template_with_target(&templ, &target)
-            .expect("ghost")
-            .name("sink")
-            .build();
+        let ghost =
+            gst::GhostPad::builder_from_template_with_target(&templ, &target).expect("ghost").name("sink").build();
         obj.add_pad(&ghost).expect("unique pad");
     }
 }
@@ -66,14 +64,21 @@ impl ElementImpl for AgnosticBin {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
             let caps = gst::Caps::new_any();
             vec![
-                gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &caps).expect("template"),
-                gst::PadTemplate::new("src_%u", gst::PadDirection::Src, gst::PadPresence::Request, &caps).expect("template"),
+                gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &caps)
+                    .expect("template"),
+                gst::PadTemplate::new("src_%u", gst::PadDirection::Src, gst::PadPresence::Request, &caps)
+                    .expect("template"),
             ]
         });
         TEMPLATES.as_ref()
     }
 
-    fn request_new_pad(&self, templ: &gst::PadTemplate, name: Option<&str>, _caps: Option<&gst::Caps>) -> Option<gst::Pad> {
+    fn request_new_pad(
+        &self,
+        templ: &gst::PadTemplate,
+        name: Option<&str>,
+        _caps: Option<&gst::Caps>,
+    ) -> Option<gst::Pad> {
         let obj = self.obj();
         let queue = gst::ElementFactory::make("queue")
             .property("max-size-buffers", 0u32)
@@ -122,10 +127,7 @@ impl ElementImpl for AgnosticBin {
     fn release_pad(&self, pad: &gst::Pad) {
         let obj = self.obj();
         let (queue, tee_src) = unsafe {
-            (
-                pad.steal_data::<gst::Element>("kms-branch-queue"),
-                pad.steal_data::<gst::Pad>("kms-branch-tee-pad"),
-            )
+            (pad.steal_data::<gst::Element>("kms-branch-queue"), pad.steal_data::<gst::Pad>("kms-branch-tee-pad"))
         };
         let _ = pad.set_active(false);
         let _ = obj.remove_pad(pad);

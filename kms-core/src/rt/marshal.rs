@@ -48,7 +48,9 @@ impl FromJson for bool {
 
 fn integral(v: &Value) -> Option<i64> {
     match v {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e18).map(|f| f as i64)),
+        Value::Number(n) => {
+            n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e18).map(|f| f as i64))
+        }
         Value::Bool(b) => Some(*b as i64),
         // Numeric strings (upstream descriptors have defaults like "320").
         Value::String(s) => s.trim().parse().ok(),
@@ -310,7 +312,11 @@ impl<'a> Params<'a> {
         }
     }
 
-    pub fn opt_object_map<U: ?Sized + 'static>(&self, name: &str, qualified: &str) -> Result<Option<BTreeMap<String, Arc<U>>>> {
+    pub fn opt_object_map<U: ?Sized + 'static>(
+        &self,
+        name: &str,
+        qualified: &str,
+    ) -> Result<Option<BTreeMap<String, Arc<U>>>> {
         match self.raw(name) {
             None => Ok(None),
             Some(_) => self.object_map(name, qualified).map(Some),
@@ -325,7 +331,13 @@ pub struct ComplexFields<'a> {
 
 /// Checks that `v` is an object (spec §6: `__module__`/`__type__` optional,
 /// unknown fields ignored).
-pub fn complex_object<'a>(v: &'a Value, name: &str, what: What, _module: &str, _type_name: &str) -> Result<ComplexFields<'a>> {
+pub fn complex_object<'a>(
+    v: &'a Value,
+    name: &str,
+    what: What,
+    _module: &str,
+    _type_name: &str,
+) -> Result<ComplexFields<'a>> {
     match v {
         Value::Object(map) => Ok(ComplexFields { map }),
         _ => Err(Error::wrong_type(name, what, "object")),

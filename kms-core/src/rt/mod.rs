@@ -13,5 +13,7 @@ pub type Map = serde_json::Map<String, Value>;
 pub use crate::error::{Error, Result, What};
 pub use crate::object::{ObjectBase, ObjectId, RemoteObject};
 pub use crate::registry::{Ctx, ObjectHandle};
-pub use class::{AsRemoteFn, CastFn, ClassInfo, Event, FactoryFn, InvokeFn, ModuleDescriptor, downcast_arc, downcast_ref};
+pub use class::{
+    AsRemoteFn, CastFn, ClassInfo, Event, FactoryFn, InvokeFn, ModuleDescriptor, downcast_arc, downcast_ref,
+};
 pub use marshal::{ComplexFields, FromJson, Params, Polymorphic, Resolver, ToJson, complex_object};

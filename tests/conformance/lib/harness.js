@@ -105,6 +105,10 @@ function once(obj, event, ms = 5000) {
   });
 }
 
+// Request ids are unique across raw peers: a resumed session would otherwise
+// hit the server's 20 s duplicate-request cache (spec §3.4) on purpose.
+let nextId = 1000;
+
 /** A raw WebSocket JSON-RPC peer for wire-level checks. */
 async function rawPeer(url) {
   const WebSocket = require('ws');
@@ -112,7 +116,6 @@ async function rawPeer(url) {
   await new Promise((res, rej) => { ws.on('open', res); ws.on('error', rej); });
   const pending = new Map();
   const events = [];
-  let nextId = 1000;
   ws.on('message', (data) => {
     const text = data.toString();
     let msg;

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs everything, builds, and runs every test. This is the README's test
+# command and what CI (.ci/run) calls.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ci/setup.sh --with-tests
+
+echo "== style"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "== build"
+cargo build --workspace --all-targets
+
+echo "== Rust tests"
+cargo test --workspace 2>&1 | tee /tmp/kms-cargo-test.log
+
+echo "== protocol conformance (official kurento-client against the real server)"
+(cd tests/conformance && npm ci --ignore-scripts --no-audit --no-fund >/dev/null && node --test --test-concurrency=1)
+
+echo "== generated JS client modules (official kurento-client register())"
+tests/js-modules/run.sh
+
+echo "== all tests passed"

@@ -1,0 +1,1 @@
+//! Placeholder; generated client lands here.

@@ -19,6 +19,19 @@ pub const REQUEST_CACHE_MAX_BYTES: usize = 64 * 1024 * 1024;
 
 type Key = (SessionId, String);
 
+/// After freeing this much, hand free heap pages back to the OS: a burst of
+/// requests otherwise leaves RSS at its peak forever (glibc keeps freed
+/// memory in its arenas).
+const TRIM_AFTER_FREED_BYTES: usize = 1024 * 1024;
+
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// A cached response.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct CachedResponse {
@@ -85,6 +98,7 @@ impl RequestCache {
 
     /// Frees every entry older than the TTL.
     pub fn purge(&mut self, now: Instant) {
+        let before = self.bytes;
         while let Some((t, _)) = self.order.front() {
             if now.saturating_duration_since(*t) < self.ttl {
                 break;
@@ -95,6 +109,9 @@ impl RequestCache {
         if self.entries.capacity() > 64 && self.entries.len() < self.entries.capacity() / 4 {
             self.entries.shrink_to(self.entries.len() * 2);
             self.order.shrink_to(self.order.len() * 2);
+        }
+        if before.saturating_sub(self.bytes) >= TRIM_AFTER_FREED_BYTES {
+            release_free_memory();
         }
     }
 

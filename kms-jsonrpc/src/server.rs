@@ -195,11 +195,17 @@ impl Server {
     }
 }
 
+/// Longest sleep of the timer task.
+const MAX_TIMER_SLEEP: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Drives [`crate::dispatch::Dispatcher::handle_timeout`] and hands
 /// collected sessions to the backend (§3.2).
 async fn gc_loop(hub: SessionHub, backend: Arc<dyn MediaBackend>, mut stop: watch::Receiver<bool>) {
     loop {
-        let deadline = hub.lock().dispatcher.poll_timeout();
+        // Entries cached after this deadline was computed do not wake the
+        // loop, so never sleep longer than the cache's 1 s coalescing step
+        // allows them to outlive their TTL by much.
+        let deadline = hub.lock().dispatcher.poll_timeout().min(Instant::now() + MAX_TIMER_SLEEP);
         tokio::select! {
             _ = tokio::time::sleep_until(deadline.into()) => {}
             _ = stop.wait_for(|s| *s) => return,

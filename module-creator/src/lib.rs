@@ -12,6 +12,7 @@ pub mod js_client;
 pub mod model;
 pub mod names;
 pub mod resolve;
+pub mod rust_client;
 pub mod rust_server;
 
 pub use builder::Builder;

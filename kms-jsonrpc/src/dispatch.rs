@@ -162,8 +162,8 @@ impl Dispatcher {
     pub fn poll_timeout(&self) -> Instant {
         let t = self.sessions.poll_timeout();
         // Requests purge the cache as they come; the timer only matters when
-        // idle, so expiries are coalesced into one wake-up per second.
-        self.cache.next_expiry().map_or(t, |c| (c + Duration::from_secs(1)).min(t))
+        // idle. Expiry is per one-second bucket, so wake-ups are coalesced.
+        self.cache.next_expiry().map_or(t, |c| c.min(t))
     }
 
     /// Expires cache entries and runs due GC work (§3.2, §3.4). The
@@ -242,7 +242,7 @@ impl Dispatcher {
         // §3.4: replay without executing.
         if self.cache_enabled
             && let (Some(rid), Some(s)) = (&id, &given)
-            && let Some(hit) = self.cache.get(s, &rid.cache_key(), now).cloned()
+            && let Some(hit) = self.cache.get(s, &rid.cache_key(), now)
         {
             tracing::debug!(session = %s, id = %rid, "replaying cached response");
             if let Some(rs) = &hit.result_session {

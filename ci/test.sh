@@ -22,4 +22,8 @@ echo "== protocol conformance (official kurento-client against the real server)"
 echo "== generated JS client modules (official kurento-client register())"
 tests/js-modules/run.sh
 
+echo "== module scaffold: new → cargo build → server with the module, driven by the official kurento-client"
+tests/scaffold/run.sh
+
+
 echo "== all tests passed"

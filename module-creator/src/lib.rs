@@ -6,6 +6,7 @@
 //! `kurento-module-creator` binary wraps the same library.
 
 pub mod builder;
+pub mod cli;
 pub mod emit_kmd;
 pub mod error;
 pub mod js_client;
@@ -14,6 +15,7 @@ pub mod names;
 pub mod resolve;
 pub mod rust_client;
 pub mod rust_server;
+pub mod scaffold;
 
 pub use builder::Builder;
 pub use error::KmdError;

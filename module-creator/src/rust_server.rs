@@ -401,7 +401,7 @@ impl<'a> Gen<'a> {
         }
         for meth in &c.methods {
             s += &doc_lines(&meth.doc, "    ");
-            let pnames = names::dedupe(meth.params.iter().map(|p| field(&p.name)).collect());
+            let pnames = method_param_names(&meth.params);
             let mut args = String::new();
             for (p, n) in meth.params.iter().zip(&pnames) {
                 let _ = write!(args, ", {n}: {}", self.param_type(p));
@@ -445,7 +445,7 @@ impl<'a> Gen<'a> {
             }
         }
         for meth in &c.methods {
-            let pnames = names::dedupe(meth.params.iter().map(|p| field(&p.name)).collect());
+            let pnames = method_param_names(&meth.params);
             let _ = writeln!(s, "        {} => {{", lit(&meth.name));
             if meth.params.iter().any(|p| !p.optional) {
                 s += "            params.require()?;\n";
@@ -584,6 +584,13 @@ impl<'a> Gen<'a> {
         s += "}\n";
         self.w(s);
     }
+}
+
+/// Rust names of a method's parameters. The dispatcher's own locals (`obj`,
+/// `ctx`, `op`, `params`) get a `_` suffix so a parameter cannot shadow them.
+fn method_param_names(params: &[Param]) -> Vec<String> {
+    let rename = |n: String| if matches!(n.as_str(), "obj" | "ctx" | "op" | "params") { format!("{n}_") } else { n };
+    names::dedupe(params.iter().map(|p| rename(field(&p.name))).collect())
 }
 
 /// `get` + capitalised property name (spec §5.5).

@@ -33,6 +33,9 @@ test('pipeline DOT, latencyStats, element bitrates, stats shape, flow queries', 
     assert.match(elementDot, /^digraph/);
     await call(pipeline, 'release');
     client.close();
+    // close() disconnects asynchronously: let it finish before the server
+    // stops, or reconnect-ws retries against a closed port.
+    await new Promise((r) => setTimeout(r, 300));
   } finally {
     const exit = await server.stop();
     assert.deepEqual(exit, { code: 0, signal: null }, 'SIGTERM → orderly shutdown, exit 0');

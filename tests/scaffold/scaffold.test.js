@@ -158,6 +158,9 @@ test(`the ${SCAFFOLD_MODULE} module is listed and ${CLASS} works through the off
 
     await call(pipeline, 'release');
     client.close();
+    // close() disconnects asynchronously; stopping the server first would
+    // make reconnect-ws retry against a closed port (uncaught ECONNREFUSED).
+    await sleep(300);
   } finally {
     const r = await server.stop();
     assert.deepEqual(r, { code: 0, signal: null }, `clean shutdown\n${server.log()}`);

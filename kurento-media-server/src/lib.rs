@@ -106,6 +106,16 @@ fn tune_allocator() {
             libc::mallopt(libc::M_ARENA_MAX, arenas);
         }
     }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+        // A fixed threshold turns off glibc's dynamic one, which after the
+        // first freed large block serves big buffers (request-cache
+        // buckets) from the heap, where they fragment it.
+        // SAFETY: mallopt only adjusts allocator parameters.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+        }
+    }
 }
 
 async fn run(settings: Settings, modules: Vec<ModuleDescriptor>) -> ExitCode {

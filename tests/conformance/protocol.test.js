@@ -231,3 +231,26 @@ test('transactions with newref through the official client and raw', async () =>
   peer.close();
   client.close();
 });
+
+test('connection cycles (A→B→A, A→A) are legal and do not take the server down', async () => {
+  const peer = await rawPeer(server.url);
+  const p = await peer.send('create', { type: 'MediaPipeline' });
+  const sid = p.result.sessionId;
+  const mk = async () => (await peer.send('create', { type: 'PassThrough', constructorParams: { mediaPipeline: p.result.value }, sessionId: sid })).result.value;
+  const a = await mk();
+  const b = await mk();
+  const ok = async (src, sink, mediaType) => {
+    const r = await peer.send('invoke', { object: src, operation: 'connect', operationParams: mediaType ? { sink, mediaType } : { sink }, sessionId: sid });
+    assert.ok(r.result, JSON.stringify(r.error));
+  };
+  await ok(a, b);
+  await ok(b, a, 'VIDEO');
+  await ok(a, a, 'AUDIO');
+  const conns = await peer.send('invoke', { object: a, operation: 'getSourceConnections', sessionId: sid });
+  assert.deepEqual(conns.result.value.map((c) => c.type).sort(), ['AUDIO', 'DATA', 'VIDEO']);
+  const other = await rawPeer(server.url);
+  assert.equal((await other.send('ping')).result.value, 'pong', 'server alive');
+  other.close();
+  await peer.send('release', { object: p.result.value, sessionId: sid });
+  peer.close();
+});

@@ -11,6 +11,7 @@ pub mod element;
 pub mod error;
 pub mod flow;
 pub mod hub;
+pub mod loop_guard;
 mod media_object;
 pub mod module;
 pub mod object;

@@ -34,7 +34,9 @@ impl PassIo {
 
 impl MediaIo for PassIo {
     fn input(&self, bin: &gst::Bin, t: MediaType, desc: &str) -> Option<gst::Pad> {
-        PassIo::agnostic(bin, t, desc)?.static_pad("sink")
+        let pad = PassIo::agnostic(bin, t, desc)?.static_pad("sink")?;
+        crate::loop_guard::install(&pad);
+        Some(pad)
     }
 
     fn output(&self, bin: &gst::Bin, t: MediaType, desc: &str) -> Option<AgnosticBin> {

@@ -25,5 +25,6 @@ tests/js-modules/run.sh
 echo "== module scaffold: new → cargo build → server with the module, driven by the official kurento-client"
 tests/scaffold/run.sh
 
+tests/browser/run.sh
 
 echo "== all tests passed"

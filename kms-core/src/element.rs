@@ -10,12 +10,14 @@ use std::sync::{Arc, Mutex};
 use gst::prelude::*;
 
 use crate::agnosticbin::AgnosticBin;
+use crate::agnosticbin::Bitrate;
 use crate::api::core::events::{
     ElementConnected, ElementDisconnected, MediaFlowInStateChanged, MediaFlowOutStateChanged,
+    MediaTranscodingStateChanged,
 };
 use crate::api::core::{
-    AudioCaps, ElementConnectionData, ElementStats, GstreamerDotDetails, MediaElement, MediaFlowState, MediaType,
-    StatsType, VideoCaps,
+    AudioCaps, ElementConnectionData, ElementStats, GstreamerDotDetails, MediaElement, MediaFlowState,
+    MediaTranscodingState, MediaType, StatsType, VideoCaps,
 };
 use crate::error::{Error, Result};
 use crate::flow::FlowMeter;
@@ -38,6 +40,8 @@ type Key = (MediaType, String);
 
 struct Input {
     ghost: gst::GhostPad,
+    /// What the ghost points at (a loopback link takes it over).
+    target: gst::Pad,
     meter: Arc<FlowMeter>,
 }
 
@@ -139,9 +143,16 @@ impl ElementCore {
                 media_type: t,
             });
         });
-        meter.attach(ghost.upcast_ref());
-        st.inputs.insert(key, Input { ghost: ghost.clone(), meter });
+        // On the target: a loopback link (`connect(self)`) bypasses the ghost.
+        meter.attach(&target);
+        st.inputs.insert(key, Input { ghost: ghost.clone(), target, meter });
         Some(ghost.upcast())
+    }
+
+    /// The pad inside the bin an input ghost points at.
+    fn input_target(&self, t: MediaType, desc: &str) -> Option<(gst::GhostPad, gst::Pad)> {
+        let st = self.state.lock().unwrap();
+        st.inputs.get(&(t, desc.to_string())).map(|i| (i.ghost.clone(), i.target.clone()))
     }
 
     /// The agnosticbin producing output `(t, desc)`, created on first use.
@@ -164,8 +175,70 @@ impl ElementCore {
         if let Some(p) = agnostic.static_pad("sink") {
             meter.attach(&p);
         }
+        agnostic.set_bitrate(self.bitrate());
+        let base = self.base.clone();
+        let bin_name = agnostic.name().to_string();
+        agnostic.connect_transcoding(move |on| {
+            base.raise(&MediaTranscodingStateChanged {
+                state: if on { MediaTranscodingState::Transcoding } else { MediaTranscodingState::NotTranscoding },
+                bin_name: bin_name.clone(),
+                media_type: t,
+            });
+        });
         st.outputs.insert(key, Output { agnostic: agnostic.clone(), meter });
         Some(agnostic)
+    }
+
+    /// The element's encoder bitrate settings (spec §10.3).
+    pub fn bitrate(&self) -> Bitrate {
+        let u = |v: i32| v.max(0) as u32;
+        Bitrate {
+            target: u(self.encoder_bitrate.load(Ordering::Relaxed)),
+            min: u(self.min_encoder_bitrate.load(Ordering::Relaxed)),
+            max: u(self.max_encoder_bitrate.load(Ordering::Relaxed)),
+        }
+    }
+
+    fn apply_bitrate(&self) {
+        let b = self.bitrate();
+        let outputs: Vec<AgnosticBin> =
+            self.state.lock().unwrap().outputs.values().map(|o| o.agnostic.clone()).collect();
+        for a in outputs {
+            a.set_bitrate(b);
+        }
+    }
+
+    /// Whether an output of type `t` named `name` (its description or its
+    /// agnosticbin's name) is re-encoding.
+    pub fn is_transcoding(&self, t: MediaType, name: &str) -> bool {
+        let st = self.state.lock().unwrap();
+        st.outputs
+            .iter()
+            .filter(|((ot, desc), o)| *ot == t && (desc == name || o.agnostic.name() == name))
+            .any(|(_, o)| o.agnostic.is_transcoding())
+    }
+
+    /// The outputs created so far, per (type, description).
+    pub fn outputs(&self) -> Vec<(MediaType, String, AgnosticBin)> {
+        let st = self.state.lock().unwrap();
+        st.outputs.iter().map(|((t, d), o)| (*t, d.clone(), o.agnostic.clone())).collect()
+    }
+
+    /// Asks whatever feeds this element's `t` inputs for a keyframe (an
+    /// upstream `GstForceKeyUnit`, which RTP endpoints turn into PLI).
+    pub fn request_input_keyframe(&self, t: MediaType) {
+        let pads: Vec<gst::GhostPad> = self
+            .state
+            .lock()
+            .unwrap()
+            .inputs
+            .iter()
+            .filter(|((it, _), _)| *it == t)
+            .map(|(_, i)| i.ghost.clone())
+            .collect();
+        for p in pads.into_iter().filter(|p| p.is_linked()) {
+            let _ = p.push_event(crate::agnosticbin::codecs::force_key_unit_event());
+        }
     }
 
     pub fn is_flowing_in(&self, t: MediaType, desc: &str) -> bool {
@@ -204,8 +277,11 @@ fn sanitize(desc: &str) -> String {
 }
 
 fn unlink(l: &Link) {
-    let _ = l.src_ghost.set_active(false);
-    let _ = l.source_bin.remove_pad(&l.src_ghost);
+    // A loopback link has no ghost: `src_ghost` is the branch pad itself.
+    if l.src_ghost != l.branch_pad {
+        let _ = l.src_ghost.set_active(false);
+        let _ = l.source_bin.remove_pad(&l.src_ghost);
+    }
     l.agnostic.release_request_pad(&l.branch_pad);
 }
 
@@ -263,17 +339,37 @@ pub fn connect(
             let branch_pad = agnostic
                 .request_pad_simple("src_%u")
                 .ok_or_else(|| Error::Connect("no pad available on the source's output".into()))?;
-            let ghost = gst::GhostPad::builder_with_target(&branch_pad)
-                .map_err(|e| Error::Connect(e.to_string()))?
-                .name(format!("src_{}_{}_{}", media_type_name(t), sanitize(source_desc), branch_pad.name()))
-                .build();
-            let _ = ghost.set_active(true);
-            source.bin.add_pad(&ghost).map_err(|e| Error::Connect(e.to_string()))?;
-            if let Err(e) = ghost.link(&sink_pad) {
-                let _ = source.bin.remove_pad(&ghost);
-                agnostic.release_request_pad(&branch_pad);
-                return Err(Error::Connect(format!("cannot link: {e:?}")));
-            }
+            let (in_ghost, in_target) =
+                sink.input_target(t, sink_desc).ok_or_else(|| Error::Connect("input vanished".into()))?;
+            let ghost: gst::Pad = if source.base.id() == sink_id {
+                // Loopback: both ends are children of the same bin, which
+                // cannot link to itself; link inside it instead.
+                let _ = in_ghost.set_target(None::<&gst::Pad>);
+                // Formats are agreed per branch by the agnosticbin (a consumer may
+                // accept nothing until it is negotiated): no caps check here.
+                if let Err(e) = branch_pad.link_full(&in_target, gst::PadLinkCheck::HIERARCHY) {
+                    let _ = in_ghost.set_target(Some(&in_target));
+                    agnostic.release_request_pad(&branch_pad);
+                    return Err(Error::Connect(format!("cannot link: {e:?}")));
+                }
+                branch_pad.clone()
+            } else {
+                if in_ghost.target().is_none() {
+                    let _ = in_ghost.set_target(Some(&in_target));
+                }
+                let ghost = gst::GhostPad::builder_with_target(&branch_pad)
+                    .map_err(|e| Error::Connect(e.to_string()))?
+                    .name(format!("src_{}_{}_{}", media_type_name(t), sanitize(source_desc), branch_pad.name()))
+                    .build();
+                let _ = ghost.set_active(true);
+                source.bin.add_pad(&ghost).map_err(|e| Error::Connect(e.to_string()))?;
+                if let Err(e) = ghost.link_full(&sink_pad, gst::PadLinkCheck::HIERARCHY) {
+                    let _ = source.bin.remove_pad(&ghost);
+                    agnostic.release_request_pad(&branch_pad);
+                    return Err(Error::Connect(format!("cannot link: {e:?}")));
+                }
+                ghost.upcast()
+            };
             links.push(Link {
                 source: source.base.id().clone(),
                 sink: sink_id.clone(),
@@ -284,7 +380,7 @@ pub fn connect(
                 source_bin: source.bin.clone(),
                 agnostic: agnostic.clone(),
                 branch_pad,
-                src_ghost: ghost.upcast(),
+                src_ghost: ghost,
             });
             old
         };
@@ -366,6 +462,23 @@ pub fn dump_dot(bin: &gst::Bin, id: &ObjectId, details: Option<GstreamerDotDetai
 /// Elements: anything giving access to an [`ElementCore`].
 pub trait ElementObject: RemoteObject {
     fn core(&self) -> &ElementCore;
+
+    /// Stats beyond the element's own record (endpoints add RTP, transport,
+    /// candidate-pair ... stats), keyed by stat id.
+    fn extra_stats(&self, _media_type: Option<MediaType>) -> Vec<(String, Polymorphic)> {
+        vec![]
+    }
+
+    /// The element's own stats record: `ElementStats` unless overridden
+    /// (endpoints report `EndpointStats`).
+    fn element_stats(&self, timestamp_millis: i64) -> Polymorphic {
+        Polymorphic::of(&ElementStats {
+            id: self.core().base.id().to_string(),
+            r#type: StatsType::Element,
+            timestamp_millis,
+            input_latency: vec![],
+        })
+    }
 }
 
 fn element_of(o: &Arc<dyn MediaElement>) -> Result<&ElementCore> {
@@ -463,20 +576,15 @@ impl<T: ElementObject> MediaElement for T {
         Ok(self.core().bin.debug_to_dot_data(dot_details(details)).to_string())
     }
 
-    fn get_stats(&self, _ctx: &Ctx, _media_type: Option<MediaType>) -> Result<BTreeMap<String, Polymorphic>> {
+    fn get_stats(&self, _ctx: &Ctx, media_type: Option<MediaType>) -> Result<BTreeMap<String, Polymorphic>> {
         let core = self.core();
         let ts = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
-        let stats = ElementStats {
-            id: core.base.id().to_string(),
-            r#type: StatsType::Element,
-            timestamp_millis: ts,
-            input_latency: vec![],
-        };
         let mut m = BTreeMap::new();
-        m.insert(core.base.id().to_string(), Polymorphic::of(&stats));
+        m.insert(core.base.id().to_string(), self.element_stats(ts));
+        m.extend(self.extra_stats(media_type));
         Ok(m)
     }
 
@@ -499,12 +607,11 @@ impl<T: ElementObject> MediaElement for T {
         Ok(self.core().is_flowing_out(media_type, &source_media_description))
     }
 
-    fn is_media_transcoding(&self, _ctx: &Ctx, media_type: MediaType, _bin_name: String) -> Result<bool> {
+    fn is_media_transcoding(&self, _ctx: &Ctx, media_type: MediaType, bin_name: String) -> Result<bool> {
         if media_type == MediaType::Data {
             return Err(Error::IllegalParam("DATA is not supported by isMediaTranscoding".into()));
         }
-        // Pass-through only in this round: no branch ever transcodes.
-        Ok(false)
+        Ok(self.core().is_transcoding(media_type, &bin_name))
     }
 
     fn get_encoder_bitrate(&self, _ctx: &Ctx) -> Result<i32> {
@@ -513,6 +620,7 @@ impl<T: ElementObject> MediaElement for T {
 
     fn set_encoder_bitrate(&self, _ctx: &Ctx, value: i32) -> Result<()> {
         self.core().encoder_bitrate.store(value, Ordering::Relaxed);
+        self.core().apply_bitrate();
         Ok(())
     }
 
@@ -522,6 +630,7 @@ impl<T: ElementObject> MediaElement for T {
 
     fn set_min_encoder_bitrate(&self, _ctx: &Ctx, value: i32) -> Result<()> {
         self.core().min_encoder_bitrate.store(value, Ordering::Relaxed);
+        self.core().apply_bitrate();
         Ok(())
     }
 
@@ -531,6 +640,7 @@ impl<T: ElementObject> MediaElement for T {
 
     fn set_max_encoder_bitrate(&self, _ctx: &Ctx, value: i32) -> Result<()> {
         self.core().max_encoder_bitrate.store(value, Ordering::Relaxed);
+        self.core().apply_bitrate();
         Ok(())
     }
 }

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# WebRTC benchmarks of docs/benchmarks.md (## WebRTC): setup latency,
+# loopback capacity ramp, forced VP8→H.264 transcoding ramp. Not a test:
+# prints Markdown table rows (and JSON lines) to paste into the doc.
+#
+#   ci/bench-webrtc.sh [latency|ramp|transcode|all]
+#
+# Env: STEPS (loopback ramp, default 1,8,16,32,48), TSTEPS (transcoding,
+# default 1,2,4,8), RUNS (latency, default 20), WINDOW (seconds measured
+# per step, default 10). Release build; ICE on 127.0.0.1 only (the server
+# gathers on `lo`, the generator adds 127.0.0.1 only).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+target="${CARGO_TARGET_DIR:-$repo/target}"
+what="${1:-all}"
+
+cd "$repo"
+cargo build --release -q -p kurento-media-server
+cargo build --release -q -p kms-elements --example webrtc_loadgen
+server="$target/release/kurento-media-server"
+loadgen="$target/release/examples/webrtc_loadgen"
+
+# The pre-encoded media the generator replays: 20 s of scrolling 640x480@30
+# VP8 (~500 kbps) and Opus stereo.
+media="$target/bench-webrtc-media.webm"
+if [[ ! -s "$media" ]]; then
+  gst-launch-1.0 -q -e \
+    videotestsrc pattern=smpte horizontal-speed=4 num-buffers=600 ! video/x-raw,width=640,height=480,framerate=30/1 \
+    ! vp8enc deadline=1 cpu-used=4 target-bitrate=500000 keyframe-max-dist=300 end-usage=cbr ! webmmux name=m \
+    ! filesink location="$media" \
+    audiotestsrc wave=sine num-buffers=1000 samplesperbuffer=960 ! audio/x-raw,rate=48000,channels=2 \
+    ! opusenc bitrate=48000 ! m.
+fi
+
+conf="$(mktemp -d "${TMPDIR:-/tmp}/kms-bench.XXXXXX")"
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+mkdir -p "$conf/modules/kurento"
+cat >"$conf/kurento.conf.json" <<JSON
+{"mediaServer": {"resources": {"garbageCollectorPeriod": 240},
+ "net": {"websocket": {"port": $port, "path": "kurento", "address": "127.0.0.1"}}}}
+JSON
+printf 'networkInterfaces=lo\n' >"$conf/modules/kurento/WebRtcEndpoint.conf.ini"
+
+KMS_LOG=warn "$server" --conf-file "$conf/kurento.conf.json" >"$conf/server.log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$conf"' EXIT
+for _ in $(seq 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  sleep 0.1
+done
+
+run() { KMS_ICE_LOOPBACK_ONLY=1 "$loadgen" --url "ws://127.0.0.1:$port/kurento" --pid "$pid" --file "$media" \
+  --window "${WINDOW:-10}" "$@"; }
+
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, GStreamer $(gst-launch-1.0 --version | sed -n 2p | awk '{print $2}')"
+case "$what" in
+  latency) run latency "${RUNS:-20}" ;;
+  ramp) run ramp "${STEPS:-1,8,16,32,48}" ;;
+  transcode) run transcode "${TSTEPS:-1,2,4,8}" ;;
+  all)
+    run latency "${RUNS:-20}"
+    echo
+    run ramp "${STEPS:-1,8,16,32,48}"
+    echo
+    run transcode "${TSTEPS:-1,2,4,8}"
+    ;;
+esac

@@ -1,0 +1,281 @@
+//! REMB (spec §10.6, `rembParams`): both directions of bitrate feedback.
+//!
+//! * Receiving video: a loss-driven estimate (the `RembParams` algorithm),
+//!   capped by what our consumers can take (their `kms-bitrate` wishes
+//!   arriving upstream at webrtcbin's video output) and by
+//!   `[minVideoRecvBandwidth, maxVideoRecvBandwidth]`, is appended as a REMB
+//!   packet to every RTCP compound webrtcbin's session sends.
+//! * Sending video: REMB from the remote receiver, clamped to
+//!   `[minVideoSendBandwidth, maxVideoSendBandwidth]`, becomes our send
+//!   input's bitrate wish, which steers the encoder when transcoding or
+//!   travels upstream to the source endpoint when forwarding.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use gst::glib;
+use gst::glib::translate::{IntoGlibPtr, ToGlibPtr};
+use gst::prelude::*;
+use kms_core::api::core::RembParams;
+
+use super::WebRtcEndpointImpl;
+
+/// Received-packet accounting of the incoming video, updated lock-free on
+/// the streaming thread.
+#[derive(Default)]
+pub struct LossMeter {
+    received: AtomicU64,
+    /// Extended highest sequence number seen (0 = none yet).
+    highest: AtomicU64,
+    last_ssrc: AtomicU32,
+}
+
+impl LossMeter {
+    pub fn on_packet(&self, ssrc: u32, seq: u16) {
+        self.received.fetch_add(1, Ordering::Relaxed);
+        if self.last_ssrc.swap(ssrc, Ordering::Relaxed) != ssrc {
+            self.highest.store((1 << 16) | seq as u64, Ordering::Relaxed);
+            return;
+        }
+        let h = self.highest.load(Ordering::Relaxed);
+        let cycles = h & !0xffff;
+        let last = (h & 0xffff) as u16;
+        let delta = seq.wrapping_sub(last);
+        if delta != 0 && delta < 0x8000 {
+            let ext = if seq < last { cycles + (1 << 16) } else { cycles } | seq as u64;
+            self.highest.store(ext, Ordering::Relaxed);
+        }
+    }
+
+    pub fn ssrc(&self) -> u32 {
+        self.last_ssrc.load(Ordering::Relaxed)
+    }
+
+    /// (packets expected, packets received) so far.
+    pub fn totals(&self) -> (u64, u64) {
+        (self.highest.load(Ordering::Relaxed), self.received.load(Ordering::Relaxed))
+    }
+}
+
+/// The estimate of the `RembParams` algorithm.
+#[derive(Debug, Default, Clone)]
+pub struct Estimator {
+    pub estimate: Option<f64>,
+    threshold: Option<f64>,
+    last_totals: Option<(u64, u64)>,
+}
+
+impl Estimator {
+    /// One RTCP interval: `totals` from the [`LossMeter`].
+    pub fn update(&mut self, p: &RembParams, totals: (u64, u64)) -> f64 {
+        let mut est = self.estimate.unwrap_or(p.remb_on_connect.max(1) as f64);
+        let fraction_256 = match self.last_totals.replace(totals) {
+            Some((e0, r0)) => {
+                let expected = totals.0.saturating_sub(e0);
+                let received = totals.1.saturating_sub(r0);
+                if expected == 0 { 0.0 } else { expected.saturating_sub(received) as f64 * 256.0 / expected as f64 }
+            }
+            None => 0.0,
+        };
+        if fraction_256 > p.up_losses as f64 {
+            self.threshold = Some(est * p.threshold_factor as f64);
+            est *= p.decrement_factor as f64;
+        } else {
+            match self.threshold {
+                Some(t) if est >= t => {
+                    let step = ((est - t) / p.lineal_factor_grade.max(1.0) as f64)
+                        .max(p.lineal_factor_min.unwrap_or(0) as f64)
+                        .max(1000.0);
+                    est += step;
+                }
+                _ => est *= 1.0 + p.exponential_factor as f64,
+            }
+        }
+        est = est.clamp(1000.0, 1.0e9);
+        self.estimate = Some(est);
+        est
+    }
+}
+
+/// A REMB RTCP packet (draft-alvestrand-rmcat-remb).
+pub fn remb_packet(sender_ssrc: u32, bitrate: u32, ssrcs: &[u32]) -> Vec<u8> {
+    let mut exp = 0u32;
+    let mut mantissa = bitrate as u64;
+    while mantissa > 0x3ffff {
+        mantissa >>= 1;
+        exp += 1;
+    }
+    let n = ssrcs.len().min(255);
+    let words = 5 + n;
+    let mut p = Vec::with_capacity(words * 4);
+    p.push(0x80 | 15);
+    p.push(206);
+    p.extend_from_slice(&((words - 1) as u16).to_be_bytes());
+    p.extend_from_slice(&sender_ssrc.to_be_bytes());
+    p.extend_from_slice(&0u32.to_be_bytes());
+    p.extend_from_slice(b"REMB");
+    p.push(n as u8);
+    let v = (exp << 18) | mantissa as u32;
+    p.push(((v >> 16) & 0xff) as u8);
+    p.push(((v >> 8) & 0xff) as u8);
+    p.push((v & 0xff) as u8);
+    for s in &ssrcs[..n] {
+        p.extend_from_slice(&s.to_be_bytes());
+    }
+    p
+}
+
+/// The bitrate of a REMB FCI (`REMB`, num ssrc, exp/mantissa, ssrcs).
+pub fn parse_remb_fci(fci: &[u8]) -> Option<u32> {
+    if fci.len() < 8 || &fci[..4] != b"REMB" {
+        return None;
+    }
+    let exp = (fci[5] >> 2) as u32;
+    let mantissa = (((fci[5] & 0x03) as u64) << 16) | ((fci[6] as u64) << 8) | fci[7] as u64;
+    Some((mantissa << exp).min(u32::MAX as u64) as u32)
+}
+
+impl WebRtcEndpointImpl {
+    /// Connects REMB generation and parsing to webrtcbin's RTP sessions
+    /// (they exist once a description is set).
+    pub(super) fn hook_rtp_sessions(self: &Arc<Self>) {
+        let Some(rtpbin) = self.rtpbin() else { return };
+        for id in 0..4u32 {
+            let Some(session) = rtpbin.emit_by_name::<Option<glib::Object>>("get-internal-session", &[&id]) else {
+                continue;
+            };
+            {
+                let mut r = self.remb.lock().unwrap();
+                if r.hooked.contains(&id) {
+                    continue;
+                }
+                r.hooked.push(id);
+            }
+            let weak = Arc::downgrade(self);
+            session.connect("on-sending-rtcp", false, move |args| {
+                let added = weak.upgrade().is_some_and(|ep| ep.append_remb(args));
+                Some(added.to_value())
+            });
+            let weak = Arc::downgrade(self);
+            session.connect("on-feedback-rtcp", false, move |args| {
+                let fbtype = args.get(2).and_then(|v| v.get::<u32>().ok()).unwrap_or(0);
+                let ptype = args.get(1).and_then(|v| v.get::<u32>().ok()).unwrap_or(0);
+                // PSFB (206) / AFB (15).
+                if ptype == 206
+                    && fbtype == 15
+                    && let Some(fci) = args.get(5).and_then(|v| v.get::<gst::Buffer>().ok())
+                    && let Ok(map) = fci.map_readable()
+                    && let Some(b) = parse_remb_fci(&map)
+                    && let Some(ep) = weak.upgrade()
+                {
+                    ep.remote_remb(b);
+                }
+                None
+            });
+        }
+    }
+
+    fn remote_remb(&self, bps: u32) {
+        let changed = {
+            let mut ice = self.ice.lock().unwrap();
+            ice.remote_remb.replace(bps) != Some(bps)
+        };
+        if changed {
+            self.update_send_bitrate();
+        }
+    }
+
+    /// `on-sending-rtcp` (RTCP thread): appends our REMB for the incoming
+    /// video, if any is flowing.
+    fn append_remb(&self, args: &[glib::Value]) -> bool {
+        let Some(ssrc) = self.slots.received_video_ssrc() else { return false };
+        let params = self.settings.lock().unwrap().remb.clone();
+        let (min, max) = self.settings.lock().unwrap().video_recv_range();
+        let bitrate = {
+            let mut r = self.remb.lock().unwrap();
+            let est = r.estimator.update(&params, self.slots.loss.totals());
+            let wanted = r.consumers.map_or(est, |c| est.min(c as f64));
+            let b = (wanted as u64).clamp(min as u64, max as u64) as u32;
+            r.last_sent = Some(b);
+            b
+        };
+        let sender = self.slots.existing_input(kms_core::api::core::MediaType::Video).map(|i| i.ssrc()).unwrap_or(1);
+        let packet = remb_packet(if sender == 0 { 1 } else { sender }, bitrate, &[ssrc]);
+        let Some(v) = args.get(1) else { return false };
+        // SAFETY: the signal hands us the compound RTCP buffer to extend,
+        // writable for the duration of the emission (as in C handlers).
+        unsafe {
+            let buf = glib::gobject_ffi::g_value_get_boxed(v.to_glib_none().0) as *mut gst::ffi::GstBuffer;
+            if buf.is_null() {
+                return false;
+            }
+            let mem = gst::Memory::from_slice(packet);
+            gst::ffi::gst_buffer_append_memory(buf, mem.into_glib_ptr());
+        }
+        true
+    }
+
+    /// What our video consumers can take (their aggregated `kms-bitrate`).
+    pub(super) fn consumers_bitrate(&self, bps: u32) {
+        self.remb.lock().unwrap().consumers = Some(bps);
+    }
+
+    /// The REMB value last sent (for stats and tests).
+    pub(super) fn last_remb(&self) -> Option<u32> {
+        self.remb.lock().unwrap().last_sent
+    }
+}
+
+#[derive(Default)]
+pub struct RembState {
+    pub estimator: Estimator,
+    pub consumers: Option<u32>,
+    pub last_sent: Option<u32>,
+    hooked: Vec<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::webrtc::settings::default_remb;
+
+    #[test]
+    fn remb_packets_round_trip() {
+        let p = remb_packet(0x1122_3344, 1_234_567, &[0xaabb_ccdd]);
+        assert_eq!(p.len(), 24);
+        assert_eq!(p[0], 0x8f);
+        assert_eq!(p[1], 206);
+        assert_eq!(u16::from_be_bytes([p[2], p[3]]), 5);
+        let b = parse_remb_fci(&p[12..]).unwrap();
+        assert!((1_234_000..=1_234_567).contains(&b), "{b}");
+    }
+
+    #[test]
+    fn the_estimate_grows_without_loss_and_drops_on_heavy_loss() {
+        let p = default_remb();
+        let mut e = Estimator::default();
+        let first = e.update(&p, (100, 100));
+        assert!((first - 312_000.0).abs() < 1.0);
+        let grown = e.update(&p, (200, 200));
+        assert!(grown > first);
+        // 20% loss: beyond upLosses (12/256).
+        let dropped = e.update(&p, (300, 280));
+        assert!(dropped < grown * 0.6);
+        // Then linear growth above the threshold.
+        let next = e.update(&p, (400, 400));
+        assert!(next > dropped);
+    }
+
+    #[test]
+    fn loss_meter_tracks_gaps_and_wraps() {
+        let m = LossMeter::default();
+        m.on_packet(1, 65534);
+        m.on_packet(1, 65535);
+        m.on_packet(1, 1); // 0 lost
+        let (h0, r0) = m.totals();
+        m.on_packet(1, 5);
+        let (h1, r1) = m.totals();
+        assert_eq!(h1 - h0, 4);
+        assert_eq!(r1 - r0, 1);
+    }
+}

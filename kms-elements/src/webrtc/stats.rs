@@ -1,0 +1,321 @@
+//! `getStats` of the WebRtcEndpoint (spec §10.3): webrtcbin's W3C-style
+//! stats mapped onto the kmd's RTC* types.
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use gst::prelude::*;
+use kms_core::api::core::{
+    EndpointStats, MediaType, RTCCodec, RTCDataChannelState, RTCDataChannelStats, RTCIceCandidateAttributes,
+    RTCIceCandidatePairStats, RTCInboundRTPStreamStats, RTCOutboundRTPStreamStats, RTCPeerConnectionStats,
+    RTCStatsIceCandidatePairState, RTCStatsIceCandidateType, RTCTransportStats, StatsType,
+};
+use kms_core::rt::Polymorphic;
+
+use super::WebRtcEndpointImpl;
+use crate::api::elements::IceCandidatePair;
+
+fn now_millis() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Numeric field of any integer or float type, as i64.
+fn int(s: &gst::StructureRef, f: &str) -> i64 {
+    if let Ok(v) = s.get::<u64>(f) {
+        return v as i64;
+    }
+    if let Ok(v) = s.get::<i64>(f) {
+        return v;
+    }
+    if let Ok(v) = s.get::<u32>(f) {
+        return v as i64;
+    }
+    if let Ok(v) = s.get::<i32>(f) {
+        return v as i64;
+    }
+    if let Ok(v) = s.get::<f64>(f) {
+        return v as i64;
+    }
+    0
+}
+
+fn float(s: &gst::StructureRef, f: &str) -> f64 {
+    if let Ok(v) = s.get::<f64>(f) {
+        return v;
+    }
+    int(s, f) as f64
+}
+
+fn string(s: &gst::StructureRef, f: &str) -> String {
+    if let Ok(v) = s.get::<String>(f) {
+        return v;
+    }
+    s.value(f).ok().and_then(|v| v.serialize().ok()).map(|g| g.to_string()).unwrap_or_default()
+}
+
+fn stat_type(s: &gst::StructureRef) -> Option<gst_webrtc::WebRTCStatsType> {
+    s.get::<gst_webrtc::WebRTCStatsType>("type").ok()
+}
+
+/// Every stat structure in a webrtcbin stats reply.
+fn entries(reply: &gst::StructureRef) -> Vec<(String, gst::Structure)> {
+    reply.iter().filter_map(|(name, v)| v.get::<gst::Structure>().ok().map(|s| (name.to_string(), s))).collect()
+}
+
+fn candidate_text(c: &gst::StructureRef) -> String {
+    let typ = string(c, "candidate-type");
+    let proto = string(c, "protocol").to_ascii_uppercase();
+    format!(
+        "candidate:1 1 {} {} {} {} typ {}",
+        if proto.is_empty() { "UDP".into() } else { proto },
+        int(c, "priority"),
+        string(c, "address"),
+        int(c, "port"),
+        if typ.is_empty() { "host".into() } else { typ }
+    )
+}
+
+/// The candidate pair ICE selected, from a stats reply.
+pub fn selected_pair(reply: &gst::StructureRef) -> Option<IceCandidatePair> {
+    let all = entries(reply);
+    let find = |id: &str| all.iter().find(|(n, s)| n == id || string(s, "id") == id).map(|(_, s)| s.clone());
+    let transport_pair = all
+        .iter()
+        .filter(|(_, s)| stat_type(s) == Some(gst_webrtc::WebRTCStatsType::Transport))
+        .map(|(_, s)| string(s, "selected-candidate-pair-id"))
+        .find(|id| !id.is_empty());
+    let pair = match transport_pair {
+        Some(id) => find(&id),
+        None => all
+            .iter()
+            .find(|(_, s)| stat_type(s) == Some(gst_webrtc::WebRTCStatsType::CandidatePair))
+            .map(|(_, s)| s.clone()),
+    }?;
+    let local = find(&string(&pair, "local-candidate-id"))?;
+    let remote = find(&string(&pair, "remote-candidate-id"))?;
+    Some(IceCandidatePair {
+        stream_id: "1".into(),
+        component_id: 1,
+        local_candidate: candidate_text(&local),
+        remote_candidate: candidate_text(&remote),
+    })
+}
+
+pub fn endpoint_stats(ep: &WebRtcEndpointImpl, ts: i64) -> Polymorphic {
+    Polymorphic::of(&EndpointStats {
+        id: ep.base().id().to_string(),
+        r#type: StatsType::Endpoint,
+        timestamp_millis: ts,
+        input_latency: vec![],
+        e2e_latency: vec![],
+    })
+}
+
+/// Media type of each SSRC we send or receive (webrtcbin's RTP stats do
+/// not say).
+fn ssrc_kinds(ep: &WebRtcEndpointImpl) -> HashMap<u32, MediaType> {
+    let mut m = HashMap::new();
+    for t in [MediaType::Audio, MediaType::Video] {
+        if let Some(i) = ep.slots.existing_input(t) {
+            m.insert(i.ssrc(), t);
+        }
+    }
+    for pad in ep.webrtcbin.src_pads() {
+        let (Some(t), Some(caps)) = (super::pad_kind(&pad), pad.current_caps()) else { continue };
+        if let Some(ssrc) = caps.structure(0).and_then(|s| s.get::<u32>("ssrc").ok()) {
+            m.insert(ssrc, t);
+        }
+    }
+    m
+}
+
+fn kind_matches(s: &gst::StructureRef, kinds: &HashMap<u32, MediaType>, media_type: Option<MediaType>) -> bool {
+    let Some(t) = media_type else { return true };
+    kinds.get(&(int(s, "ssrc") as u32)) == Some(&t)
+}
+
+fn candidate_type(s: &str) -> RTCStatsIceCandidateType {
+    match s {
+        "srflx" => RTCStatsIceCandidateType::Serverreflexive,
+        "prflx" => RTCStatsIceCandidateType::Peerreflexive,
+        "relay" => RTCStatsIceCandidateType::Relayed,
+        _ => RTCStatsIceCandidateType::Host,
+    }
+}
+
+/// Stats of webrtcbin (RTP streams, codecs, transport, candidates,
+/// candidate pair, data channels, peer connection).
+pub fn collect(ep: &WebRtcEndpointImpl, media_type: Option<MediaType>) -> Vec<(String, Polymorphic)> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let promise = gst::Promise::with_change_func(move |reply| {
+        let _ = tx.send(reply.ok().flatten().map(|s| s.to_owned()));
+    });
+    ep.webrtcbin.emit_by_name::<()>("get-stats", &[&None::<gst::Pad>, &promise]);
+    let reply = rx.recv_timeout(std::time::Duration::from_secs(3)).ok().flatten();
+    let ts = now_millis();
+    let mut out: Vec<(String, Polymorphic)> = vec![];
+    let Some(reply) = reply else { return out };
+    let all = entries(&reply);
+    let kinds = ssrc_kinds(ep);
+    let remote_of = |id: &str| all.iter().find(|(n, _)| n == id).map(|(_, s)| s.clone());
+    for (id, s) in &all {
+        let Some(t) = stat_type(s) else { continue };
+        use gst_webrtc::WebRTCStatsType as T;
+        match t {
+            T::InboundRtp if kind_matches(s, &kinds, media_type) => {
+                let remote = remote_of(&string(s, "remote-id"));
+                out.push((
+                    id.clone(),
+                    Polymorphic::of(&RTCInboundRTPStreamStats {
+                        id: id.clone(),
+                        r#type: StatsType::Inboundrtp,
+                        timestamp_millis: ts,
+                        ssrc: int(s, "ssrc").to_string(),
+                        associate_stats_id: string(s, "remote-id"),
+                        is_remote: false,
+                        media_track_id: string(s, "track-id"),
+                        transport_id: string(s, "transport-id"),
+                        codec_id: string(s, "codec-id"),
+                        fir_count: int(s, "fir-count"),
+                        pli_count: int(s, "pli-count"),
+                        nack_count: int(s, "nack-count"),
+                        sli_count: 0,
+                        remb: ep.last_remb().unwrap_or(0) as i64,
+                        packets_lost: int(s, "packets-lost"),
+                        fraction_lost: remote.as_ref().map(|r| float(r, "fraction-lost")).unwrap_or(0.0),
+                        packets_received: int(s, "packets-received"),
+                        bytes_received: int(s, "bytes-received"),
+                        jitter: float(s, "jitter"),
+                    }),
+                ));
+            }
+            T::OutboundRtp if kind_matches(s, &kinds, media_type) => {
+                let remote = remote_of(&string(s, "remote-id"));
+                let remb = ep.ice.lock().unwrap().remote_remb.unwrap_or(0) as i64;
+                out.push((
+                    id.clone(),
+                    Polymorphic::of(&RTCOutboundRTPStreamStats {
+                        id: id.clone(),
+                        r#type: StatsType::Outboundrtp,
+                        timestamp_millis: ts,
+                        ssrc: int(s, "ssrc").to_string(),
+                        associate_stats_id: string(s, "remote-id"),
+                        is_remote: false,
+                        media_track_id: string(s, "track-id"),
+                        transport_id: string(s, "transport-id"),
+                        codec_id: string(s, "codec-id"),
+                        fir_count: int(s, "fir-count"),
+                        pli_count: int(s, "pli-count"),
+                        nack_count: int(s, "nack-count"),
+                        sli_count: 0,
+                        remb,
+                        packets_lost: remote.as_ref().map(|r| int(r, "packets-lost")).unwrap_or(0),
+                        fraction_lost: remote.as_ref().map(|r| float(r, "fraction-lost")).unwrap_or(0.0),
+                        packets_sent: int(s, "packets-sent"),
+                        bytes_sent: int(s, "bytes-sent"),
+                        target_bitrate: remb as f64,
+                        round_trip_time: remote.as_ref().map(|r| float(r, "round-trip-time")).unwrap_or(0.0),
+                    }),
+                ));
+            }
+            _ if media_type == Some(MediaType::Data) => {}
+            T::Codec => out.push((
+                id.clone(),
+                Polymorphic::of(&RTCCodec {
+                    id: id.clone(),
+                    r#type: StatsType::Session,
+                    timestamp_millis: ts,
+                    payload_type: int(s, "payload-type"),
+                    codec: string(s, "mime-type"),
+                    clock_rate: int(s, "clock-rate"),
+                    channels: int(s, "channels"),
+                    parameters: string(s, "sdp-fmtp-line"),
+                }),
+            )),
+            T::Transport => out.push((
+                id.clone(),
+                Polymorphic::of(&RTCTransportStats {
+                    id: id.clone(),
+                    r#type: StatsType::Transport,
+                    timestamp_millis: ts,
+                    bytes_sent: int(s, "bytes-sent"),
+                    bytes_received: int(s, "bytes-received"),
+                    rtcp_transport_stats_id: string(s, "rtcp-transport-stats-id"),
+                    active_connection: !string(s, "selected-candidate-pair-id").is_empty(),
+                    selected_candidate_pair_id: string(s, "selected-candidate-pair-id"),
+                    local_certificate_id: string(s, "local-certificate-id"),
+                    remote_certificate_id: string(s, "remote-certificate-id"),
+                }),
+            )),
+            T::CandidatePair => out.push((
+                id.clone(),
+                Polymorphic::of(&RTCIceCandidatePairStats {
+                    id: id.clone(),
+                    r#type: StatsType::Candidatepair,
+                    timestamp_millis: ts,
+                    transport_id: string(s, "transport-id"),
+                    local_candidate_id: string(s, "local-candidate-id"),
+                    remote_candidate_id: string(s, "remote-candidate-id"),
+                    state: RTCStatsIceCandidatePairState::Succeeded,
+                    priority: int(s, "priority"),
+                    nominated: true,
+                    writable: true,
+                    readable: true,
+                    bytes_sent: int(s, "bytes-sent"),
+                    bytes_received: int(s, "bytes-received"),
+                    round_trip_time: float(s, "current-round-trip-time"),
+                    available_outgoing_bitrate: float(s, "available-outgoing-bitrate"),
+                    available_incoming_bitrate: float(s, "available-incoming-bitrate"),
+                }),
+            )),
+            T::LocalCandidate | T::RemoteCandidate => out.push((
+                id.clone(),
+                Polymorphic::of(&RTCIceCandidateAttributes {
+                    id: id.clone(),
+                    r#type: if t == T::LocalCandidate { StatsType::Localcandidate } else { StatsType::Remotecandidate },
+                    timestamp_millis: ts,
+                    ip_address: string(s, "address"),
+                    port_number: int(s, "port"),
+                    transport: string(s, "protocol"),
+                    candidate_type: candidate_type(&string(s, "candidate-type")),
+                    priority: int(s, "priority"),
+                    address_source_url: string(s, "url"),
+                }),
+            )),
+            _ => {}
+        }
+    }
+    let d = ep.data.lock().unwrap();
+    if media_type.is_none() || media_type == Some(MediaType::Data) {
+        for (cid, label, protocol, open, ms, bs, mr, br) in d.stats() {
+            let id = format!("datachannel_{cid}");
+            out.push((
+                id.clone(),
+                Polymorphic::of(&RTCDataChannelStats {
+                    id,
+                    r#type: StatsType::Datachannel,
+                    timestamp_millis: ts,
+                    label,
+                    protocol,
+                    datachannelid: cid as i64,
+                    state: if open { RTCDataChannelState::Open } else { RTCDataChannelState::Closed },
+                    messages_sent: ms as i64,
+                    bytes_sent: bs as i64,
+                    messages_received: mr as i64,
+                    bytes_received: br as i64,
+                }),
+            ));
+        }
+    }
+    out.push((
+        "peerconnection".into(),
+        Polymorphic::of(&RTCPeerConnectionStats {
+            id: "peerconnection".into(),
+            r#type: StatsType::Session,
+            timestamp_millis: ts,
+            data_channels_opened: d.opened_total,
+            data_channels_closed: d.closed_total,
+        }),
+    ));
+    out
+}

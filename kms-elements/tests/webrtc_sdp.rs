@@ -1,0 +1,256 @@
+//! WebRtcEndpoint negotiation against real offers (spec §10.5, §10.7),
+//! without a browser: Firefox's offer, GStreamer webrtcbin's offer (audio
+//! with port 0 and `a=bundle-only`), data channel sections, OfferOptions,
+//! and the state machine's errors. Media itself is proven in
+//! `tests/browser`.
+
+use std::time::Duration;
+
+use gst::prelude::*;
+use kms_core::{CoreConfig, Registry};
+use kms_jsonrpc::config::ServerConfig;
+use kms_jsonrpc::{MediaBackend, SessionHub, SessionId};
+use serde_json::{Value, json};
+
+const FIREFOX_OFFER: &str = "v=0\r
+o=mozilla...THIS_IS_SDPARTA-99.0 1739463485462066744 0 IN IP4 0.0.0.0\r
+s=-\r
+t=0 0\r
+a=sendrecv\r
+a=fingerprint:sha-256 5A:D1:1C:5C:1B:0D:4A:3E:3B:E1:9D:4D:54:52:F9:71:2C:21:70:5E:D6:A7:A3:15:6C:F0:63:8C:9E:41:42:B6\r
+a=group:BUNDLE 0 1 2\r
+a=ice-options:trickle\r
+a=msid-semantic:WMS *\r
+m=audio 9 UDP/TLS/RTP/SAVPF 109 9 0 8 101\r
+c=IN IP4 0.0.0.0\r
+a=sendrecv\r
+a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r
+a=extmap:2/recvonly urn:ietf:params:rtp-hdrext:csrc-audio-level\r
+a=extmap:3 urn:ietf:params:rtp-hdrext:sdes:mid\r
+a=fmtp:109 maxplaybackrate=48000;stereo=1;useinbandfec=1\r
+a=fmtp:101 0-15\r
+a=ice-pwd:2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e\r
+a=ice-ufrag:1a2b3c4d\r
+a=mid:0\r
+a=msid:{5e5ea2d6-a6b7-4b0a-9e86-4c7c2b6d8f0e} {b1f3c8c1-3b0c-4f6e-8b1b-2d0a6c7e9f10}\r
+a=rtcp-mux\r
+a=rtpmap:109 opus/48000/2\r
+a=rtpmap:9 G722/8000/1\r
+a=rtpmap:0 PCMU/8000\r
+a=rtpmap:8 PCMA/8000\r
+a=rtpmap:101 telephone-event/8000/1\r
+a=setup:actpass\r
+a=ssrc:2655508255 cname:{0f2b7a3c-5d6e-4f70-8a9b-1c2d3e4f5a6b}\r
+m=video 9 UDP/TLS/RTP/SAVPF 120 124 121 125 126 127 97 98 123 122 119\r
+c=IN IP4 0.0.0.0\r
+a=sendrecv\r
+a=extmap:3 urn:ietf:params:rtp-hdrext:sdes:mid\r
+a=extmap:4 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time\r
+a=extmap:5 urn:ietf:params:rtp-hdrext:toffset\r
+a=extmap:6/recvonly http://www.webrtc.org/experiments/rtp-hdrext/playout-delay\r
+a=extmap:7 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r
+a=fmtp:126 profile-level-id=42e01f;level-asymmetry-allowed=1;packetization-mode=1\r
+a=fmtp:97 profile-level-id=42e01f;level-asymmetry-allowed=1\r
+a=fmtp:120 max-fs=12288;max-fr=60\r
+a=fmtp:124 apt=120\r
+a=fmtp:121 max-fs=12288;max-fr=60\r
+a=fmtp:125 apt=121\r
+a=fmtp:127 apt=126\r
+a=fmtp:98 apt=97\r
+a=fmtp:119 apt=122\r
+a=ice-pwd:2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e\r
+a=ice-ufrag:1a2b3c4d\r
+a=mid:1\r
+a=msid:{5e5ea2d6-a6b7-4b0a-9e86-4c7c2b6d8f0e} {c2e4d9d2-4c1d-407f-9c2c-3e1b7d8f0a21}\r
+a=rtcp-fb:120 nack\r
+a=rtcp-fb:120 nack pli\r
+a=rtcp-fb:120 ccm fir\r
+a=rtcp-fb:120 goog-remb\r
+a=rtcp-fb:120 transport-cc\r
+a=rtcp-fb:121 nack\r
+a=rtcp-fb:121 nack pli\r
+a=rtcp-fb:121 ccm fir\r
+a=rtcp-fb:126 nack\r
+a=rtcp-fb:126 nack pli\r
+a=rtcp-fb:126 ccm fir\r
+a=rtcp-mux\r
+a=rtcp-rsize\r
+a=rtpmap:120 VP8/90000\r
+a=rtpmap:124 rtx/90000\r
+a=rtpmap:121 VP9/90000\r
+a=rtpmap:125 rtx/90000\r
+a=rtpmap:126 H264/90000\r
+a=rtpmap:127 rtx/90000\r
+a=rtpmap:97 H264/90000\r
+a=rtpmap:98 rtx/90000\r
+a=rtpmap:123 ulpfec/90000\r
+a=rtpmap:122 red/90000\r
+a=rtpmap:119 rtx/90000\r
+a=setup:actpass\r
+a=ssrc:3344520812 cname:{0f2b7a3c-5d6e-4f70-8a9b-1c2d3e4f5a6b}\r
+a=ssrc-group:FID 3344520812 1229856497\r
+a=ssrc:1229856497 cname:{0f2b7a3c-5d6e-4f70-8a9b-1c2d3e4f5a6b}\r
+m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r
+c=IN IP4 0.0.0.0\r
+a=sendrecv\r
+a=ice-pwd:2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e\r
+a=ice-ufrag:1a2b3c4d\r
+a=mid:2\r
+a=setup:actpass\r
+a=sctp-port:5000\r
+a=max-message-size:1073741823\r
+";
+
+fn registry() -> Registry {
+    kms_core::module::init().unwrap();
+    let hub = SessionHub::new(&ServerConfig::default());
+    Registry::new(
+        vec![kms_core::module::descriptor(), kms_elements::descriptor()],
+        hub.notifier(),
+        CoreConfig::default(),
+    )
+}
+
+fn invoke(r: &Registry, s: &SessionId, obj: &str, op: &str, params: Value) -> Result<Value, (i64, String)> {
+    r.invoke(s, obj, op, params.as_object()).map_err(|e| (e.code, e.message.clone()))
+}
+
+fn sections(sdp: &str) -> Vec<String> {
+    sdp.lines().filter(|l| l.starts_with("m=")).map(str::to_string).collect()
+}
+
+/// A GStreamer webrtcbin's own offer (bundle policy max-bundle: every
+/// section after the first has port 0 and `a=bundle-only`).
+fn webrtcbin_offer() -> String {
+    let pipeline = gst::Pipeline::new();
+    let w = gst::ElementFactory::make("webrtcbin").property_from_str("bundle-policy", "max-bundle").build().unwrap();
+    pipeline.add(&w).unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    for caps in [
+        "application/x-rtp,media=video,encoding-name=VP8,payload=96,clock-rate=90000",
+        "application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000,encoding-params=(string)2",
+    ] {
+        let caps: gst::Caps = caps.parse().unwrap();
+        w.emit_by_name::<gst_webrtc::WebRTCRTPTransceiver>(
+            "add-transceiver",
+            &[&gst_webrtc::WebRTCRTPTransceiverDirection::Sendrecv, &caps],
+        );
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let promise = gst::Promise::with_change_func(move |r| {
+        let offer = r.unwrap().unwrap().get::<gst_webrtc::WebRTCSessionDescription>("offer").unwrap();
+        tx.send(offer.sdp().as_text().unwrap()).unwrap();
+    });
+    w.emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
+    let text = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    pipeline.set_state(gst::State::Null).unwrap();
+    text
+}
+
+#[test]
+fn firefox_offer_is_answered_with_our_codecs_and_data_channels() {
+    let r = registry();
+    let s = SessionId::new_random();
+    let p = r.create(&s, "MediaPipeline", None).unwrap();
+    let ep = r.create(&s, "WebRtcEndpoint", Some(&json!({"mediaPipeline": p, "useDataChannels": true}))).unwrap();
+    let answer = invoke(&r, &s, &ep, "processOffer", json!({"offer": FIREFOX_OFFER})).unwrap();
+    let answer = answer.as_str().unwrap();
+    let m = sections(answer);
+    assert_eq!(m.len(), 3, "{answer}");
+    assert!(m[0].starts_with("m=audio 9 UDP/TLS/RTP/SAVPF 109"), "{}", m[0]);
+    assert!(m[1].starts_with("m=video 9 UDP/TLS/RTP/SAVPF 120"), "{}", m[1]);
+    assert!(!m[1].contains(" 124") && !m[1].contains(" 97 "), "no rtx, no packetization-mode 0: {}", m[1]);
+    assert!(m[2].starts_with("m=application 9"), "{}", m[2]);
+    assert!(answer.contains("a=setup:active"));
+    assert!(answer.contains("s=Kurento Media Server"));
+    assert!(!answer.contains("a=extmap"));
+    // The offer is kept as given.
+    assert_eq!(invoke(&r, &s, &ep, "getRemoteSessionDescriptor", json!({})).unwrap(), json!(FIREFOX_OFFER));
+    r.release(&s, &p).unwrap();
+}
+
+#[test]
+fn data_sections_are_rejected_without_data_channels() {
+    let r = registry();
+    let s = SessionId::new_random();
+    let p = r.create(&s, "MediaPipeline", None).unwrap();
+    let ep = r.create(&s, "WebRtcEndpoint", Some(&json!({"mediaPipeline": p}))).unwrap();
+    let answer = invoke(&r, &s, &ep, "processOffer", json!({"offer": FIREFOX_OFFER})).unwrap();
+    let m = sections(answer.as_str().unwrap());
+    assert!(m[2].starts_with("m=application 0 "), "{}", m[2]);
+    assert_eq!(
+        invoke(&r, &s, &ep, "createDataChannel", json!({})).unwrap_err().0,
+        40111,
+        "data channels not negotiated"
+    );
+    r.release(&s, &p).unwrap();
+}
+
+#[test]
+fn webrtcbin_offer_with_bundle_only_audio_is_accepted() {
+    let r = registry();
+    let offer = webrtcbin_offer();
+    assert!(offer.contains("a=bundle-only"), "{offer}");
+    let s = SessionId::new_random();
+    let p = r.create(&s, "MediaPipeline", None).unwrap();
+    let ep = r.create(&s, "WebRtcEndpoint", Some(&json!({"mediaPipeline": p}))).unwrap();
+    let answer = invoke(&r, &s, &ep, "processOffer", json!({"offer": offer})).unwrap();
+    let m = sections(answer.as_str().unwrap());
+    assert_eq!(m.len(), 2);
+    assert!(m[0].starts_with("m=video 9 UDP/TLS/RTP/SAVPF 96"), "{}", m[0]);
+    assert!(m[1].starts_with("m=audio 9 UDP/TLS/RTP/SAVPF 111"), "audio accepted: {}", m[1]);
+    r.release(&s, &p).unwrap();
+}
+
+#[test]
+fn generate_offer_honours_offer_options_and_the_state_machine() {
+    let r = registry();
+    let s = SessionId::new_random();
+    let p = r.create(&s, "MediaPipeline", None).unwrap();
+    let ep = r.create(&s, "WebRtcEndpoint", Some(&json!({"mediaPipeline": p, "recvonly": true}))).unwrap();
+    assert_eq!(invoke(&r, &s, &ep, "processAnswer", json!({"answer": "v=0"})).unwrap_err().0, 40209);
+    let offer = invoke(
+        &r,
+        &s,
+        &ep,
+        "generateOffer",
+        json!({"options": {"offerToReceiveAudio": false, "offerToReceiveVideo": true}}),
+    )
+    .unwrap();
+    let offer = offer.as_str().unwrap();
+    let m = sections(offer);
+    assert_eq!(m.len(), 1, "{offer}");
+    assert!(m[0].starts_with("m=video"));
+    assert!(offer.contains("a=recvonly"));
+    assert!(offer.contains("a=setup:actpass"));
+    assert!(offer.contains("VP8/90000"));
+    assert_eq!(invoke(&r, &s, &ep, "generateOffer", json!({})).unwrap_err().0, 40208);
+    assert_eq!(invoke(&r, &s, &ep, "processOffer", json!({"offer": FIREFOX_OFFER})).unwrap_err().0, 40208);
+    assert_eq!(
+        invoke(&r, &s, &ep, "processAnswer", json!({"answer": ""})).unwrap_err(),
+        (40201, "Empty answer not valid".into())
+    );
+    // The local SDP gains the candidates gathered so far.
+    let local = invoke(&r, &s, &ep, "getLocalSessionDescriptor", json!({})).unwrap();
+    let without: String =
+        local.as_str().unwrap().split_inclusive("\r\n").filter(|l| !l.starts_with("a=candidate:")).collect();
+    assert_eq!(without, offer);
+    r.release(&s, &p).unwrap();
+}
+
+#[test]
+fn candidates_before_negotiation_are_queued_and_bad_ones_rejected() {
+    let r = registry();
+    let s = SessionId::new_random();
+    let p = r.create(&s, "MediaPipeline", None).unwrap();
+    let ep = r.create(&s, "WebRtcEndpoint", Some(&json!({"mediaPipeline": p}))).unwrap();
+    let cand = |c: &str, idx: i32| json!({"candidate": {"candidate": c, "sdpMid": "0", "sdpMLineIndex": idx}});
+    invoke(&r, &s, &ep, "addIceCandidate", cand("candidate:1 1 UDP 2015363327 127.0.0.1 9999 typ host", 0)).unwrap();
+    invoke(&r, &s, &ep, "gatherCandidates", json!({})).unwrap();
+    assert_eq!(invoke(&r, &s, &ep, "addIceCandidate", cand("garbage", 0)).unwrap_err().0, 40401);
+    invoke(&r, &s, &ep, "processOffer", json!({"offer": FIREFOX_OFFER})).unwrap();
+    invoke(&r, &s, &ep, "addIceCandidate", cand("", 0)).unwrap();
+    let far = json!({"candidate": {"candidate": "candidate:1 1 UDP 2015363327 127.0.0.1 9 typ host", "sdpMid": "", "sdpMLineIndex": 9}});
+    assert_eq!(invoke(&r, &s, &ep, "addIceCandidate", far).unwrap_err().0, 40401);
+    r.release(&s, &p).unwrap();
+}

@@ -1,0 +1,117 @@
+// Test-side glue around kurento-utils' WebRtcPeer, driven from Node via
+// page.evaluate(). Local candidates go to Node through the exposed
+// `onLocalCandidate` binding, as a tutorial would send them to its server.
+'use strict';
+
+window.kms = (function () {
+  let peer = null;
+  const received = [];
+  let channelOpen = false;
+
+  function filterCodecs(sdp, keep) {
+    if (!keep) return sdp;
+    const lines = sdp.split('\r\n');
+    const out = [];
+    let allowed = null;
+    for (const l of lines) {
+      if (l.startsWith('m=video')) {
+        const parts = l.split(' ');
+        const pts = parts.slice(3);
+        allowed = pts.filter((pt) => {
+          const map = lines.find((x) => x.startsWith('a=rtpmap:' + pt + ' '));
+          if (!map) return false;
+          const name = map.split(' ')[1].split('/')[0].toUpperCase();
+          if (name !== keep) return false;
+          if (name === 'H264') {
+            const fmtp = lines.find((x) => x.startsWith('a=fmtp:' + pt + ' ')) || '';
+            return fmtp.includes('packetization-mode=1');
+          }
+          return true;
+        });
+        out.push(parts.slice(0, 3).concat(allowed).join(' '));
+        continue;
+      }
+      if (l.startsWith('m=')) allowed = null;
+      const m = /^a=(rtpmap|fmtp|rtcp-fb):(\d+)/.exec(l);
+      if (allowed && m && !allowed.includes(m[2])) continue;
+      out.push(l);
+    }
+    return out.join('\r\n');
+  }
+
+  return {
+    // mode: 'sendrecv' | 'sendonly' | 'recvonly'; opts.videoCodec keeps only
+    // that codec in the offer; opts.dataChannels adds kurento-utils' channel.
+    start(mode, opts) {
+      opts = opts || {};
+      return new Promise((resolve, reject) => {
+        const options = {
+          localVideo: mode === 'recvonly' ? undefined : document.getElementById('local'),
+          remoteVideo: mode === 'sendonly' ? undefined : document.getElementById('remote'),
+          onicecandidate: (c) => window.onLocalCandidate(JSON.parse(JSON.stringify(c))),
+          configuration: { iceServers: [] },
+          mediaConstraints: { audio: true, video: { width: 320, height: 240, frameRate: 15 } },
+        };
+        if (opts.dataChannels) {
+          options.dataChannels = true;
+          options.dataChannelConfig = {
+            id: 'kurento-test',
+            onopen: () => { channelOpen = true; },
+            onmessage: (ev) => received.push(ev.data),
+          };
+        }
+        const ctor = { sendrecv: 'WebRtcPeerSendrecv', sendonly: 'WebRtcPeerSendonly', recvonly: 'WebRtcPeerRecvonly' }[mode];
+        peer = window.kurentoUtils.WebRtcPeer[ctor](options, function (err) {
+          if (err) return reject(String(err));
+          this.generateOffer((e, offer) => (e ? reject(String(e)) : resolve(filterCodecs(offer, opts.videoCodec))));
+        });
+      });
+    },
+    processAnswer(answer) {
+      return new Promise((resolve, reject) => peer.processAnswer(answer, (e) => (e ? reject(String(e)) : resolve())));
+    },
+    addCandidate(c) {
+      return new Promise((resolve, reject) => peer.addIceCandidate(c, (e) => (e ? reject(String(e)) : resolve())));
+    },
+    async stats() {
+      const pc = peer.peerConnection;
+      const report = await pc.getStats();
+      const out = { framesDecoded: 0, videoPacketsReceived: 0, audioPacketsReceived: 0, videoCodec: null, framesSent: 0 };
+      const codecs = {};
+      report.forEach((s) => { if (s.type === 'codec') codecs[s.id] = s.mimeType; });
+      report.forEach((s) => {
+        if (s.type === 'inbound-rtp' && s.kind === 'video') {
+          out.framesDecoded += s.framesDecoded || 0;
+          out.videoPacketsReceived += s.packetsReceived || 0;
+          out.videoCodec = codecs[s.codecId] || out.videoCodec;
+        }
+        if (s.type === 'inbound-rtp' && s.kind === 'audio') out.audioPacketsReceived += s.packetsReceived || 0;
+        if (s.type === 'outbound-rtp' && s.kind === 'video') out.framesSent += s.framesEncoded || 0;
+      });
+      const v = document.getElementById('remote');
+      out.width = v.videoWidth;
+      out.height = v.videoHeight;
+      out.iceState = pc.iceConnectionState;
+      return out;
+    },
+    // Video bitrate (bps) over `ms`: sent (outbound) or received (inbound).
+    async videoBitrate(direction, ms) {
+      const pc = peer.peerConnection;
+      const bytes = async () => {
+        let n = 0;
+        (await pc.getStats()).forEach((s) => {
+          if (s.type === direction && s.kind === 'video') n += direction === 'outbound-rtp' ? s.bytesSent : s.bytesReceived;
+        });
+        return n;
+      };
+      const b0 = await bytes();
+      const t0 = performance.now();
+      await new Promise((r) => setTimeout(r, ms));
+      return ((await bytes()) - b0) * 8000 / (performance.now() - t0);
+    },
+    channelOpen() { return channelOpen; },
+    send(text) { peer.send(text); },
+    received() { return received.slice(); },
+    stop() { if (peer) peer.dispose(); peer = null; },
+  };
+})();

@@ -42,6 +42,15 @@ impl ObjectSubclass for RtpNoJitter {
             .flags(gst::PadFlags::PROXY_CAPS | gst::PadFlags::PROXY_ALLOCATION)
             .build();
         let srcpad = gst::Pad::builder_from_template(&klass.pad_template("src").expect("template"))
+            .event_function(|pad, parent, event| {
+                // Renegotiation stops here (as at a jitterbuffer): upstream
+                // of it webrtcbin's receive path has nothing to renegotiate,
+                // and a dropped event there trips GStreamer 1.22.
+                if event.type_() == gst::EventType::Reconfigure {
+                    return true;
+                }
+                gst::Pad::event_default(pad, parent, event)
+            })
             .flags(gst::PadFlags::PROXY_CAPS | gst::PadFlags::PROXY_ALLOCATION)
             .build();
         RtpNoJitter { sinkpad, srcpad, pushed: AtomicU64::new(0) }

@@ -15,6 +15,9 @@ pub struct CoreConfig {
     /// Upper bound for `getUsedCpu(interval)` in ms, so a call cannot hold a
     /// worker indefinitely.
     pub max_cpu_sample_ms: u64,
+    /// Directories the module configuration was read from, then the main
+    /// configuration's: relative file settings (certificates) resolve here.
+    pub config_dirs: Vec<std::path::PathBuf>,
 }
 
 impl CoreConfig {

@@ -54,11 +54,11 @@ pub fn install(pad: &gst::Pad) {
             return gst::PadProbeReturn::Ok;
         };
         match e.type_() {
-            gst::EventType::Reconfigure | gst::EventType::Qos | gst::EventType::Latency => gst::PadProbeReturn::Drop,
+            gst::EventType::Reconfigure | gst::EventType::Qos | gst::EventType::Latency => gst::PadProbeReturn::Handled,
             _ => {
                 let mut seen = seen.lock().unwrap();
                 if seen.contains(&e.seqnum()) {
-                    return gst::PadProbeReturn::Drop;
+                    return gst::PadProbeReturn::Handled;
                 }
                 if seen.len() == SEEN_EVENTS {
                     seen.remove(0);

@@ -264,6 +264,7 @@ impl Settings {
             metadata,
             max_objects_per_session: as_u64(lim.get("maxObjectsPerSession")).map(|v| v as usize).unwrap_or(100_000),
             max_cpu_sample_ms: as_u64(lim.get("maxCpuSampleMs")).unwrap_or(10_000),
+            config_dirs: vec![config_dir.to_path_buf()],
         };
         Ok(Settings { server, core, config_dir: config_dir.to_path_buf() })
     }
@@ -282,7 +283,9 @@ impl Settings {
         };
         let tree = load_module_configs(&dirs);
         let modules = tree.get("modules").cloned().unwrap_or(tree);
-        Settings::from_values(&main, modules, &config_dir, env)
+        let mut settings = Settings::from_values(&main, modules, &config_dir, env)?;
+        settings.core.config_dirs = dirs.into_iter().chain(std::iter::once(config_dir)).collect();
+        Ok(settings)
     }
 }
 

@@ -397,6 +397,7 @@ impl WebRtcEndpointImpl {
                 let mut ice = ep.ice.lock().unwrap();
                 ice.dtls_state.replace(s) != Some(s)
             };
+            ep.slots.set_send_open(s == DtlsConnectionState::Connected);
             if changed {
                 ep.base().raise(&DtlsConnectionStateChange {
                     stream_id: STREAM_ID.to_string(),
@@ -412,6 +413,7 @@ impl WebRtcEndpointImpl {
         }
         if let Some(s) = dtls_state(dtls.state()) {
             self.ice.lock().unwrap().dtls_state = Some(s);
+            self.slots.set_send_open(s == DtlsConnectionState::Connected);
         }
     }
 

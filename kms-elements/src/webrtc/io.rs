@@ -37,6 +37,8 @@ pub struct Slots {
     pub loss: super::remb::LossMeter,
     on_data: Mutex<Option<DataHandler>>,
     mtu: std::sync::atomic::AtomicU32,
+    /// Whether the inputs pass packets on (see `RtpInput::set_open`).
+    send_open: std::sync::atomic::AtomicBool,
 }
 
 impl Slots {
@@ -56,6 +58,7 @@ impl Slots {
             return Some(i.clone());
         }
         let input = RtpInput::new(&format!("input_{}", media_type_name(t)));
+        input.set_open(self.send_open.load(std::sync::atomic::Ordering::Acquire));
         bin.add(&input).ok()?;
         input.sync_state_with_parent().ok()?;
         inner.inputs.insert(t, input.clone());
@@ -66,6 +69,15 @@ impl Slots {
     pub fn received_video_ssrc(&self) -> Option<u32> {
         let (h, _) = self.loss.totals();
         (h != 0).then(|| self.loss.ssrc())
+    }
+
+    /// Opens or closes every send input (transport up or down).
+    pub fn set_send_open(&self, open: bool) {
+        let inner = self.inner.lock().unwrap();
+        self.send_open.store(open, std::sync::atomic::Ordering::Release);
+        for i in inner.inputs.values() {
+            i.set_open(open);
+        }
     }
 
     pub fn existing_input(&self, t: MediaType) -> Option<RtpInput> {

@@ -11,6 +11,7 @@
 //! wait for promises with a timeout, callbacks never take the negotiation
 //! lock (only the small state locks), so neither side can block the other.
 
+mod cert;
 mod data;
 mod ice;
 pub mod io;
@@ -36,8 +37,8 @@ use kms_core::rt::{Ctx, Polymorphic};
 use kms_core::{Error, Result};
 
 use crate::api::elements::{
-    CertificateKeyType, DtlsConnection, IceCandidate, IceCandidatePair, IceConnection, WebRtcEndpoint,
-    WebRtcEndpointConstructor, WebRtcEndpointFactory,
+    DtlsConnection, IceCandidate, IceCandidatePair, IceConnection, WebRtcEndpoint, WebRtcEndpointConstructor,
+    WebRtcEndpointFactory,
 };
 use io::{Slots, WebRtcIo};
 use settings::Settings;
@@ -69,6 +70,9 @@ pub struct WebRtcEndpointImpl {
     states: Mutex<LinkStates>,
     /// Itself, for callbacks connected after construction.
     me: std::sync::OnceLock<std::sync::Weak<WebRtcEndpointImpl>>,
+    /// Fingerprint of a certificate of our own (configured or ECDSA), which
+    /// our local descriptions must carry instead of webrtcbin's (see `cert`).
+    dtls_fingerprint: Option<String>,
 }
 
 struct LinkStates {
@@ -405,9 +409,11 @@ impl WebRtcEndpointFactory for WebRtcEndpointImpl {
             .property("latency", 0u32)
             .build()
             .map_err(|e| Error::NotAvailable(format!("GStreamer element cannot be created: {e}")))?;
-        if params.certificate_key_type == CertificateKeyType::Ecdsa {
-            tracing::debug!("ECDSA requested: webrtcbin's DTLS agent generates its own certificate");
-        }
+        let dtls_fingerprint = cert::pem_for(ctx.config(), params.certificate_key_type).and_then(|pem| {
+            let fp = cert::fingerprint(&pem)?;
+            cert::install(&webrtcbin, pem);
+            Some(fp)
+        });
         if !settings.jitter_buffer {
             nojitter::install(&webrtcbin);
         }
@@ -433,6 +439,7 @@ impl WebRtcEndpointFactory for WebRtcEndpointImpl {
                 connection: ConnectionState::Disconnected,
             }),
             me: std::sync::OnceLock::new(),
+            dtls_fingerprint,
         });
         let _ = ep.me.set(Arc::downgrade(&ep));
         ep.connect_signals();

@@ -139,6 +139,10 @@ impl WebRtcEndpointImpl {
         };
         let text = sdp::finish_local(&answer.sdp().as_text().map_err(|e| fail(e.to_string()))?, max_a, max_v);
         let text = sdp::reject_in_answer(&text, &sections);
+        let text = match &self.dtls_fingerprint {
+            Some(fp) => sdp::set_fingerprint(&text, fp),
+            None => text,
+        };
         let answer_msg = sdp::parse(&text, "answer").map_err(|e| fail(e.to_string()))?;
         self.prepare_ice(&answer_msg);
         set_description(&self.webrtcbin, false, gst_webrtc::WebRTCSDPType::Answer, answer_msg.clone()).map_err(fail)?;
@@ -206,6 +210,10 @@ impl WebRtcEndpointImpl {
             (s.max_audio_recv_bandwidth, s.max_video_recv_bandwidth)
         };
         let text = sdp::finish_local(&offer.sdp().as_text().map_err(|e| fail(e.to_string()))?, max_a, max_v);
+        let text = match &self.dtls_fingerprint {
+            Some(fp) => sdp::set_fingerprint(&text, fp),
+            None => text,
+        };
         let msg = sdp::parse(&text, "offer").map_err(|e| fail(e.to_string()))?;
         self.prepare_ice(&msg);
         set_description(&self.webrtcbin, false, gst_webrtc::WebRTCSDPType::Offer, msg).map_err(fail)?;

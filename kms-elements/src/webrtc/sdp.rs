@@ -375,6 +375,21 @@ pub fn finish_local(text: &str, max_audio_kbps: i32, max_video_kbps: i32) -> Str
     out
 }
 
+/// Replaces every `a=fingerprint` line with `sha-256 <fingerprint>`: the
+/// certificate a transport really uses (see `cert`).
+pub fn set_fingerprint(text: &str, fingerprint: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for raw in text.lines() {
+        let line = raw.trim_end_matches('\r');
+        if line.starts_with("a=fingerprint:") {
+            push_line(&mut out, &format!("a=fingerprint:sha-256 {fingerprint}"));
+        } else if !line.is_empty() {
+            push_line(&mut out, line);
+        }
+    }
+    out
+}
+
 /// Direction attribute of a section (`sendrecv` if absent).
 pub fn direction(m: &gst_sdp::SDPMediaRef) -> &'static str {
     for d in ["sendrecv", "sendonly", "recvonly", "inactive"] {

@@ -85,7 +85,17 @@ async function startServer(opts = {}) {
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       const r = await Promise.race([exited, new Promise((res) => setTimeout(() => res(null), 10000))]);
-      if (r === null) { child.kill('SIGKILL'); await exited; }
+      if (r === null) {
+        if (process.env.KMS_HANG_DUMP) {
+          // Diagnostics for a server that ignored SIGTERM: all thread stacks.
+          try {
+            require('node:child_process').execSync(
+              `gdb -p ${child.pid} -batch -ex 'thread apply all bt' > ${process.env.KMS_HANG_DUMP}.${child.pid} 2>&1`);
+          } catch (e) { /* best effort */ }
+        }
+        child.kill('SIGKILL');
+        await exited;
+      }
       fs.rmSync(dir, { recursive: true, force: true });
       return r;
     },

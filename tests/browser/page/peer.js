@@ -88,6 +88,12 @@ window.kms = (function () {
         if (s.type === 'inbound-rtp' && s.kind === 'audio') out.audioPacketsReceived += s.packetsReceived || 0;
         if (s.type === 'outbound-rtp' && s.kind === 'video') out.framesSent += s.framesEncoded || 0;
       });
+      // The certificate the server presented in the DTLS handshake.
+      const certs = {};
+      report.forEach((s) => { if (s.type === 'certificate') certs[s.id] = s.base64Certificate; });
+      report.forEach((s) => {
+        if (s.type === 'transport' && s.remoteCertificateId) out.remoteCertificate = certs[s.remoteCertificateId];
+      });
       const v = document.getElementById('remote');
       out.width = v.videoWidth;
       out.height = v.videoHeight;

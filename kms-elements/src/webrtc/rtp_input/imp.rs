@@ -1,4 +1,4 @@
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex};
 
 use gst::glib;
@@ -35,6 +35,12 @@ pub struct RtpInput {
     bitrate: AtomicU32,
     packets: AtomicU64,
     bytes: AtomicU64,
+    /// Whether the transport is up (DTLS connected). webrtcbin blocks its
+    /// send path until then with a pad probe, which would park the
+    /// upstream streaming thread (another element's) indefinitely if the
+    /// peer never connects, and with it every unlink or release that needs
+    /// that thread's stream lock. Until then packets are dropped here.
+    open: AtomicBool,
 }
 
 #[glib::object_subclass]
@@ -69,6 +75,7 @@ impl ObjectSubclass for RtpInput {
             bitrate: AtomicU32::new(0),
             packets: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            open: AtomicBool::new(false),
         }
     }
 }
@@ -133,6 +140,11 @@ impl RtpInput {
     /// Returns whether it changed.
     pub(super) fn set_bitrate(&self, bps: u32) -> bool {
         self.bitrate.swap(bps, Ordering::AcqRel) != bps
+    }
+
+    /// Returns whether the gate was closed before.
+    pub(super) fn set_open(&self, open: bool) -> bool {
+        !self.open.swap(open, Ordering::AcqRel)
     }
 
     pub(super) fn ssrc(&self) -> u32 {
@@ -246,6 +258,9 @@ impl RtpInput {
     }
 
     fn chain(&self, _pad: &gst::Pad, mut buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+        if !self.open.load(Ordering::Acquire) {
+            return Ok(gst::FlowSuccess::Ok);
+        }
         let ssrc_out = self.ssrc();
         let (pt, clock_rate) = {
             let st = self.state.lock().unwrap();

@@ -53,6 +53,14 @@ impl RtpInput {
         self.push_upstream(kms_core::agnosticbin::bitrate_event(bps));
     }
 
+    /// Opens (transport up) or closes the send gate. Opening asks upstream
+    /// for a keyframe: whatever was dropped before cannot be decoded from.
+    pub fn set_open(&self, open: bool) {
+        if self.imp().set_open(open) && open {
+            self.request_keyframe();
+        }
+    }
+
     /// Asks upstream for a keyframe.
     pub fn request_keyframe(&self) {
         self.push_upstream(kms_core::agnosticbin::codecs::force_key_unit_event());

@@ -116,7 +116,7 @@ pub fn fingerprint(pem: &str) -> Option<String> {
         .take_while(|l| !l.starts_with("-----END CERTIFICATE-----"))
         .map(str::trim)
         .collect();
-    let der = base64::engine::general_purpose::STANDARD.decode(body).ok()?;
+    let der = base64::engine::general_purpose::STANDARD.decode(body).ok().filter(|d| !d.is_empty())?;
     let digest = sha2::Sha256::digest(&der);
     Some(digest.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":"))
 }

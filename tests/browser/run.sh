@@ -28,6 +28,6 @@ node_modules/.bin/esbuild lib/browser-entry.js --bundle --format=iife --platform
   --outfile=build/bundle.js --log-level=warning
 
 if [[ $# -eq 0 ]]; then
-  set -- webrtc.test.js dtls.test.js
+  set -- webrtc.test.js transport.test.js
 fi
 exec node --test --test-concurrency=1 --test-timeout=180000 "$@"

@@ -153,7 +153,7 @@ impl Codec {
         match self {
             Codec::Vp8 => &["vp8enc"],
             Codec::Vp9 => &["vp9enc"],
-            Codec::H264 => &["openh264enc", "x264enc"],
+            Codec::H264 => &["x264enc", "openh264enc"],
             Codec::Opus => &["opusenc"],
             Codec::Pcmu => &["mulawenc"],
             Codec::Pcma => &["alawenc"],

@@ -366,6 +366,7 @@ impl WebRtcEndpointImpl {
             }
             ice.transports_hooked = true;
         }
+        self.apply_dscp(&ice_t);
         let Some(ep) = self.self_arc() else { return };
         let weak = Arc::downgrade(&ep);
         ice_t.connect_state_notify(move |t| {
@@ -414,6 +415,25 @@ impl WebRtcEndpointImpl {
         if let Some(s) = dtls_state(dtls.state()) {
             self.ice.lock().unwrap().dtls_state = Some(s);
             self.slots.set_send_open(s == DtlsConnectionState::Connected);
+        }
+    }
+
+    /// Marks the stream's packets with the `qosDscp` codepoint: libnice sets
+    /// the IP TOS (IPv6 traffic class) of the stream's sockets. webrtcbin's
+    /// own knob (sender priority) only knows four levels, so the ICE
+    /// stream, which its nice transport exposes, is given the value directly.
+    fn apply_dscp(&self, ice_t: &gst_webrtc::WebRTCICETransport) {
+        let Some(dscp) = self.settings.lock().unwrap().qos_dscp else { return };
+        if !ice_t.has_property("stream") {
+            tracing::warn!("qosDscp: this ICE transport does not expose its stream; packets are not marked");
+            return;
+        }
+        let stream = ice_t.property::<Option<gst_webrtc::WebRTCICEStream>>("stream");
+        let agent = self.webrtcbin.property::<Option<gst_webrtc::WebRTCICE>>("ice-agent");
+        if let (Some(stream), Some(agent)) = (stream, agent) {
+            use gst_webrtc::prelude::WebRTCICEExt as _;
+            agent.set_tos(&stream, u32::from(dscp) << 2);
+            tracing::debug!(dscp, "qosDscp applied");
         }
     }
 

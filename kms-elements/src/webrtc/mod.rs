@@ -395,9 +395,7 @@ impl WebRtcEndpointFactory for WebRtcEndpointImpl {
         }
         let codecs = sdp::CodecSet::from_config(ctx.config())?;
         let mut settings = Settings::from_config(ctx.config());
-        if let Some(d) = settings::dscp_codepoint(params.qos_dscp.as_str()) {
-            settings.qos_dscp = Some(d.to_string());
-        }
+        settings.qos_dscp = settings::resolve_dscp(params.qos_dscp.as_str(), settings.qos_dscp);
         io::register_meta();
         let parent: &dyn RemoteObject = pipeline.as_ref();
         let base = ctx.new_object_base(Some(parent));

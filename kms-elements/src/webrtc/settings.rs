@@ -28,7 +28,9 @@ pub struct Settings {
     pub remb: RembParams,
     pub num_audio_medias: i64,
     pub num_video_medias: i64,
-    pub qos_dscp: Option<String>,
+    /// DSCP codepoint marked on every packet sent (spec §10.7 `qosDscp`,
+    /// config `qos-dscp`), `None` = not marked.
+    pub qos_dscp: Option<u8>,
     /// Beyond upstream: `rtpjitterbuffer` on received streams (config
     /// `WebRtcEndpoint.jitterBuffer`, default off: packets are forwarded as
     /// they arrive, see `nojitter`).
@@ -77,7 +79,7 @@ impl Settings {
             remb: default_remb(),
             num_audio_medias: cfg.module_i64("kurento", "SdpEndpoint", "numAudioMedias").unwrap_or(1).clamp(0, 16),
             num_video_medias: cfg.module_i64("kurento", "SdpEndpoint", "numVideoMedias").unwrap_or(1).clamp(0, 16),
-            qos_dscp: cfg.module_str("kurento", "WebRtcEndpoint", "qos-dscp"),
+            qos_dscp: cfg.module_str("kurento", "WebRtcEndpoint", "qos-dscp").and_then(|n| dscp_codepoint(n.trim())),
             jitter_buffer: cfg.module_bool("kurento", "WebRtcEndpoint", "jitterBuffer").unwrap_or(false),
         }
     }
@@ -119,6 +121,15 @@ impl Settings {
         let max =
             if self.max_video_recv_bandwidth > 0 { self.max_video_recv_bandwidth as u32 * 1000 } else { u32::MAX };
         (min, max.max(min))
+    }
+}
+
+/// The DSCP codepoint for a constructor's `qosDscp` (spec §10.7):
+/// `NO_VALUE` defers to the configured default, `NO_DSCP` marks nothing.
+pub fn resolve_dscp(ctor: &str, configured: Option<u8>) -> Option<u8> {
+    match ctor {
+        "NO_VALUE" | "" => configured,
+        other => dscp_codepoint(other),
     }
 }
 
@@ -178,5 +189,8 @@ mod tests {
         assert_eq!(s.video_recv_range(), (30_000, u32::MAX));
         assert_eq!(dscp_codepoint("AUDIO_HIGH"), Some(46));
         assert_eq!(dscp_codepoint("NO_VALUE"), None);
+        assert_eq!(resolve_dscp("NO_VALUE", Some(8)), Some(8));
+        assert_eq!(resolve_dscp("NO_DSCP", Some(8)), None);
+        assert_eq!(resolve_dscp("VIDEO_HIGH", None), Some(36));
     }
 }

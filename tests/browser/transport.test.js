@@ -1,13 +1,16 @@
-// DTLS certificates (spec §10.7, §11.3): a configured pemCertificateRSA and
-// the generated ECDSA certificate are the ones the browser's handshake sees,
-// and the answer's fingerprint is theirs. Media flows with both, so the
-// fingerprint and the handshake agree.
+// Transport settings of the WebRtcEndpoint, seen from outside:
+// - DTLS certificates (spec §10.7, §11.3): a configured pemCertificateRSA
+//   and the generated ECDSA certificate are the ones the browser's
+//   handshake sees, and the answer's fingerprint is theirs. Media flows with
+//   both, so the fingerprint and the handshake agree.
+// - qosDscp: the packets the server sends carry the DSCP codepoint in their
+//   IP header (captured with tcpdump on the loopback interface).
 'use strict';
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
-const { execFileSync } = require('node:child_process');
+const { execFile, execFileSync, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -64,21 +67,46 @@ test.after(async () => {
  * certificate against the answer's fingerprint), the certificate the
  * browser received if its stats expose it (Chromium sometimes leaves
  * `remoteCertificateId` out). */
-async function loopback(params) {
+async function loopback(params, whileFlowing = async () => {}) {
   const pipeline = await call(client, 'create', 'MediaPipeline');
   const ep = await call(pipeline, 'create', 'WebRtcEndpoint', params);
   await call(ep, 'connect', ep);
   const page = await browser.newPage(pages.url);
-  const { answer } = await negotiate(page, ep, 'sendrecv');
+  const { answer, events } = await negotiate(page, ep, 'sendrecv');
   await waitFor('decoded frames', 30000, async () => (await pageStats(page)).framesDecoded > 10);
+  const pair = events.all.find((e) => e.type === 'NewCandidatePairSelected');
+  const extra = await whileFlowing(pair && pair.candidatePair);
   const der = await waitFor('the remote certificate in the stats', 5000, async () => {
     const st = await pageStats(page);
     return st.remoteCertificate ? Buffer.from(st.remoteCertificate, 'base64') : null;
   }).catch(() => null);
   await page.close();
   await call(pipeline, 'release');
-  return { answer, cert: der && new crypto.X509Certificate(der) };
+  return { answer, cert: der && new crypto.X509Certificate(der), extra };
 }
+
+/** The IP TOS bytes of UDP packets the server sends from the selected
+ * candidate's port (tcpdump on lo, as root). */
+function serverTos(pair) {
+  assert.ok(pair, 'a selected candidate pair');
+  const port = pair.localCandidate.split(' ')[5];
+  assert.match(port, /^\d+$/);
+  return new Promise((resolve, reject) => {
+    execFile('timeout', ['5', 'tcpdump', '-i', 'lo', '-n', '-v', '-c', '20', `udp and src port ${port}`],
+      (err, stdout, stderr) => {
+        // IPv4 headers print `tos 0x..`; IPv6 ones `class 0x..` unless 0.
+        const tos = stdout.split('\n').filter((l) => / IP6? \(/.test(l)).map((l) => {
+          const m = /(?:tos|class) (0x[0-9a-f]+)/.exec(l);
+          return m ? Number(m[1]) : 0;
+        });
+        if (tos.length === 0) reject(new Error(`no packets captured: ${err ? err.message : ''} ${stderr}`));
+        else resolve(tos);
+      });
+  });
+}
+
+const canCapture = process.getuid && process.getuid() === 0 &&
+  spawnSync('tcpdump', ['--version'], { stdio: 'ignore' }).status === 0;
 
 test('a configured pemCertificateRSA is presented, and matches the SDP fingerprint', async () => {
   const { answer, cert } = await loopback({});
@@ -96,4 +124,11 @@ test('certificateKeyType ECDSA: one generated P-256 certificate per process', as
   }
   const b = await loopback({ certificateKeyType: 'ECDSA' });
   assert.equal(sdpFingerprint(b.answer), sdpFingerprint(a.answer), 'the same certificate for the next endpoint');
+});
+
+test('qosDscp marks the packets the endpoint sends; NO_DSCP marks none', { skip: !canCapture && 'needs root and tcpdump' }, async () => {
+  const marked = await loopback({ qosDscp: 'AF41' }, serverTos);
+  assert.ok(marked.extra.every((t) => t === 34 << 2), `AF41 (34) in every packet: ${marked.extra}`);
+  const plain = await loopback({ qosDscp: 'NO_DSCP' }, serverTos);
+  assert.ok(plain.extra.every((t) => t === 0), `no marking: ${plain.extra}`);
 });

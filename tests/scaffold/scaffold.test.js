@@ -12,19 +12,12 @@
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
 const fs = require('node:fs');
-const net = require('node:net');
-const os = require('node:os');
 const path = require('node:path');
 
-// kurento-client 7.3.0 on Node 20: TransactionsManager calls
-// `domain.Domain()` without `new` (as in tests/conformance/lib/harness.js).
-const domain = require('node:domain');
-const OrigDomain = domain.Domain;
-function DomainShim() { return new OrigDomain(); }
-DomainShim.prototype = OrigDomain.prototype;
-domain.Domain = DomainShim;
+const kms = require('../shared/kms-process');
+
+kms.installDomainShim();
 
 const { KMS_BIN, SCAFFOLD_JS_DIR, SCAFFOLD_MODULE } = process.env;
 if (!KMS_BIN || !SCAFFOLD_JS_DIR || !SCAFFOLD_MODULE) {
@@ -40,69 +33,15 @@ if (!fs.existsSync(linked)) fs.symlinkSync(path.join(__dirname, 'node_modules'),
 const kurentoClient = require('kurento-client');
 kurentoClient.register(require(SCAFFOLD_JS_DIR));
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
+function startServer() {
+  return kms.startServer({
+    bin: KMS_BIN,
+    prefix: 'kms-scaffold-conf-',
+    config: (port) => ({ mediaServer: { net: { websocket: { port, path: 'kurento', address: '127.0.0.1' } } } }),
   });
 }
 
-function waitForPort(port, ms, exited) {
-  const deadline = Date.now() + ms;
-  return new Promise((resolve, reject) => {
-    exited.then((r) => reject(new Error(`server exited early: ${JSON.stringify(r)}`)));
-    const attempt = () => {
-      const c = net.connect(port, '127.0.0.1');
-      c.on('connect', () => { c.destroy(); resolve(); });
-      c.on('error', () => {
-        c.destroy();
-        if (Date.now() > deadline) reject(new Error(`server did not listen on ${port}`));
-        else setTimeout(attempt, 50);
-      });
-    };
-    attempt();
-  });
-}
-
-async function startServer() {
-  const port = await freePort();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kms-scaffold-conf-'));
-  const conf = { mediaServer: { net: { websocket: { port, path: 'kurento', address: '127.0.0.1' } } } };
-  fs.writeFileSync(path.join(dir, 'kurento.conf.json'), JSON.stringify(conf));
-  const child = spawn(KMS_BIN, ['--conf-file', path.join(dir, 'kurento.conf.json')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  child.stdout.on('data', (d) => { log += d; });
-  child.stderr.on('data', (d) => { log += d; });
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  try {
-    await waitForPort(port, 20000, exited);
-  } catch (e) {
-    throw new Error(`${e.message}\n${log}`);
-  }
-  return {
-    url: `ws://127.0.0.1:${port}/kurento`,
-    log: () => log,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      const r = await Promise.race([exited, new Promise((res) => setTimeout(() => res(null), 10000))]);
-      if (r === null) { child.kill('SIGKILL'); await exited; }
-      fs.rmSync(dir, { recursive: true, force: true });
-      return r;
-    },
-  };
-}
-
-/** Callback-style call as a promise (awaiting kurento-client objects
- * directly yields partial copies on Node 20). */
-function call(obj, method, ...args) {
-  return new Promise((resolve, reject) => {
-    obj[method](...args, (err, value) => (err ? reject(err) : resolve(value)));
-  });
-}
+const { call } = kms;
 
 function connect(url) {
   return new Promise((resolve, reject) => {

@@ -412,6 +412,7 @@ impl WebRtcEndpointFactory for WebRtcEndpointImpl {
             cert::install(&webrtcbin, pem);
             Some(fp)
         });
+        ice::disable_upnp(&webrtcbin);
         if !settings.jitter_buffer {
             nojitter::install(&webrtcbin);
         }

@@ -4,21 +4,13 @@
 // server role).
 'use strict';
 
-const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const http = require('node:http');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
+const kms = require('../../shared/kms-process');
 
-// kurento-client 7.3.0 on Node 20: TransactionsManager calls
-// `domain.Domain()` without `new`. Harness-side shim; the server is untouched.
-const domain = require('node:domain');
-const OrigDomain = domain.Domain;
-function DomainShim() { return new OrigDomain(); }
-DomainShim.prototype = OrigDomain.prototype;
-domain.Domain = DomainShim;
-
+kms.installDomainShim();
 const kurentoClient = require('kurento-client');
 const { chromium } = require('playwright-core');
 
@@ -27,79 +19,25 @@ const BIN = process.env.KMS_BIN || path.join(ROOT, 'target', 'debug', 'kurento-m
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const PAGE_DIR = path.join(__dirname, '..', 'page');
 const BUNDLE = path.join(__dirname, '..', 'build', 'bundle.js');
+const { call } = kms;
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
+/** Starts a server; `opts.modules` = { 'WebRtcEndpoint.conf.ini': text, ... }
+ * (files of modules/kurento/), `opts.env` adds to the environment. */
+function startServer(opts = {}) {
+  const files = {};
+  for (const [name, text] of Object.entries(opts.modules || {})) files[`modules/kurento/${name}`] = text;
+  return kms.startServer({
+    bin: BIN,
+    prefix: 'kms-browser-',
+    files,
+    env: Object.assign({ KMS_LOG: 'info' }, opts.env || {}),
+    config: (port) => ({
+      mediaServer: {
+        resources: { garbageCollectorPeriod: 240 },
+        net: { websocket: { port, path: 'kurento', address: '127.0.0.1' } },
+      },
+    }),
   });
-}
-
-function waitForPort(port, ms) {
-  const deadline = Date.now() + ms;
-  return new Promise((resolve, reject) => {
-    const attempt = () => {
-      const c = net.connect(port, '127.0.0.1');
-      c.on('connect', () => { c.destroy(); resolve(); });
-      c.on('error', () => {
-        c.destroy();
-        if (Date.now() > deadline) reject(new Error(`server did not listen on ${port}`));
-        else setTimeout(attempt, 50);
-      });
-    };
-    attempt();
-  });
-}
-
-/** Starts a server; `opts.modules` = { 'WebRtcEndpoint.conf.ini': text, ... }. */
-async function startServer(opts = {}) {
-  const port = await freePort();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kms-browser-'));
-  const conf = {
-    mediaServer: {
-      resources: { garbageCollectorPeriod: 240 },
-      net: { websocket: { port, path: 'kurento', address: '127.0.0.1' } },
-    },
-  };
-  fs.writeFileSync(path.join(dir, 'kurento.conf.json'), JSON.stringify(conf));
-  const modDir = path.join(dir, 'modules', 'kurento');
-  fs.mkdirSync(modDir, { recursive: true });
-  for (const [name, text] of Object.entries(opts.modules || {})) fs.writeFileSync(path.join(modDir, name), text);
-  const env = Object.assign({ KMS_LOG: 'info' }, process.env, opts.env || {});
-  const child = spawn(BIN, ['--conf-file', path.join(dir, 'kurento.conf.json')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  child.stdout.on('data', (d) => { log += d; });
-  child.stderr.on('data', (d) => { log += d; });
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  await waitForPort(port, 20000);
-  return {
-    port,
-    url: `ws://127.0.0.1:${port}/kurento`,
-    child,
-    log: () => log,
-    alive: () => child.exitCode === null && child.signalCode === null,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      const r = await Promise.race([exited, new Promise((res) => setTimeout(() => res(null), 10000))]);
-      if (r === null) {
-        if (process.env.KMS_HANG_DUMP) {
-          // Diagnostics for a server that ignored SIGTERM: all thread stacks.
-          try {
-            require('node:child_process').execSync(
-              `gdb -p ${child.pid} -batch -ex 'thread apply all bt' > ${process.env.KMS_HANG_DUMP}.${child.pid} 2>&1`);
-          } catch (e) { /* best effort */ }
-        }
-        child.kill('SIGKILL');
-        await exited;
-      }
-      fs.rmSync(dir, { recursive: true, force: true });
-      return r;
-    },
-  };
 }
 
 /** Serves the test page and the kurento-utils bundle on 127.0.0.1. */
@@ -144,14 +82,6 @@ async function launchBrowser() {
       fs.rmSync(userDataDir, { recursive: true, force: true });
     },
   };
-}
-
-/** Promise wrapper of a callback-style kurento-client call (awaiting client
- * objects directly yields partial copies on Node 20). */
-function call(obj, method, ...args) {
-  return new Promise((resolve, reject) => {
-    obj[method](...args, (err, value) => (err ? reject(err) : resolve(value)));
-  });
 }
 
 function connect(url) {

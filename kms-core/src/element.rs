@@ -347,7 +347,14 @@ pub fn connect(
                 let _ = in_ghost.set_target(None::<&gst::Pad>);
                 // Formats are agreed per branch by the agnosticbin (a consumer may
                 // accept nothing until it is negotiated): no caps check here.
-                if let Err(e) = branch_pad.link_full(&in_target, gst::PadLinkCheck::HIERARCHY) {
+                // An element whose input *is* its output (PassThrough) fed
+                // by itself is a closed loop: its only source is itself, so
+                // nothing can ever flow. GStreamer refuses a pad link within
+                // one element; the connection exists for the API (events,
+                // get*Connections) and the branch stays unlinked.
+                let closed_loop =
+                    branch_pad.parent_element().is_some() && branch_pad.parent_element() == in_target.parent_element();
+                if !closed_loop && let Err(e) = branch_pad.link_full(&in_target, gst::PadLinkCheck::HIERARCHY) {
                     let _ = in_ghost.set_target(Some(&in_target));
                     agnostic.release_request_pad(&branch_pad);
                     return Err(Error::Connect(format!("cannot link: {e:?}")));

@@ -232,7 +232,7 @@ test('transactions with newref through the official client and raw', async () =>
   client.close();
 });
 
-test('connection cycles (A→B→A) are legal and do not take the server down', async () => {
+test('connection cycles (A→B→A, A→A) are legal and do not take the server down', async () => {
   const peer = await rawPeer(server.url);
   const p = await peer.send('create', { type: 'MediaPipeline' });
   const sid = p.result.sessionId;
@@ -247,6 +247,16 @@ test('connection cycles (A→B→A) are legal and do not take the server down', 
   await ok(b, a, 'VIDEO');
   const conns = await peer.send('invoke', { object: a, operation: 'getSourceConnections', sessionId: sid });
   assert.deepEqual(conns.result.value.map((c) => c.type).sort(), ['VIDEO']);
+  // A PassThrough connected to itself (spec §10.3: connecting an element
+  // to itself is legal) replaces its input with its own output.
+  const c = await mk();
+  await ok(c, c);
+  const own = await peer.send('invoke', { object: c, operation: 'getSourceConnections', sessionId: sid });
+  assert.deepEqual(own.result.value.map((x) => [x.source, x.sink, x.type]).sort(),
+    [[c, c, 'AUDIO'], [c, c, 'DATA'], [c, c, 'VIDEO']]);
+  await ok(a, c);
+  const fed = await peer.send('invoke', { object: c, operation: 'getSourceConnections', sessionId: sid });
+  assert.ok(fed.result.value.every((x) => x.source === a), 'the new source replaced the loop');
   const other = await rawPeer(server.url);
   assert.equal((await other.send('ping')).result.value, 'pong', 'server alive');
   other.close();

@@ -72,10 +72,9 @@ async function loopback(params, whileFlowing = async () => {}) {
   const ep = await call(pipeline, 'create', 'WebRtcEndpoint', params);
   await call(ep, 'connect', ep);
   const page = await browser.newPage(pages.url);
-  const { answer, events } = await negotiate(page, ep, 'sendrecv');
+  const { answer } = await negotiate(page, ep, 'sendrecv');
   await waitFor('decoded frames', 30000, async () => (await pageStats(page)).framesDecoded > 10);
-  const pair = events.all.find((e) => e.type === 'NewCandidatePairSelected');
-  const extra = await whileFlowing(pair && pair.candidatePair);
+  const extra = await whileFlowing(ep);
   const der = await waitFor('the remote certificate in the stats', 5000, async () => {
     const st = await pageStats(page);
     return st.remoteCertificate ? Buffer.from(st.remoteCertificate, 'base64') : null;
@@ -85,14 +84,15 @@ async function loopback(params, whileFlowing = async () => {}) {
   return { answer, cert: der && new crypto.X509Certificate(der), extra };
 }
 
-/** The IP TOS bytes of UDP packets the server sends from the selected
- * candidate's port (tcpdump on lo, as root). */
-function serverTos(pair) {
-  assert.ok(pair, 'a selected candidate pair');
-  const port = pair.localCandidate.split(' ')[5];
+/** The IP TOS bytes of packets the server sends from the port of the
+ * candidate pair in use (tcpdump on lo, as root). */
+async function serverTos(ep) {
+  const pairs = await call(ep, 'getICECandidatePairs');
+  assert.equal(pairs.length, 1, 'one selected candidate pair');
+  const port = pairs[0].localCandidate.split(' ')[5];
   assert.match(port, /^\d+$/);
   return new Promise((resolve, reject) => {
-    execFile('timeout', ['5', 'tcpdump', '-i', 'lo', '-n', '-v', '-c', '20', `udp and src port ${port}`],
+    execFile('timeout', ['5', 'tcpdump', '-i', 'lo', '-n', '-v', '-c', '20', `src port ${port}`],
       (err, stdout, stderr) => {
         // IPv4 headers print `tos 0x..`; IPv6 ones `class 0x..` unless 0.
         const tos = stdout.split('\n').filter((l) => / IP6? \(/.test(l)).map((l) => {

@@ -3,7 +3,7 @@
 # loopback capacity ramp, forced VP8→H.264 transcoding ramp. Not a test:
 # prints Markdown table rows (and JSON lines) to paste into the doc.
 #
-#   ci/bench-webrtc.sh [latency|ramp|transcode|all]
+#   ci/bench-webrtc.sh [latency|ramp|transcode|browser|all]
 #
 # Env: STEPS (loopback ramp, default 1,8,16,32,48), TSTEPS (transcoding,
 # default 1,2,4,8), RUNS (latency, default 20), WINDOW (seconds measured
@@ -59,11 +59,14 @@ case "$what" in
   latency) run latency "${RUNS:-20}" ;;
   ramp) run ramp "${STEPS:-1,8,16,32,48}" ;;
   transcode) run transcode "${TSTEPS:-1,2,4,8}" ;;
+  browser) KMS_BIN="$server" tests/browser/run.sh --bench-latency "${RUNS:-20}" ;;
   all)
     run latency "${RUNS:-20}"
     echo
     run ramp "${STEPS:-1,8,16,32,48}"
     echo
     run transcode "${TSTEPS:-1,2,4,8}"
+    echo
+    KMS_BIN="$server" tests/browser/run.sh --bench-latency "${RUNS:-20}"
     ;;
 esac

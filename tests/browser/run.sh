@@ -4,6 +4,7 @@
 # the official kurento-client in Node, against the real server binary.
 #
 #   tests/browser/run.sh [node --test args...]
+#   tests/browser/run.sh --bench-latency [runs]   (benchmark, bench-latency.js)
 #
 # KMS_BIN overrides the server binary (default <repo>/target/debug/
 # kurento-media-server, built if missing); CHROMIUM_BIN the browser.
@@ -27,6 +28,10 @@ mkdir -p build
 node_modules/.bin/esbuild lib/browser-entry.js --bundle --format=iife --platform=browser \
   --outfile=build/bundle.js --log-level=warning
 
+if [[ "${1:-}" == --bench-latency ]]; then
+  shift
+  exec node bench-latency.js "$@"
+fi
 if [[ $# -eq 0 ]]; then
   set -- webrtc.test.js transport.test.js
 fi

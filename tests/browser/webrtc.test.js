@@ -134,6 +134,34 @@ test('one presenter to three viewers, each decoding; late joiners get a keyframe
   await call(pipeline, 'release');
 });
 
+test('a viewer that never connects holds nobody up and can be disconnected and released', async () => {
+  const within = (what, ms, p) => Promise.race([p, new Promise((_, rej) => setTimeout(() => rej(new Error(`${what} did not return within ${ms} ms`)), ms))]);
+  const pipeline = await call(client, 'create', 'MediaPipeline');
+  const presenter = await call(pipeline, 'create', 'WebRtcEndpoint');
+  const pPage = await browser.newPage(pages.url);
+  await negotiate(pPage, presenter, 'sendonly');
+  const viewer = await call(pipeline, 'create', 'WebRtcEndpoint');
+  await call(presenter, 'connect', viewer);
+  const vPage = await browser.newPage(pages.url);
+  await negotiate(vPage, viewer, 'recvonly');
+  await decodes(vPage, 10);
+  // Negotiated, so media is sent its way, but its transport never comes up:
+  // the page never gets the answer and ICE is never started.
+  const stuck = await call(pipeline, 'create', 'WebRtcEndpoint');
+  await call(presenter, 'connect', stuck);
+  const sPage = await browser.newPage(pages.url);
+  await sPage.exposeFunction('onLocalCandidate', () => {});
+  const offer = await sPage.evaluate(() => window.kms.start('recvonly', {}));
+  await call(stuck, 'processOffer', offer);
+  await new Promise((r) => setTimeout(r, 2000));
+  const before = (await pageStats(vPage)).framesDecoded;
+  await within('disconnect', 10000, call(presenter, 'disconnect', stuck));
+  await within('release', 10000, call(stuck, 'release'));
+  await waitFor('the other viewer still decoding', 10000, async () => (await pageStats(vPage)).framesDecoded > before + 10);
+  for (const p of [pPage, vPage, sPage]) await p.close();
+  await within('pipeline release', 10000, call(pipeline, 'release'));
+});
+
 test('data channel echo through a loopback WebRtcEndpoint', async () => {
   const pipeline = await call(client, 'create', 'MediaPipeline');
   const ep = await call(pipeline, 'create', 'WebRtcEndpoint', { useDataChannels: true });

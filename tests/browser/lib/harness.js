@@ -124,11 +124,19 @@ async function negotiate(page, endpoint, mode, opts = {}) {
     const candidate = kurentoClient.getComplexType('IceCandidate')(c);
     endpoint.addIceCandidate(candidate, () => {});
   });
+  const t = [performance.now()];
   const offer = await page.evaluate(([m, o]) => window.kms.start(m, o), [mode, opts]);
+  t.push(performance.now());
   const answer = await call(endpoint, 'processOffer', offer);
+  t.push(performance.now());
   await call(endpoint, 'gatherCandidates');
+  t.push(performance.now());
   await page.evaluate((a) => window.kms.processAnswer(a), answer);
-  return { events, offer, answer };
+  t.push(performance.now());
+  // Milliseconds spent in: the page's offer, processOffer, gatherCandidates,
+  // the page's processAnswer.
+  const timing = t.slice(1).map((x, i) => Math.round(x - t[i]));
+  return { events, offer, answer, timing };
 }
 
 function pageStats(page) {

@@ -39,8 +39,21 @@ pub struct RtpInput {
     /// send path until then with a pad probe, which would park the
     /// upstream streaming thread (another element's) indefinitely if the
     /// peer never connects, and with it every unlink or release that needs
-    /// that thread's stream lock. Until then packets are dropped here.
+    /// that thread's stream lock. Until then packets are held here instead
+    /// (the last [`HELD_PACKETS`]) and sent, in order, by the streaming
+    /// thread once the gate is open: in a loopback the first keyframe
+    /// often arrives a moment before our side of the handshake is done.
     open: AtomicBool,
+    held: Mutex<Held>,
+}
+
+/// Packets kept while the gate is closed: a keyframe of 640x480 VP8 is
+/// 10–40 packets; older ones are dropped first.
+const HELD_PACKETS: usize = 128;
+
+#[derive(Default)]
+struct Held {
+    packets: std::collections::VecDeque<gst::Buffer>,
 }
 
 #[glib::object_subclass]
@@ -76,6 +89,7 @@ impl ObjectSubclass for RtpInput {
             packets: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             open: AtomicBool::new(false),
+            held: Mutex::new(Held::default()),
         }
     }
 }
@@ -142,9 +156,17 @@ impl RtpInput {
         self.bitrate.swap(bps, Ordering::AcqRel) != bps
     }
 
-    /// Returns whether the gate was closed before.
+    /// Returns whether the gate just opened, when a keyframe is asked for
+    /// anyway: held packets may have started mid-frame or been dropped.
+    /// Closing discards what is held.
     pub(super) fn set_open(&self, open: bool) -> bool {
-        !self.open.swap(open, Ordering::AcqRel)
+        let mut held = self.held.lock().unwrap();
+        let was_open = self.open.swap(open, Ordering::AcqRel);
+        if !open {
+            held.packets.clear();
+            return false;
+        }
+        !was_open
     }
 
     pub(super) fn ssrc(&self) -> u32 {
@@ -257,10 +279,31 @@ impl RtpInput {
         gst::Pad::event_default(pad, Some(&*self.obj()), event)
     }
 
-    fn chain(&self, _pad: &gst::Pad, mut buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+    fn chain(&self, _pad: &gst::Pad, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
         if !self.open.load(Ordering::Acquire) {
-            return Ok(gst::FlowSuccess::Ok);
+            let mut held = self.held.lock().unwrap();
+            // Re-checked under the lock `set_open` takes: no packet is held
+            // after the gate opened.
+            if !self.open.load(Ordering::Acquire) {
+                if held.packets.len() == HELD_PACKETS {
+                    held.packets.pop_front();
+                }
+                held.packets.push_back(buffer);
+                return Ok(gst::FlowSuccess::Ok);
+            }
         }
+        let earlier: Vec<gst::Buffer> = {
+            let mut held = self.held.lock().unwrap();
+            held.packets.drain(..).collect()
+        };
+        for b in earlier {
+            self.forward(b)?;
+        }
+        self.forward(buffer)
+    }
+
+    /// Rewrites one packet into this stream and sends it.
+    fn forward(&self, mut buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
         let ssrc_out = self.ssrc();
         let (pt, clock_rate) = {
             let st = self.state.lock().unwrap();

@@ -1,0 +1,57 @@
+// Benchmark, not a test (docs/benchmarks.md, `ci/bench-webrtc.sh browser`):
+// setup latency the way a tutorial application sees it. Each run opens a
+// fresh page in headless Chromium (fake camera), then times
+// create(MediaPipeline) → WebRtcEndpoint → connect(self) → processOffer →
+// gatherCandidates → first frame decoded by the page (getStats
+// framesDecoded > 0, polled every 10 ms). The page's getUserMedia runs
+// inside that window, as it does in the tutorial.
+//
+//   node tests/browser/bench-latency.js [runs]   (KMS_BIN: server binary)
+'use strict';
+
+const h = require('./lib/harness');
+const { call, negotiate, pageStats } = h;
+
+async function main() {
+  const runs = Number(process.argv[2] || 20);
+  const server = await h.startServer();
+  const pages = await h.startPageServer();
+  const browser = await h.launchBrowser();
+  const client = await h.connect(server.url);
+  const times = [];
+  // One warm-up run (browser and server caches), not counted.
+  for (let i = 0; i <= runs; i++) {
+    const page = await browser.newPage(pages.url);
+    const t0 = performance.now();
+    const pipeline = await call(client, 'create', 'MediaPipeline');
+    const ep = await call(pipeline, 'create', 'WebRtcEndpoint');
+    await call(ep, 'connect', ep);
+    const tNeg = performance.now();
+    const { timing } = await negotiate(page, ep, 'sendrecv');
+    const tAns = performance.now();
+    for (;;) {
+      if ((await pageStats(page)).framesDecoded > 0) break;
+      if (performance.now() - t0 > 20000) throw new Error('no decoded frame within 20 s');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const ms = performance.now() - t0;
+    if (i > 0) times.push(ms);
+    if (process.env.KMS_BENCH_VERBOSE) {
+      console.log(`run ${i}: objects ${(tNeg - t0).toFixed(0)} ms, negotiation ${(tAns - tNeg).toFixed(0)} ms (offer, processOffer, gather, answer: ${timing.join(', ')}), media ${(t0 + ms - tAns).toFixed(0)} ms`);
+    }
+    await page.close();
+    await call(pipeline, 'release');
+  }
+  client.close();
+  await browser.close();
+  await pages.close();
+  await new Promise((r) => setTimeout(r, 200));
+  await server.stop();
+  times.sort((a, b) => a - b);
+  const q = (p) => times[Math.min(times.length - 1, Math.floor(p * times.length))];
+  const r = { mode: 'browser-latency', runs: times.length, p50_ms: q(0.5), p90_ms: q(0.9), max_ms: times[times.length - 1] };
+  console.log(`| first decoded frame in Chromium | ${r.p50_ms.toFixed(0)} ms | ${r.p90_ms.toFixed(0)} ms | ${r.max_ms.toFixed(0)} ms | ${r.runs}/${r.runs} |`);
+  console.log(JSON.stringify(r));
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });

@@ -326,6 +326,8 @@ fn count_probe(
 struct Peer {
     webrtcbin: gst::Element,
     bin: gst::Bin,
+    /// The generator's tee branches feeding this peer.
+    tee_pads: Vec<(gst::Element, gst::Pad)>,
     first_packet: Arc<Mutex<Option<Instant>>>,
     first_frame: Arc<Mutex<Option<Instant>>>,
 }
@@ -431,6 +433,7 @@ impl Peer {
             let _ = pad.link(&sink.static_pad("sink").unwrap());
         });
         bin.sync_state_with_parent().unwrap();
+        let mut tee_pads = vec![];
         if send {
             // A live encoder starts with a keyframe once the transport is up.
             let kf = g.keyframe.clone();
@@ -487,10 +490,12 @@ impl Peer {
                     .build();
                 ghost.set_active(true).unwrap();
                 bin.add_pad(&ghost).unwrap();
-                tee.request_pad_simple("src_%u").unwrap().link(&ghost).unwrap();
+                let tee_pad = tee.request_pad_simple("src_%u").unwrap();
+                tee_pad.link(&ghost).unwrap();
+                tee_pads.push((tee.clone(), tee_pad));
             }
         }
-        Peer { webrtcbin: w, bin, first_packet, first_frame }
+        Peer { webrtcbin: w, bin, tee_pads, first_packet, first_frame }
     }
 
     /// Offer, answer from the endpoint, trickle ICE both ways.
@@ -535,6 +540,11 @@ impl Peer {
     }
 
     fn close(&self, g: &Gen) {
+        // Off the shared tees first: a push into a bin going to NULL
+        // returns FLUSHING, which would stop the generator for every peer.
+        for (tee, pad) in &self.tee_pads {
+            tee.release_request_pad(pad);
+        }
         let _ = self.bin.set_state(gst::State::Null);
         let _ = g.pipeline.remove(&self.bin);
     }

@@ -121,39 +121,44 @@ pub fn fingerprint(pem: &str) -> Option<String> {
     Some(digest.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":"))
 }
 
-/// Makes every DTLS transport webrtcbin creates use `pem` (see the module
-/// documentation for why this happens when the transport bins are added).
-pub fn install(webrtcbin: &gst::Element, pem: Arc<str>) {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let Some(bin) = webrtcbin.downcast_ref::<gst::Bin>() else { return };
-    // Connection id of the transport whose decoder was re-keyed, waiting for
-    // its encoder. webrtcbin adds the send bin, then the receive bin, before
-    // either changes state, so ids are assigned from whichever comes first.
-    let pending: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
-    bin.connect_element_added(move |_, added| {
-        let Some(child) = added.downcast_ref::<gst::Bin>() else { return };
-        let find = |factory: &str| {
-            child.iterate_recurse().into_iter().flatten().find(|e| e.factory().is_some_and(|f| f.name() == factory))
-        };
+/// Makes every DTLS transport webrtcbin creates use one PEM (see the
+/// module documentation for why this happens when the transport bins are
+/// added): [`Rekey::apply`] is given the elements of each bin added.
+pub struct Rekey {
+    pem: Arc<str>,
+    /// Connection id of the transport whose first bin was handled, waiting
+    /// for its second. webrtcbin adds the send bin, then the receive bin,
+    /// before either changes state, so ids go from whichever comes first.
+    pending: std::sync::Mutex<Option<String>>,
+}
+
+impl Rekey {
+    pub fn new(pem: Arc<str>) -> Rekey {
+        Rekey { pem, pending: std::sync::Mutex::new(None) }
+    }
+
+    pub fn apply(&self, elements: &[gst::Element]) {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let find = |factory: &str| elements.iter().find(|e| e.factory().is_some_and(|f| f.name() == factory));
         let (enc, dec) = (find("dtlssrtpenc"), find("dtlssrtpdec"));
         if enc.is_none() && dec.is_none() {
             return;
         }
-        let mut pending = pending.lock().unwrap();
+        let mut pending = self.pending.lock().unwrap();
         let id = pending.take().unwrap_or_else(|| {
             let id = format!("kms-rs-dtls-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
             *pending = Some(id.clone());
             id
         });
         if let Some(dec) = dec {
-            dec.set_property("pem", pem.as_ref());
+            dec.set_property("pem", self.pem.as_ref());
             dec.set_property("connection-id", &id);
         }
         if let Some(enc) = enc {
             enc.set_property("connection-id", &id);
         }
         tracing::debug!(connection = %id, "DTLS transport uses the configured certificate");
-    });
+    }
 }
 
 #[cfg(test)]

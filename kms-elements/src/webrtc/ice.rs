@@ -99,28 +99,24 @@ fn interface_addresses(names: &[&str], loopback: bool) -> Vec<String> {
     out
 }
 
-/// Turns libnice's UPnP IGD port mapping off for every ICE agent webrtcbin
-/// creates. With it on (libnice's default) each agent starts a thread of
-/// its own at gathering time and multicasts SSDP discovery on the LAN; a
-/// media server has its addresses configured (externalIPv4/6, STUN, TURN).
-/// The agent is reachable through the transport's `nicesrc`/`nicesink`,
-/// which exist (in their bins) before gathering starts.
-pub(super) fn disable_upnp(webrtcbin: &gst::Element) {
-    let Some(bin) = webrtcbin.downcast_ref::<gst::Bin>() else { return };
-    bin.connect_element_added(|_, added| {
-        let Some(child) = added.downcast_ref::<gst::Bin>() else { return };
-        for e in child.iterate_recurse().into_iter().flatten() {
-            let is_nice = e.factory().is_some_and(|f| matches!(f.name().as_str(), "nicesrc" | "nicesink"));
-            if !is_nice || !e.has_property("agent") {
-                continue;
-            }
-            if let Some(agent) = e.property::<Option<gst::glib::Object>>("agent")
-                && agent.has_property("upnp")
-            {
-                agent.set_property("upnp", false);
-            }
+/// Turns libnice's UPnP IGD port mapping off for the ICE agent of a
+/// transport's `nicesrc`/`nicesink` (among `elements`, a bin webrtcbin just
+/// added, before gathering starts). With it on (libnice's default) each
+/// agent starts a thread of its own at gathering time and multicasts SSDP
+/// discovery on the LAN; a media server has its addresses configured
+/// (externalIPv4/6, STUN, TURN).
+pub(super) fn disable_upnp(elements: &[gst::Element]) {
+    for e in elements {
+        let is_nice = e.factory().is_some_and(|f| matches!(f.name().as_str(), "nicesrc" | "nicesink"));
+        if !is_nice || !e.has_property("agent") {
+            continue;
         }
-    });
+        if let Some(agent) = e.property::<Option<gst::glib::Object>>("agent")
+            && agent.has_property("upnp")
+        {
+            agent.set_property("upnp", false);
+        }
+    }
 }
 
 fn ice_state(s: gst_webrtc::WebRTCICEConnectionState) -> Option<IceComponentState> {

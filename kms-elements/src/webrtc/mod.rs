@@ -407,12 +407,21 @@ impl WebRtcEndpointFactory for WebRtcEndpointImpl {
             .property("latency", 0u32)
             .build()
             .map_err(|e| Error::NotAvailable(format!("GStreamer element cannot be created: {e}")))?;
-        let dtls_fingerprint = cert::pem_for(ctx.config(), params.certificate_key_type).and_then(|pem| {
-            let fp = cert::fingerprint(&pem)?;
-            cert::install(&webrtcbin, pem);
-            Some(fp)
-        });
-        ice::disable_upnp(&webrtcbin);
+        let pem = cert::pem_for(ctx.config(), params.certificate_key_type);
+        let dtls_fingerprint = pem.as_deref().and_then(cert::fingerprint);
+        let rekey = pem.filter(|_| dtls_fingerprint.is_some()).map(cert::Rekey::new);
+        // Each transport's bins, as webrtcbin adds them (still in NULL): the
+        // one moment to set up their ICE agent and DTLS certificate.
+        if let Some(bin) = webrtcbin.downcast_ref::<gst::Bin>() {
+            bin.connect_element_added(move |_, added| {
+                let Some(child) = added.downcast_ref::<gst::Bin>() else { return };
+                let elements: Vec<gst::Element> = child.iterate_recurse().into_iter().flatten().collect();
+                ice::disable_upnp(&elements);
+                if let Some(r) = &rekey {
+                    r.apply(&elements);
+                }
+            });
+        }
         if !settings.jitter_buffer {
             nojitter::install(&webrtcbin);
         }

@@ -45,6 +45,8 @@ pub struct RtpInput {
     /// often arrives a moment before our side of the handshake is done.
     open: AtomicBool,
     held: Mutex<Held>,
+    /// Packets wait in `held`: the open path only takes that lock then.
+    any_held: AtomicBool,
 }
 
 /// Packets kept while the gate is closed: a keyframe of 640x480 VP8 is
@@ -90,6 +92,7 @@ impl ObjectSubclass for RtpInput {
             bytes: AtomicU64::new(0),
             open: AtomicBool::new(false),
             held: Mutex::new(Held::default()),
+            any_held: AtomicBool::new(false),
         }
     }
 }
@@ -289,15 +292,15 @@ impl RtpInput {
                     held.packets.pop_front();
                 }
                 held.packets.push_back(buffer);
+                self.any_held.store(true, Ordering::Release);
                 return Ok(gst::FlowSuccess::Ok);
             }
         }
-        let earlier: Vec<gst::Buffer> = {
-            let mut held = self.held.lock().unwrap();
-            held.packets.drain(..).collect()
-        };
-        for b in earlier {
-            self.forward(b)?;
+        if self.any_held.swap(false, Ordering::AcqRel) {
+            let earlier: Vec<gst::Buffer> = self.held.lock().unwrap().packets.drain(..).collect();
+            for b in earlier {
+                self.forward(b)?;
+            }
         }
         self.forward(buffer)
     }

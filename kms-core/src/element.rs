@@ -3,9 +3,10 @@
 //! events, and the blanket implementation of the generated `MediaElement`
 //! trait for every element.
 
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Mutex};
 
 use gst::prelude::*;
 
@@ -122,7 +123,7 @@ impl ElementCore {
 
     /// The element's input ghost pad for `(t, desc)`, created on first use.
     pub fn input_pad(&self, t: MediaType, desc: &str) -> Option<gst::Pad> {
-        let mut st = self.state.lock().unwrap();
+        let mut st = self.state.lock();
         let key = (t, desc.to_string());
         if let Some(i) = st.inputs.get(&key) {
             return Some(i.ghost.clone().upcast());
@@ -151,13 +152,13 @@ impl ElementCore {
 
     /// The pad inside the bin an input ghost points at.
     fn input_target(&self, t: MediaType, desc: &str) -> Option<(gst::GhostPad, gst::Pad)> {
-        let st = self.state.lock().unwrap();
+        let st = self.state.lock();
         st.inputs.get(&(t, desc.to_string())).map(|i| (i.ghost.clone(), i.target.clone()))
     }
 
     /// The agnosticbin producing output `(t, desc)`, created on first use.
     pub fn output(&self, t: MediaType, desc: &str) -> Option<AgnosticBin> {
-        let mut st = self.state.lock().unwrap();
+        let mut st = self.state.lock();
         let key = (t, desc.to_string());
         if let Some(o) = st.outputs.get(&key) {
             return Some(o.agnostic.clone());
@@ -201,8 +202,7 @@ impl ElementCore {
 
     fn apply_bitrate(&self) {
         let b = self.bitrate();
-        let outputs: Vec<AgnosticBin> =
-            self.state.lock().unwrap().outputs.values().map(|o| o.agnostic.clone()).collect();
+        let outputs: Vec<AgnosticBin> = self.state.lock().outputs.values().map(|o| o.agnostic.clone()).collect();
         for a in outputs {
             a.set_bitrate(b);
         }
@@ -211,7 +211,7 @@ impl ElementCore {
     /// Whether an output of type `t` named `name` (its description or its
     /// agnosticbin's name) is re-encoding.
     pub fn is_transcoding(&self, t: MediaType, name: &str) -> bool {
-        let st = self.state.lock().unwrap();
+        let st = self.state.lock();
         st.outputs
             .iter()
             .filter(|((ot, desc), o)| *ot == t && (desc == name || o.agnostic.name() == name))
@@ -220,33 +220,26 @@ impl ElementCore {
 
     /// The outputs created so far, per (type, description).
     pub fn outputs(&self) -> Vec<(MediaType, String, AgnosticBin)> {
-        let st = self.state.lock().unwrap();
+        let st = self.state.lock();
         st.outputs.iter().map(|((t, d), o)| (*t, d.clone(), o.agnostic.clone())).collect()
     }
 
     /// Asks whatever feeds this element's `t` inputs for a keyframe (an
     /// upstream `GstForceKeyUnit`, which RTP endpoints turn into PLI).
     pub fn request_input_keyframe(&self, t: MediaType) {
-        let pads: Vec<gst::GhostPad> = self
-            .state
-            .lock()
-            .unwrap()
-            .inputs
-            .iter()
-            .filter(|((it, _), _)| *it == t)
-            .map(|(_, i)| i.ghost.clone())
-            .collect();
+        let pads: Vec<gst::GhostPad> =
+            self.state.lock().inputs.iter().filter(|((it, _), _)| *it == t).map(|(_, i)| i.ghost.clone()).collect();
         for p in pads.into_iter().filter(|p| p.is_linked()) {
             let _ = p.push_event(crate::agnosticbin::codecs::force_key_unit_event());
         }
     }
 
     pub fn is_flowing_in(&self, t: MediaType, desc: &str) -> bool {
-        self.state.lock().unwrap().inputs.get(&(t, desc.to_string())).is_some_and(|i| i.meter.is_flowing())
+        self.state.lock().inputs.get(&(t, desc.to_string())).is_some_and(|i| i.meter.is_flowing())
     }
 
     pub fn is_flowing_out(&self, t: MediaType, desc: &str) -> bool {
-        self.state.lock().unwrap().outputs.get(&(t, desc.to_string())).is_some_and(|o| o.meter.is_flowing())
+        self.state.lock().outputs.get(&(t, desc.to_string())).is_some_and(|o| o.meter.is_flowing())
     }
 
     /// Tears the element down: every link in or out goes, the bin leaves the
@@ -254,7 +247,7 @@ impl ElementCore {
     pub fn release(&self) {
         let id = self.base.id().clone();
         let removed: Vec<Link> = {
-            let mut links = self.shared.links.lock().unwrap();
+            let mut links = self.shared.links.lock();
             let (gone, keep): (Vec<Link>, Vec<Link>) = links.drain(..).partition(|l| l.source == id || l.sink == id);
             *links = keep;
             gone
@@ -326,7 +319,7 @@ pub fn connect(
             return Err(Error::Connect(format!("Element: '{}' does not accept {} {}", sink.base.name(), t, sink_desc)));
         };
         let replaced = {
-            let mut links = source.shared.links.lock().unwrap();
+            let mut links = source.shared.links.lock();
             let sink_id = sink.base.id();
             // One source per sink input: the old link goes first.
             let old = links
@@ -414,7 +407,7 @@ pub fn disconnect(
 ) {
     for t in types(media_type) {
         let found = {
-            let mut links = source.shared.links.lock().unwrap();
+            let mut links = source.shared.links.lock();
             let pos = links.iter().position(|l| {
                 &l.source == source.base.id()
                     && &l.sink == sink.base.id()
@@ -500,7 +493,7 @@ impl<T: ElementObject> MediaElement for T {
         description: Option<String>,
     ) -> Result<Vec<ElementConnectionData>> {
         let core = self.core();
-        let links = core.shared.links.lock().unwrap();
+        let links = core.shared.links.lock();
         Ok(links
             .iter()
             .filter(|l| &l.sink == core.base.id())
@@ -517,7 +510,7 @@ impl<T: ElementObject> MediaElement for T {
         description: Option<String>,
     ) -> Result<Vec<ElementConnectionData>> {
         let core = self.core();
-        let links = core.shared.links.lock().unwrap();
+        let links = core.shared.links.lock();
         Ok(links
             .iter()
             .filter(|l| &l.source == core.base.id())
@@ -565,12 +558,12 @@ impl<T: ElementObject> MediaElement for T {
     }
 
     fn set_audio_format(&self, _ctx: &Ctx, caps: AudioCaps) -> Result<()> {
-        *self.core().audio_format.lock().unwrap() = Some(caps);
+        *self.core().audio_format.lock() = Some(caps);
         Ok(())
     }
 
     fn set_video_format(&self, _ctx: &Ctx, caps: VideoCaps) -> Result<()> {
-        *self.core().video_format.lock().unwrap() = Some(caps);
+        *self.core().video_format.lock() = Some(caps);
         Ok(())
     }
 

@@ -3,8 +3,9 @@
 //! buffers. One process-wide ticker thread serves every meter, so threads do
 //! not grow with objects.
 
+use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::sync::{Arc, LazyLock, Weak};
 use std::time::Duration;
 
 /// spec §13.3: apps rely on NOT_FLOWING arriving within ~2–4 s.
@@ -90,12 +91,12 @@ static TICKER: LazyLock<Ticker> = LazyLock::new(|| {
 
 impl Ticker {
     fn register(&self, m: &Arc<FlowMeter>) {
-        self.meters.lock().unwrap().push(Arc::downgrade(m));
+        self.meters.lock().push(Arc::downgrade(m));
     }
 
     fn tick(&self) {
         let live: Vec<Arc<FlowMeter>> = {
-            let mut meters = self.meters.lock().unwrap();
+            let mut meters = self.meters.lock();
             meters.retain(|w| w.strong_count() > 0);
             meters.iter().filter_map(Weak::upgrade).collect()
         };

@@ -22,6 +22,13 @@ pub mod registry;
 pub mod rt;
 pub mod server_manager;
 
+/// Locks that do not poison: a panic caught in one call must not turn
+/// every later call on the same object into an internal error. Modules use
+/// these too (the scaffold does).
+pub mod sync {
+    pub use parking_lot::{Mutex, MutexGuard};
+}
+
 pub use config::CoreConfig;
 pub use error::{Error, Result};
 pub use registry::Registry;

@@ -5,7 +5,7 @@
 //! queries and drops those events at an element's input, where the element
 //! (its agnosticbin) adapts formats itself anyway.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 use gst::prelude::*;
 
@@ -56,7 +56,7 @@ pub fn install(pad: &gst::Pad) {
         match e.type_() {
             gst::EventType::Reconfigure | gst::EventType::Qos | gst::EventType::Latency => gst::PadProbeReturn::Handled,
             _ => {
-                let mut seen = seen.lock().unwrap();
+                let mut seen = seen.lock();
                 if seen.contains(&e.seqnum()) {
                     return gst::PadProbeReturn::Handled;
                 }

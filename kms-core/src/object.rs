@@ -1,8 +1,9 @@
 //! State every media object has (spec §4, §10.1) and event raising (§7).
 
+use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use kms_jsonrpc::SessionId;
@@ -144,15 +145,15 @@ impl ObjectData {
 
     /// `name` defaults to the id (spec §4.1).
     pub fn name(&self) -> String {
-        self.name.lock().unwrap().clone().unwrap_or_else(|| self.id.0.clone())
+        self.name.lock().clone().unwrap_or_else(|| self.id.0.clone())
     }
 
     pub fn set_name(&self, n: String) {
-        *self.name.lock().unwrap() = Some(n);
+        *self.name.lock() = Some(n);
     }
 
     pub fn add_tag(&self, key: String, value: String) {
-        let mut tags = self.tags.lock().unwrap();
+        let mut tags = self.tags.lock();
         match tags.iter_mut().find(|(k, _)| *k == key) {
             Some(t) => t.1 = value,
             None => tags.push((key, value)),
@@ -160,15 +161,15 @@ impl ObjectData {
     }
 
     pub fn remove_tag(&self, key: &str) {
-        self.tags.lock().unwrap().retain(|(k, _)| k != key);
+        self.tags.lock().retain(|(k, _)| k != key);
     }
 
     pub fn tag(&self, key: &str) -> Option<String> {
-        self.tags.lock().unwrap().iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+        self.tags.lock().iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
     }
 
     pub fn tags(&self) -> Vec<(String, String)> {
-        self.tags.lock().unwrap().clone()
+        self.tags.lock().clone()
     }
 
     pub fn send_tags_in_events(&self) -> bool {
@@ -187,14 +188,14 @@ impl ObjectData {
     /// whatever the number of subscription ids.
     pub fn subscribe(&self, session: &SessionId, event: &str) -> String {
         let sub = uuid::Uuid::new_v4().to_string();
-        let mut subs = self.subscriptions.lock().unwrap();
+        let mut subs = self.subscriptions.lock();
         subs.entry(event.to_string()).or_default().entry(session.clone()).or_default().insert(sub.clone());
         self.has_subscriptions.store(true, Ordering::Release);
         sub
     }
 
     pub fn unsubscribe(&self, session: &SessionId, subscription: &str) {
-        let mut subs = self.subscriptions.lock().unwrap();
+        let mut subs = self.subscriptions.lock();
         for by_session in subs.values_mut() {
             if let Some(ids) = by_session.get_mut(session) {
                 ids.remove(subscription);
@@ -209,7 +210,7 @@ impl ObjectData {
 
     /// Stops delivery to a session (object unref'd from it, session gone).
     pub fn forget_session(&self, session: &SessionId) {
-        let mut subs = self.subscriptions.lock().unwrap();
+        let mut subs = self.subscriptions.lock();
         for by_session in subs.values_mut() {
             by_session.remove(session);
         }
@@ -218,7 +219,7 @@ impl ObjectData {
     }
 
     pub fn is_subscribed(&self, event: &str) -> bool {
-        self.has_subscriptions.load(Ordering::Acquire) && self.subscriptions.lock().unwrap().contains_key(event)
+        self.has_subscriptions.load(Ordering::Acquire) && self.subscriptions.lock().contains_key(event)
     }
 
     /// Raises an event: serialized once, delivered to every subscribed
@@ -229,7 +230,7 @@ impl ObjectData {
             return;
         }
         let sessions: Vec<SessionId> = {
-            let subs = self.subscriptions.lock().unwrap();
+            let subs = self.subscriptions.lock();
             match subs.get(E::NAME) {
                 Some(s) => s.keys().cloned().collect(),
                 None => return,

@@ -3,7 +3,7 @@
 //! table under one lock makes loopback (`connect(self)`) and "a new source
 //! replaces the old one" race-free.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 use crate::agnosticbin::AgnosticBin;
 use crate::api::core::MediaType;

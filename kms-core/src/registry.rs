@@ -2,9 +2,10 @@
 //! cascading release (spec §4), and the [`MediaBackend`] the protocol layer
 //! calls.
 
+use parking_lot::Mutex;
 use std::any::Any;
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use kms_jsonrpc::session::Notifier;
 use kms_jsonrpc::{Description, MediaBackend, RpcError, SessionId};
@@ -165,7 +166,7 @@ impl Registry {
         if let Some(class) = reg.inner.classes.get("kurento.ServerManager") {
             let any: Arc<dyn Any + Send + Sync> = sm;
             let handle = ObjectHandle { remote: (class.as_remote)(any.clone()), any, class: class.clone() };
-            *reg.inner.server_manager.lock().unwrap() = Some(handle);
+            *reg.inner.server_manager.lock() = Some(handle);
         }
         reg
     }
@@ -191,7 +192,7 @@ impl Registry {
     }
 
     fn server_manager(&self) -> Option<ObjectHandle> {
-        self.inner.server_manager.lock().unwrap().clone()
+        self.inner.server_manager.lock().clone()
     }
 
     fn ctx(&self, session: &SessionId) -> Ctx {
@@ -206,7 +207,7 @@ impl Registry {
         if id.starts_with("newref:") {
             return Err(Error::NewrefOutsideTransaction(id.into()));
         }
-        let st = self.inner.state.lock().unwrap();
+        let st = self.inner.state.lock();
         st.objects.get(&ObjectId::from(id)).map(|e| e.handle.clone()).ok_or_else(|| Error::ObjectNotFound(id.into()))
     }
 
@@ -214,7 +215,7 @@ impl Registry {
     fn access(&self, session: &SessionId, id: &str) -> Result<ObjectHandle> {
         let h = self.get(id)?;
         if id != SERVER_MANAGER_ID {
-            let mut st = self.inner.state.lock().unwrap();
+            let mut st = self.inner.state.lock();
             ref_chain(&mut st, session, h.id());
         }
         Ok(h)
@@ -222,13 +223,13 @@ impl Registry {
 
     /// Direct children ids, in creation order.
     pub fn children(&self, id: &ObjectId) -> Vec<ObjectId> {
-        let st = self.inner.state.lock().unwrap();
+        let st = self.inner.state.lock();
         st.objects.get(id).map(|e| e.children.clone()).unwrap_or_default()
     }
 
     /// Ids of all live pipelines (ServerManager.getPipelines).
     pub fn pipelines(&self) -> Vec<ObjectId> {
-        let st = self.inner.state.lock().unwrap();
+        let st = self.inner.state.lock();
         let mut v: Vec<ObjectId> = st
             .objects
             .iter()
@@ -240,7 +241,7 @@ impl Registry {
     }
 
     pub fn object_count(&self) -> usize {
-        self.inner.state.lock().unwrap().objects.len()
+        self.inner.state.lock().objects.len()
     }
 
     fn raise_on_manager<E: crate::rt::Event>(&self, e: &E) {
@@ -259,7 +260,7 @@ impl Registry {
             .ok_or_else(|| Error::NotAvailable(format!("Factory '{type_name}' not found")))?;
         let limit = self.inner.config.max_objects_per_session;
         if limit > 0 {
-            let st = self.inner.state.lock().unwrap();
+            let st = self.inner.state.lock();
             let n = st.by_session.get(session).map_or(0, HashSet::len);
             if n >= limit {
                 return Err(Error::NotEnoughResources(format!("Reached objects-per-session limit: {limit}")));
@@ -280,7 +281,7 @@ impl Registry {
         let handle = ObjectHandle { any, remote: remote.clone(), class: class.clone() };
         let id = remote.object().id().clone();
         {
-            let mut st = self.inner.state.lock().unwrap();
+            let mut st = self.inner.state.lock();
             let parent = remote.object().parent().cloned();
             let mut owners: HashSet<SessionId> = HashSet::new();
             owners.insert(session.clone());
@@ -314,7 +315,7 @@ impl Registry {
     /// is left without owners.
     fn unref_from(&self, id: &ObjectId, sessions: Option<&HashSet<SessionId>>) {
         let destroyed = {
-            let mut st = self.inner.state.lock().unwrap();
+            let mut st = self.inner.state.lock();
             let mut subtree = vec![];
             collect_subtree(&st, id, &mut subtree);
             let mut destroyed = vec![];
@@ -364,7 +365,7 @@ impl Registry {
         for p in self.pipelines() {
             self.unref_from(&p, None);
         }
-        let rest: Vec<ObjectId> = self.inner.state.lock().unwrap().objects.keys().cloned().collect();
+        let rest: Vec<ObjectId> = self.inner.state.lock().objects.keys().cloned().collect();
         for id in rest {
             self.unref_from(&id, None);
         }
@@ -471,7 +472,7 @@ impl MediaBackend for Registry {
 
     fn unref_session(&self, session: &SessionId) {
         let owned: Vec<ObjectId> = {
-            let st = self.inner.state.lock().unwrap();
+            let st = self.inner.state.lock();
             st.by_session.get(session).map(|s| s.iter().cloned().collect()).unwrap_or_default()
         };
         let one: HashSet<SessionId> = [session.clone()].into_iter().collect();
@@ -485,7 +486,7 @@ impl MediaBackend for Registry {
 
     fn release_session(&self, session: &SessionId) {
         let owned: Vec<ObjectId> = {
-            let st = self.inner.state.lock().unwrap();
+            let st = self.inner.state.lock();
             st.by_session.get(session).map(|s| s.iter().cloned().collect()).unwrap_or_default()
         };
         for id in owned {

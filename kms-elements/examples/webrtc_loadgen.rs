@@ -18,12 +18,13 @@
 //! `transcode`: the same with sessions of two endpoints, VP8 in and H.264
 //! out. Results are printed as Markdown table rows and JSON lines.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
@@ -65,7 +66,7 @@ impl Rpc {
     fn read_loop(&self) {
         loop {
             let msg = {
-                let mut ws = self.ws.lock().unwrap();
+                let mut ws = self.ws.lock();
                 match ws.read() {
                     Ok(m) => m,
                     Err(tungstenite::Error::Io(e))
@@ -86,13 +87,13 @@ impl Rpc {
             let Ok(v) = serde_json::from_str::<Value>(&text) else { continue };
             if v["method"] == "onEvent" {
                 let obj = v["params"]["value"]["object"].as_str().unwrap_or_default().to_string();
-                if let Some(tx) = self.events.lock().unwrap().get(&obj) {
+                if let Some(tx) = self.events.lock().get(&obj) {
                     let _ = tx.send(v["params"]["value"].clone());
                 }
                 continue;
             }
             if let Some(id) = v["id"].as_u64()
-                && let Some(tx) = self.pending.lock().unwrap().remove(&id)
+                && let Some(tx) = self.pending.lock().remove(&id)
             {
                 let _ = tx.send(v);
             }
@@ -101,19 +102,19 @@ impl Rpc {
 
     fn call(&self, method: &str, mut params: Value) -> Result<Value, String> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        if let Some(s) = self.session.lock().unwrap().clone() {
+        if let Some(s) = self.session.lock().clone() {
             params["sessionId"] = json!(s);
         }
         let (tx, rx) = channel();
-        self.pending.lock().unwrap().insert(id, tx);
+        self.pending.lock().insert(id, tx);
         let req = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-        self.ws.lock().unwrap().send(tungstenite::Message::Text(req.to_string().into())).map_err(|e| e.to_string())?;
+        self.ws.lock().send(tungstenite::Message::Text(req.to_string().into())).map_err(|e| e.to_string())?;
         let resp = rx.recv_timeout(Duration::from_secs(30)).map_err(|_| format!("{method}: no response"))?;
         if let Some(e) = resp.get("error") {
             return Err(format!("{method}: {e}"));
         }
         if let Some(s) = resp["result"]["sessionId"].as_str() {
-            *self.session.lock().unwrap() = Some(s.to_string());
+            *self.session.lock() = Some(s.to_string());
         }
         Ok(resp["result"]["value"].clone())
     }
@@ -129,7 +130,7 @@ impl Rpc {
 
     fn subscribe(&self, obj: &str, ty: &str) -> Receiver<Value> {
         let (tx, rx) = channel();
-        self.events.lock().unwrap().insert(obj.to_string(), tx);
+        self.events.lock().insert(obj.to_string(), tx);
         self.call("subscribe", json!({"object": obj, "type": ty})).unwrap();
         rx
     }
@@ -399,7 +400,7 @@ impl Peer {
                 caps.as_ref().and_then(|c| c.structure(0)).and_then(|s| s.get::<&str>("media").ok()) == Some("video");
             let fp2 = fp.clone();
             pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |_, _| {
-                fp2.lock().unwrap().get_or_insert_with(Instant::now);
+                fp2.lock().get_or_insert_with(Instant::now);
                 if std::env::var_os("LOADGEN_DEBUG").is_some() {
                     eprintln!("first {} packet at {:?}", if video { "video" } else { "audio" }, Instant::now());
                 }
@@ -417,7 +418,7 @@ impl Peer {
                 d.by_name("s").unwrap().static_pad("sink").unwrap().add_probe(
                     gst::PadProbeType::BUFFER,
                     move |_, _| {
-                        ff2.lock().unwrap().get_or_insert_with(Instant::now);
+                        ff2.lock().get_or_insert_with(Instant::now);
                         if std::env::var_os("LOADGEN_DEBUG").is_some() {
                             eprintln!("first frame at {:?}", Instant::now());
                         }
@@ -473,7 +474,7 @@ impl Peer {
                         if let Some(gst::PadProbeData::Event(ev)) = &info.data
                             && ev.structure().is_some_and(|s| s.name() == "GstForceKeyUnit")
                         {
-                            let mut l = last.lock().unwrap();
+                            let mut l = last.lock();
                             if l.is_none_or(|t| t.elapsed() > Duration::from_millis(300)) {
                                 *l = Some(Instant::now());
                                 kf.store(true, Ordering::Relaxed);
@@ -630,13 +631,13 @@ fn latency(rpc: &Arc<Rpc>, g: &Gen, runs: usize) {
         let s = loopback_session(rpc, g, &counters, true);
         let deadline = Instant::now() + Duration::from_secs(10);
         let peer = &s.peers[0];
-        while Instant::now() < deadline && peer.first_frame.lock().unwrap().is_none() {
+        while Instant::now() < deadline && peer.first_frame.lock().is_none() {
             std::thread::sleep(Duration::from_millis(2));
         }
-        if let Some(t) = *peer.first_packet.lock().unwrap() {
+        if let Some(t) = *peer.first_packet.lock() {
             pkt.push((t - t0).as_secs_f64() * 1000.0);
         }
-        if let Some(t) = *peer.first_frame.lock().unwrap() {
+        if let Some(t) = *peer.first_frame.lock() {
             frame.push((t - t0).as_secs_f64() * 1000.0);
         }
         if std::env::var_os("LOADGEN_DEBUG").is_some() {

@@ -14,8 +14,8 @@ use tokio::sync::{mpsc, watch};
 use crate::codec;
 use crate::dispatch::{Reply, Step};
 use crate::error::RpcError;
-use crate::hub::{ConnectionSlot, Outbound};
-use crate::server::Ctx;
+use crate::server::ServerState;
+use crate::session_hub::{ConnectionSlot, Outbound};
 use crate::session_table::ConnectionId;
 
 /// RFC 6455 close codes used here.
@@ -24,7 +24,7 @@ const CLOSE_PROTOCOL_ERROR: u16 = 1002;
 /// How long to wait for the peer's close frame after sending ours.
 const CLOSE_HANDSHAKE_WAIT: Duration = Duration::from_secs(1);
 
-pub(crate) async fn serve(socket: WebSocket, ctx: Arc<Ctx>, path_ok: bool, slot: ConnectionSlot) {
+pub(crate) async fn serve(socket: WebSocket, state: Arc<ServerState>, path_ok: bool, slot: ConnectionSlot) {
     let _slot = slot;
     let (mut sink, mut stream) = socket.split();
     if !path_ok {
@@ -36,10 +36,10 @@ pub(crate) async fn serve(socket: WebSocket, ctx: Arc<Ctx>, path_ok: bool, slot:
     }
 
     let (tx, rx) = mpsc::unbounded_channel();
-    let conn = ctx.hub.open_connection(tx.clone());
+    let conn = state.hub.open_connection(tx.clone());
     tracing::debug!(%conn, "WebSocket connection opened");
     let writer = tokio::spawn(write_loop(sink, rx));
-    let mut stop = ctx.stop.clone();
+    let mut stop = state.stop.clone();
 
     let stopping = loop {
         let msg = tokio::select! {
@@ -49,7 +49,7 @@ pub(crate) async fn serve(socket: WebSocket, ctx: Arc<Ctx>, path_ok: bool, slot:
         match msg {
             None | Some(Err(_)) => break false,
             Some(Ok(Message::Text(text))) => {
-                if !process(&ctx, conn, text.as_str(), &tx, &mut stop).await {
+                if !process(&state, conn, text.as_str(), &tx, &mut stop).await {
                     break true;
                 }
             }
@@ -57,7 +57,7 @@ pub(crate) async fn serve(socket: WebSocket, ctx: Arc<Ctx>, path_ok: bool, slot:
             // binary frames; KMS accepts them, so we do too.
             Some(Ok(Message::Binary(bytes))) => {
                 let text = String::from_utf8_lossy(&bytes);
-                if !process(&ctx, conn, &text, &tx, &mut stop).await {
+                if !process(&state, conn, &text, &tx, &mut stop).await {
                     break true;
                 }
             }
@@ -67,7 +67,7 @@ pub(crate) async fn serve(socket: WebSocket, ctx: Arc<Ctx>, path_ok: bool, slot:
         }
     };
 
-    ctx.hub.close_connection(conn);
+    state.hub.close_connection(conn);
     if stopping {
         let _ = tx.send(Outbound::Close(CLOSE_GOING_AWAY, "Server shutting down"));
     }
@@ -81,13 +81,13 @@ pub(crate) async fn serve(socket: WebSocket, ctx: Arc<Ctx>, path_ok: bool, slot:
 
 /// Handles one text frame; `false` if the server is stopping.
 async fn process(
-    ctx: &Ctx,
+    state: &ServerState,
     conn: ConnectionId,
     text: &str,
     tx: &mpsc::UnboundedSender<Outbound>,
     stop: &mut watch::Receiver<bool>,
 ) -> bool {
-    let max = ctx.hub.limits().max_message_bytes;
+    let max = state.hub.limits().max_message_bytes;
     let reply = match codec::decode(text, max) {
         Err(e) => {
             tracing::debug!(%conn, code = e.code, "undecodable message: {}", e.message);
@@ -95,12 +95,12 @@ async fn process(
         }
         Ok(request) => {
             tracing::debug!(%conn, method = %request.method, id = ?request.id, "request");
-            let step = ctx.hub.lock().dispatcher.begin(conn, request, Instant::now());
+            let step = state.hub.lock().dispatcher.begin(conn, request, Instant::now());
             match step {
                 Step::Reply(Reply { text, .. }) => text,
                 Step::Call(pending) => {
                     let id = pending.request_id().cloned();
-                    let backend = ctx.backend.clone();
+                    let backend = state.backend.clone();
                     let task = tokio::task::spawn_blocking(move || pending.execute(&*backend));
                     let joined = tokio::select! {
                         r = task => r,
@@ -108,7 +108,7 @@ async fn process(
                         _ = stopped(stop) => return false,
                     };
                     match joined {
-                        Ok(done) => ctx.hub.lock().dispatcher.complete(done, Instant::now()).text,
+                        Ok(done) => state.hub.lock().dispatcher.complete(done, Instant::now()).text,
                         Err(e) => {
                             tracing::error!(%conn, "backend task failed: {e}");
                             let err = RpcError::internal(Some("backend task failed"));

@@ -1,7 +1,7 @@
 //! Dispatch-core tests: fake backend, fake clock, no sockets.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Map, Value, json};
@@ -22,19 +22,19 @@ struct FakeBackend {
 
 impl FakeBackend {
     fn log(&self, s: String) {
-        self.calls.lock().unwrap().push(s);
+        self.calls.lock().push(s);
     }
     fn count(&self, prefix: &str) -> usize {
-        self.calls.lock().unwrap().iter().filter(|c| c.starts_with(prefix)).count()
+        self.calls.lock().iter().filter(|c| c.starts_with(prefix)).count()
     }
     fn calls(&self) -> Vec<String> {
-        self.calls.lock().unwrap().clone()
+        self.calls.lock().clone()
     }
     fn check(&self, object: &str) -> Result<String, RpcError> {
         if object.starts_with("newref:") {
             return Err(RpcError::newref_outside_transaction(object));
         }
-        self.objects.lock().unwrap().get(object).cloned().ok_or_else(|| RpcError::object_not_found(object))
+        self.objects.lock().get(object).cloned().ok_or_else(|| RpcError::object_not_found(object))
     }
 }
 
@@ -60,7 +60,7 @@ impl MediaBackend for FakeBackend {
             }
             None => format!("{n}_kurento.{type_name}"),
         };
-        self.objects.lock().unwrap().insert(id.clone(), type_name.to_owned());
+        self.objects.lock().insert(id.clone(), type_name.to_owned());
         Ok(id)
     }
 
@@ -105,7 +105,7 @@ impl MediaBackend for FakeBackend {
 
     fn release(&self, session: &SessionId, object: &str) -> Result<(), RpcError> {
         self.log(format!("release {session} {object}"));
-        self.objects.lock().unwrap().remove(object);
+        self.objects.lock().remove(object);
         Ok(())
     }
 

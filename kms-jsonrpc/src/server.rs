@@ -16,8 +16,8 @@ use tokio_rustls::TlsAcceptor;
 use crate::backend::MediaBackend;
 pub use crate::config::{Limits, ServerConfig, TlsConfig};
 use crate::error::Error;
-pub use crate::hub::SessionHub;
 use crate::listener::bind_tcp;
+pub use crate::session_hub::SessionHub;
 use crate::tls::{TlsListener, load_server_config};
 use crate::upgrade;
 
@@ -27,7 +27,7 @@ const WS_HARD_CAP: usize = 64 * 1024 * 1024;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// What request handlers and connection tasks share.
-pub(crate) struct Ctx {
+pub(crate) struct ServerState {
     pub hub: SessionHub,
     pub backend: Arc<dyn MediaBackend>,
     pub path: String,
@@ -147,7 +147,7 @@ impl Server {
         let (stop_tx, stop_rx) = watch::channel(false);
         let limit = config.limits.max_message_bytes;
         let ws_max_message = limit.saturating_mul(4).min(WS_HARD_CAP).max(limit.saturating_add(64 * 1024));
-        let ctx = Arc::new(Ctx {
+        let state = Arc::new(ServerState {
             hub: hub.clone(),
             backend: backend.clone(),
             path: config.path.clone(),
@@ -155,7 +155,7 @@ impl Server {
             ws_max_message,
             stop: stop_rx.clone(),
         });
-        let router = Router::new().fallback(upgrade::handle).with_state(ctx);
+        let router = Router::new().fallback(upgrade::handle).with_state(state);
 
         let mut listeners = JoinSet::new();
         if let Some(l) = ws {

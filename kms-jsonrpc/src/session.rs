@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-pub use crate::hub::Notifier;
+pub use crate::session_hub::Notifier;
 
 /// A Kurento `sessionId`: whatever string the client sent, or a lowercase
 /// hyphenated UUID v4 when the server issues one (§3.1).

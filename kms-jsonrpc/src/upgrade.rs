@@ -16,14 +16,14 @@ use axum::http::{Method, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::connection;
-use crate::server::Ctx;
+use crate::server::ServerState;
 
-pub(crate) async fn handle(State(ctx): State<Arc<Ctx>>, request: Request) -> Response {
+pub(crate) async fn handle(State(state): State<Arc<ServerState>>, request: Request) -> Response {
     let (mut parts, _body) = request.into_parts();
     if is_healthcheck(&parts) {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
-    if let Some(token) = &ctx.access_token
+    if let Some(token) = &state.access_token
         && !token_matches(&parts, token)
     {
         tracing::info!(uri = %parts.uri, "WebSocket upgrade without a valid access token");
@@ -33,17 +33,17 @@ pub(crate) async fn handle(State(ctx): State<Arc<Ctx>>, request: Request) -> Res
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
-    let Some(slot) = ctx.hub.try_reserve_connection() else {
-        tracing::warn!(max = ctx.hub.limits().max_connections, "connection limit reached; upgrade refused");
+    let Some(slot) = state.hub.try_reserve_connection() else {
+        tracing::warn!(max = state.hub.limits().max_connections, "connection limit reached; upgrade refused");
         return (StatusCode::SERVICE_UNAVAILABLE, "too many connections").into_response();
     };
-    let path_ok = path_matches(parts.uri.path(), &ctx.path);
+    let path_ok = path_matches(parts.uri.path(), &state.path);
     if !path_ok {
-        tracing::warn!(path = parts.uri.path(), expected = %ctx.path, "invalid WebSocket path");
+        tracing::warn!(path = parts.uri.path(), expected = %state.path, "invalid WebSocket path");
     }
-    ws.max_message_size(ctx.ws_max_message)
-        .max_frame_size(ctx.ws_max_message)
-        .on_upgrade(move |socket| connection::serve(socket, ctx, path_ok, slot))
+    ws.max_message_size(state.ws_max_message)
+        .max_frame_size(state.ws_max_message)
+        .on_upgrade(move |socket| connection::serve(socket, state, path_ok, slot))
 }
 
 /// §1.1 / §11.6: an upgrade request without the WebSocket key, as sent by

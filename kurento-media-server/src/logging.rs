@@ -1,9 +1,10 @@
 //! Logging with tracing-subscriber: stderr always, plus a log file when
 //! `--logs-path` is given (spec §11.4).
 
+use parking_lot::Mutex;
 use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
@@ -39,7 +40,7 @@ impl FileState {
 
 impl Write for RotatingFile {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut st = self.inner.lock().unwrap();
+        let mut st = self.inner.lock();
         if st.file.is_none() || st.written + buf.len() as u64 > st.max_bytes {
             st.open_next();
         }
@@ -51,7 +52,7 @@ impl Write for RotatingFile {
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        let mut st = self.inner.lock().unwrap();
+        let mut st = self.inner.lock();
         st.file.as_mut().map_or(Ok(()), |f| f.flush())
     }
 }

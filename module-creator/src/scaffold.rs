@@ -335,7 +335,7 @@ const LIB_RS: &str = r#"//! The `@name@` Kurento module: the hand-written implem
 
 pub mod api;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use gst::prelude::*;
 use kms_core::agnosticbin::AgnosticBin;
@@ -343,6 +343,7 @@ use kms_core::api::core::{Filter, MediaType};
 use kms_core::element::{ElementCore, ElementObject, MediaIo, media_type_name};
 use kms_core::object::{ObjectBase, RemoteObject};
 use kms_core::rt::{Ctx, Error, ModuleDescriptor, Result};
+use kms_core::sync::Mutex;
 
 use crate::api::@name@::events::@Camel@LabelChanged;
 use crate::api::@name@::{@Camel@Filter, @Camel@FilterConstructor, @Camel@FilterFactory};
@@ -410,11 +411,11 @@ impl Filter for @Camel@FilterImpl {}
 
 impl @Camel@Filter for @Camel@FilterImpl {
     fn get_label(&self, _ctx: &Ctx) -> Result<String> {
-        Ok(self.label.lock().unwrap_or_else(|e| e.into_inner()).clone())
+        Ok(self.label.lock().clone())
     }
 
     fn set_label(&self, _ctx: &Ctx, value: String) -> Result<()> {
-        *self.label.lock().unwrap_or_else(|e| e.into_inner()) = value.clone();
+        *self.label.lock() = value.clone();
         self.core.base().raise(&@Camel@LabelChanged { label: value });
         Ok(())
     }

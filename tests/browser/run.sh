@@ -33,6 +33,6 @@ if [[ "${1:-}" == --bench-latency ]]; then
   exec node bench-latency.js "$@"
 fi
 if [[ $# -eq 0 ]]; then
-  set -- webrtc.test.js transport.test.js
+  set -- *.test.js
 fi
 exec node --test --test-concurrency=1 --test-timeout=180000 "$@"

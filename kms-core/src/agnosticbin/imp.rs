@@ -1,6 +1,7 @@
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use gst::glib;
@@ -204,7 +205,7 @@ impl ElementImpl for AgnosticBin {
         });
         let _ = ghost.set_active(true);
         obj.add_pad(&ghost).ok()?;
-        self.state.lock().unwrap().branches.push(Branch {
+        self.state.lock().branches.push(Branch {
             ghost: ghost.clone(),
             source: None,
             tee_pad: None,
@@ -218,7 +219,7 @@ impl ElementImpl for AgnosticBin {
     fn release_pad(&self, pad: &gst::Pad) {
         let obj = self.obj();
         let removed = {
-            let mut st = self.state.lock().unwrap();
+            let mut st = self.state.lock();
             let pos = st.branches.iter().position(|b| b.ghost.upcast_ref::<gst::Pad>() == pad);
             let b = pos.map(|i| st.branches.remove(i));
             if let Some(b) = &b {
@@ -297,17 +298,17 @@ fn is_rtp(caps: &gst::CapsRef) -> bool {
 
 impl AgnosticBin {
     pub(super) fn set_bitrate(&self, bitrate: Bitrate) {
-        self.settings.lock().unwrap().bitrate = bitrate;
-        let st = self.state.lock().unwrap();
+        self.settings.lock().bitrate = bitrate;
+        let st = self.state.lock();
         self.apply_encoder_bitrates(&st);
     }
 
     pub(super) fn set_mtu(&self, mtu: u32) {
-        self.settings.lock().unwrap().mtu = mtu;
+        self.settings.lock().mtu = mtu;
     }
 
     pub(super) fn set_transcoding_callback(&self, cb: TranscodingCallback) {
-        self.settings.lock().unwrap().on_transcoding = Some(cb);
+        self.settings.lock().on_transcoding = Some(cb);
     }
 
     pub(super) fn is_transcoding(&self) -> bool {
@@ -315,7 +316,7 @@ impl AgnosticBin {
     }
 
     pub(super) fn branch_sources(&self) -> Vec<Option<Source>> {
-        self.state.lock().unwrap().branches.iter().map(|b| b.source).collect()
+        self.state.lock().branches.iter().map(|b| b.source).collect()
     }
 
     /// Asks whoever feeds this bin for a keyframe.
@@ -330,7 +331,7 @@ impl AgnosticBin {
     /// consumer ever gets caps it did not accept.
     fn input_caps(&self, caps: gst::Caps) {
         {
-            let mut st = self.state.lock().unwrap();
+            let mut st = self.state.lock();
             if st.caps.as_ref() == Some(&caps) {
                 return;
             }
@@ -366,7 +367,7 @@ impl AgnosticBin {
 
     fn replan_branch(&self, pad: &gst::Pad) {
         {
-            let mut st = self.state.lock().unwrap();
+            let mut st = self.state.lock();
             let Some(i) = st.branches.iter().position(|b| b.ghost.upcast_ref::<gst::Pad>() == pad) else { return };
             self.replan_locked(&mut st, i);
             self.collect_chains(&mut st);
@@ -523,7 +524,7 @@ impl AgnosticBin {
             Source::Enc(c) => {
                 if !st.enc.contains_key(&c) {
                     let feed = self.tee_for(st, Source::Raw)?;
-                    let bitrate = self.settings.lock().unwrap().bitrate.effective(None);
+                    let bitrate = self.settings.lock().bitrate.effective(None);
                     let mut els = codecs::make_preconvert(c)?;
                     let enc = codecs::make_encoder(c, bitrate)?;
                     els.push(enc.clone());
@@ -540,7 +541,7 @@ impl AgnosticBin {
                     } else {
                         self.tee_for(st, Source::Enc(c))?
                     };
-                    let mtu = self.settings.lock().unwrap().mtu;
+                    let mtu = self.settings.lock().mtu;
                     let pay = codecs::make_payloader(c, mtu)?;
                     let chain = self.build_chain(st, &feed, vec![pay], None, false)?;
                     st.pay.insert(c, chain);
@@ -665,7 +666,7 @@ impl AgnosticBin {
     /// bitrates.
     fn after_change(&self) {
         let (transcoding, upstream) = {
-            let mut st = self.state.lock().unwrap();
+            let mut st = self.state.lock();
             self.apply_encoder_bitrates(&st);
             let upstream = self.aggregate_upstream_bitrate(&mut st);
             (!st.enc.is_empty(), upstream)
@@ -675,7 +676,7 @@ impl AgnosticBin {
         }
         if self.transcoding.swap(transcoding, Ordering::AcqRel) != transcoding {
             gst::info!(CAT, imp = self, "transcoding: {transcoding}");
-            let cb = self.settings.lock().unwrap().on_transcoding.clone();
+            let cb = self.settings.lock().on_transcoding.clone();
             if let Some(cb) = cb {
                 cb(transcoding);
             }
@@ -684,7 +685,7 @@ impl AgnosticBin {
 
     fn branch_bitrate(&self, pad: &gst::Pad, bitrate: Option<u32>) {
         let upstream = {
-            let mut st = self.state.lock().unwrap();
+            let mut st = self.state.lock();
             let Some(b) = st.branches.iter_mut().find(|b| b.ghost.upcast_ref::<gst::Pad>() == pad) else { return };
             b.bitrate = bitrate;
             self.apply_encoder_bitrates(&st);
@@ -698,7 +699,7 @@ impl AgnosticBin {
     /// Every encoder runs at the lowest bitrate its consumers asked for,
     /// within the element's `[minEncoderBitrate, maxEncoderBitrate]`.
     fn apply_encoder_bitrates(&self, st: &State) {
-        let settings = self.settings.lock().unwrap().bitrate;
+        let settings = self.settings.lock().bitrate;
         for (c, ch) in &st.enc {
             let Some(enc) = &ch.encoder else { continue };
             let requested = st
@@ -745,7 +746,7 @@ impl AgnosticBin {
 fn gate_pad(pad: &gst::Pad, rtp_codec: Option<Codec>, rtp: bool, producer: Option<gst::Pad>) {
     let asked = Mutex::new(None::<Instant>);
     let ask = move || {
-        let mut last = asked.lock().unwrap();
+        let mut last = asked.lock();
         if last.is_none_or(|t| t.elapsed() >= KEYFRAME_RETRY) {
             *last = Some(Instant::now());
             if let Some(p) = producer.as_ref().filter(|p| p.direction() == gst::PadDirection::Src || p.is_linked()) {

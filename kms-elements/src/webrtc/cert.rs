@@ -129,12 +129,12 @@ pub struct Rekey {
     /// Connection id of the transport whose first bin was handled, waiting
     /// for its second. webrtcbin adds the send bin, then the receive bin,
     /// before either changes state, so ids go from whichever comes first.
-    pending: std::sync::Mutex<Option<String>>,
+    pending: parking_lot::Mutex<Option<String>>,
 }
 
 impl Rekey {
     pub fn new(pem: Arc<str>) -> Rekey {
-        Rekey { pem, pending: std::sync::Mutex::new(None) }
+        Rekey { pem, pending: parking_lot::Mutex::new(None) }
     }
 
     pub fn apply(&self, elements: &[gst::Element]) {
@@ -144,7 +144,7 @@ impl Rekey {
         if enc.is_none() && dec.is_none() {
             return;
         }
-        let mut pending = self.pending.lock().unwrap();
+        let mut pending = self.pending.lock();
         let id = pending.take().unwrap_or_else(|| {
             let id = format!("kms-rs-dtls-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
             *pending = Some(id.clone());

@@ -81,7 +81,7 @@ impl WebRtcEndpointImpl {
             return;
         }
         {
-            let mut d = self.data.lock().unwrap();
+            let mut d = self.data.lock();
             if d.channels.iter().any(|c| c.channel == ch) {
                 return;
             }
@@ -120,7 +120,7 @@ impl WebRtcEndpointImpl {
         let state = ch.ready_state();
         let id = ch.id();
         let (open, close) = {
-            let mut d = self.data.lock().unwrap();
+            let mut d = self.data.lock();
             let Some(c) = d.channels.iter_mut().find(|c| &c.channel == ch) else { return };
             let open = state == gst_webrtc::WebRTCDataChannelState::Open && !c.opened;
             let close = state == gst_webrtc::WebRTCDataChannelState::Closed && c.opened && !c.closed;
@@ -144,7 +144,7 @@ impl WebRtcEndpointImpl {
 
     fn received(&self, ch: &gst_webrtc::WebRTCDataChannel, bytes: &[u8], binary: bool) {
         {
-            let mut d = self.data.lock().unwrap();
+            let mut d = self.data.lock();
             if let Some(c) = d.channels.iter_mut().find(|c| &c.channel == ch) {
                 c.messages_received += 1;
                 c.bytes_received += bytes.len() as u64;
@@ -159,7 +159,7 @@ impl WebRtcEndpointImpl {
     fn send_data(&self, buf: &gst::Buffer) {
         let (label, binary) = data_info(buf);
         let ch = {
-            let mut d = self.data.lock().unwrap();
+            let mut d = self.data.lock();
             let open = |c: &&mut Channel| c.opened && !c.closed;
             let idx = d
                 .channels
@@ -191,7 +191,7 @@ impl WebRtcEndpointImpl {
         max_retransmits: i32,
         protocol: String,
     ) -> Result<()> {
-        if !self.ctor.use_data_channels || !self.data.lock().unwrap().negotiated {
+        if !self.ctor.use_data_channels || !self.data.lock().negotiated {
             return Err(Error::Code { code: OPERATION_NOT_SUPPORTED, message: "Data channels not negotiated".into() });
         }
         if max_packet_life_time >= 0 && max_retransmits >= 0 {
@@ -216,11 +216,10 @@ impl WebRtcEndpointImpl {
     }
 
     pub(super) fn do_close_data_channel(&self, channel_id: i32) -> Result<()> {
-        if !self.ctor.use_data_channels || !self.data.lock().unwrap().negotiated {
+        if !self.ctor.use_data_channels || !self.data.lock().negotiated {
             return Err(Error::Code { code: OPERATION_NOT_SUPPORTED, message: "Data channels not negotiated".into() });
         }
-        let ch =
-            self.data.lock().unwrap().channels.iter().find(|c| c.channel.id() == channel_id).map(|c| c.channel.clone());
+        let ch = self.data.lock().channels.iter().find(|c| c.channel.id() == channel_id).map(|c| c.channel.clone());
         if let Some(ch) = ch {
             ch.close();
         }

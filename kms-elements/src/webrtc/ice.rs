@@ -147,7 +147,7 @@ impl WebRtcEndpointImpl {
     /// Applies the ICE settings to webrtcbin's agent before gathering
     /// starts (spec §10.7: changes affect gathering started afterwards).
     pub(super) fn apply_ice_settings(&self) {
-        let s = self.settings.lock().unwrap().clone();
+        let s = self.settings.lock().clone();
         if let Some(stun) = s.stun_uri() {
             self.webrtcbin.set_property("stun-server", stun);
         }
@@ -174,7 +174,7 @@ impl WebRtcEndpointImpl {
     /// Records the local description's m-lines before webrtcbin starts
     /// gathering on it.
     pub(super) fn prepare_ice(&self, local: &gst_sdp::SDPMessage) {
-        let mut ice = self.ice.lock().unwrap();
+        let mut ice = self.ice.lock();
         ice.mids = local.medias().map(|m| m.attribute_val("mid").map(str::to_string)).collect();
         ice.rejected = local.medias().map(|m| m.port() == 0 && m.attribute_val("bundle-only").is_none()).collect();
         let bundle_first = local
@@ -192,14 +192,14 @@ impl WebRtcEndpointImpl {
     /// and the transports' state signals are hooked.
     pub(super) fn descriptions_ready(&self, data_negotiated: bool) {
         let queued = {
-            let mut ice = self.ice.lock().unwrap();
+            let mut ice = self.ice.lock();
             ice.descriptions_ready = true;
             std::mem::take(&mut ice.remote_queue)
         };
         for (mline, c) in queued {
             self.webrtcbin.emit_by_name::<()>("add-ice-candidate", &[&mline, &c]);
         }
-        self.data.lock().unwrap().negotiated = data_negotiated;
+        self.data.lock().negotiated = data_negotiated;
         self.hook_transports();
         if let Some(me) = self.self_arc() {
             me.hook_rtp_sessions();
@@ -224,7 +224,7 @@ impl WebRtcEndpointImpl {
             }
             let Some(ep) = weak.upgrade() else { return };
             let send = {
-                let mut ice = ep.ice.lock().unwrap();
+                let mut ice = ep.ice.lock();
                 ice.gathering_complete = true;
                 let send = ice.gather_requested && !ice.done_sent;
                 ice.done_sent |= send;
@@ -248,7 +248,7 @@ impl WebRtcEndpointImpl {
         let cand = cand.strip_prefix("a=").unwrap_or(cand);
         let cand = self.rewrite_external(cand);
         let emit = {
-            let mut ice = self.ice.lock().unwrap();
+            let mut ice = self.ice.lock();
             let mid = ice.mids.get(mline as usize).cloned().flatten().unwrap_or_else(|| mline.to_string());
             let c = IceCandidate { candidate: cand, sdp_mid: mid, sdp_m_line_index: mline as i32 };
             ice.local.push(c.clone());
@@ -267,7 +267,7 @@ impl WebRtcEndpointImpl {
     /// spec §10.7: externalIPv4/IPv6 replace host candidates' address.
     fn rewrite_external(&self, cand: &str) -> String {
         let (v4, v6) = {
-            let s = self.settings.lock().unwrap();
+            let s = self.settings.lock();
             (s.external_ipv4.clone(), s.external_ipv6.clone())
         };
         if v4.is_empty() && v6.is_empty() {
@@ -287,7 +287,7 @@ impl WebRtcEndpointImpl {
 
     pub(super) fn do_gather_candidates(&self) -> Result<()> {
         let (pending, done) = {
-            let mut ice = self.ice.lock().unwrap();
+            let mut ice = self.ice.lock();
             if ice.gather_requested {
                 return Ok(());
             }
@@ -321,7 +321,7 @@ impl WebRtcEndpointImpl {
         }
         let text = text.strip_prefix("a=").unwrap_or(text).to_string();
         let mline = {
-            let mut ice = self.ice.lock().unwrap();
+            let mut ice = self.ice.lock();
             let by_mid =
                 ice.mids.iter().position(|m| m.as_deref() == Some(c.sdp_mid.as_str()) && !c.sdp_mid.is_empty());
             let mut idx = match by_mid {
@@ -380,7 +380,7 @@ impl WebRtcEndpointImpl {
     fn hook_dtls(&self, dtls: &gst_webrtc::WebRTCDTLSTransport) {
         let Some(ice_t) = dtls.transport() else { return };
         {
-            let mut ice = self.ice.lock().unwrap();
+            let mut ice = self.ice.lock();
             if ice.transports_hooked {
                 return;
             }
@@ -393,7 +393,7 @@ impl WebRtcEndpointImpl {
             let Some(ep) = weak.upgrade() else { return };
             let Some(s) = ice_state(t.state()) else { return };
             let changed = {
-                let mut ice = ep.ice.lock().unwrap();
+                let mut ice = ep.ice.lock();
                 ice.component_state.replace(s) != Some(s)
             };
             if changed {
@@ -415,7 +415,7 @@ impl WebRtcEndpointImpl {
             let Some(ep) = weak.upgrade() else { return };
             let Some(s) = dtls_state(d.state()) else { return };
             let changed = {
-                let mut ice = ep.ice.lock().unwrap();
+                let mut ice = ep.ice.lock();
                 ice.dtls_state.replace(s) != Some(s)
             };
             ep.slots.set_send_open(s == DtlsConnectionState::Connected);
@@ -430,10 +430,10 @@ impl WebRtcEndpointImpl {
         });
         // States reached before the hook.
         if let Some(s) = ice_state(ice_t.state()) {
-            self.ice.lock().unwrap().component_state = Some(s);
+            self.ice.lock().component_state = Some(s);
         }
         if let Some(s) = dtls_state(dtls.state()) {
-            self.ice.lock().unwrap().dtls_state = Some(s);
+            self.ice.lock().dtls_state = Some(s);
             self.slots.set_send_open(s == DtlsConnectionState::Connected);
         }
     }
@@ -443,7 +443,7 @@ impl WebRtcEndpointImpl {
     /// own knob (sender priority) only knows four levels, so the ICE
     /// stream, which its nice transport exposes, is given the value directly.
     fn apply_dscp(&self, ice_t: &gst_webrtc::WebRTCICETransport) {
-        let Some(dscp) = self.settings.lock().unwrap().qos_dscp else { return };
+        let Some(dscp) = self.settings.lock().qos_dscp else { return };
         if !ice_t.has_property("stream") {
             tracing::warn!("qosDscp: this ICE transport does not expose its stream; packets are not marked");
             return;
@@ -466,7 +466,7 @@ impl WebRtcEndpointImpl {
             let Ok(Some(s)) = reply else { return };
             let Some(pair) = stats::selected_pair(s) else { return };
             let changed = {
-                let mut ice = ep.ice.lock().unwrap();
+                let mut ice = ep.ice.lock();
                 ice.selected_pair.replace(pair.clone()).as_ref() != Some(&pair)
             };
             if changed {
@@ -477,7 +477,7 @@ impl WebRtcEndpointImpl {
     }
 
     pub(super) fn ice_connections(&self) -> Vec<IceConnection> {
-        let ice = self.ice.lock().unwrap();
+        let ice = self.ice.lock();
         ice.component_state
             .map(|state| IceConnection { stream_id: STREAM_ID.to_string(), component_id: COMPONENT_ID, state })
             .into_iter()
@@ -485,7 +485,7 @@ impl WebRtcEndpointImpl {
     }
 
     pub(super) fn dtls_connections(&self) -> Vec<DtlsConnection> {
-        let ice = self.ice.lock().unwrap();
+        let ice = self.ice.lock();
         ice.dtls_state
             .map(|state| DtlsConnection {
                 stream_id: STREAM_ID.to_string(),

@@ -4,8 +4,9 @@
 //! channel messages. They exist from construction on, so `connect` works
 //! before negotiation; inputs accept nothing until then.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use gst::prelude::*;
 use kms_core::agnosticbin::AgnosticBin;
@@ -53,7 +54,7 @@ impl Slots {
         if t == MediaType::Data {
             return None;
         }
-        let mut inner = self.inner.lock().unwrap();
+        let mut inner = self.inner.lock();
         if let Some(i) = inner.inputs.get(&t) {
             return Some(i.clone());
         }
@@ -73,7 +74,7 @@ impl Slots {
 
     /// Opens or closes every send input (transport up or down).
     pub fn set_send_open(&self, open: bool) {
-        let inner = self.inner.lock().unwrap();
+        let inner = self.inner.lock();
         self.send_open.store(open, std::sync::atomic::Ordering::Release);
         for i in inner.inputs.values() {
             i.set_open(open);
@@ -81,12 +82,12 @@ impl Slots {
     }
 
     pub fn existing_input(&self, t: MediaType) -> Option<RtpInput> {
-        self.inner.lock().unwrap().inputs.get(&t).cloned()
+        self.inner.lock().inputs.get(&t).cloned()
     }
 
     /// The output agnosticbin of `t`, created on first use.
     pub fn output(&self, bin: &gst::Bin, t: MediaType) -> Option<AgnosticBin> {
-        let mut inner = self.inner.lock().unwrap();
+        let mut inner = self.inner.lock();
         if let Some(a) = inner.outputs.get(&t) {
             return Some(a.clone());
         }
@@ -111,7 +112,7 @@ impl Slots {
 
     /// Pushes one received data channel message into the pipeline.
     pub fn push_data(&self, buffer: gst::Buffer) {
-        let src = self.inner.lock().unwrap().data_src.clone();
+        let src = self.inner.lock().data_src.clone();
         if let Some(src) = src {
             let _ = src.push(buffer);
         }
@@ -119,11 +120,11 @@ impl Slots {
 
     /// Called for every DATA buffer reaching the endpoint.
     pub fn set_data_handler(&self, f: impl Fn(&gst::Buffer) + Send + Sync + 'static) {
-        *self.on_data.lock().unwrap() = Some(Arc::new(f));
+        *self.on_data.lock() = Some(Arc::new(f));
     }
 
     fn data_sink(self: &Arc<Self>, bin: &gst::Bin) -> Option<gst::Pad> {
-        let mut inner = self.inner.lock().unwrap();
+        let mut inner = self.inner.lock();
         if let Some(s) = &inner.data_sink {
             return s.static_pad("sink");
         }
@@ -137,7 +138,7 @@ impl Slots {
                     .new_sample(move |s| {
                         let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
                         if let (Some(slots), Some(buf)) = (weak.upgrade(), sample.buffer_owned()) {
-                            let h = slots.on_data.lock().unwrap().clone();
+                            let h = slots.on_data.lock().clone();
                             if let Some(h) = h {
                                 h(&buf);
                             }

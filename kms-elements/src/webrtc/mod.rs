@@ -23,7 +23,8 @@ pub mod sdp;
 pub mod settings;
 mod stats;
 
-use std::sync::{Arc, Mutex};
+use parking_lot::Mutex;
+use std::sync::Arc;
 
 use gst::prelude::*;
 use kms_core::api::core::events::MediaStateChanged;
@@ -91,7 +92,7 @@ impl WebRtcEndpointImpl {
 
     fn set_media_state(&self, new: MediaState) {
         let old = {
-            let mut st = self.states.lock().unwrap();
+            let mut st = self.states.lock();
             std::mem::replace(&mut st.media, new)
         };
         if old != new {
@@ -101,7 +102,7 @@ impl WebRtcEndpointImpl {
 
     fn set_connection_state(&self, new: ConnectionState) {
         let old = {
-            let mut st = self.states.lock().unwrap();
+            let mut st = self.states.lock();
             std::mem::replace(&mut st.connection, new)
         };
         if old != new {
@@ -148,20 +149,20 @@ impl SessionEndpoint for WebRtcEndpointImpl {}
 
 impl SdpEndpoint for WebRtcEndpointImpl {
     fn get_max_audio_recv_bandwidth(&self, _ctx: &Ctx) -> Result<i32> {
-        Ok(self.settings.lock().unwrap().max_audio_recv_bandwidth)
+        Ok(self.settings.lock().max_audio_recv_bandwidth)
     }
 
     fn set_max_audio_recv_bandwidth(&self, _ctx: &Ctx, value: i32) -> Result<()> {
-        self.settings.lock().unwrap().max_audio_recv_bandwidth = value.max(0);
+        self.settings.lock().max_audio_recv_bandwidth = value.max(0);
         Ok(())
     }
 
     fn get_max_video_recv_bandwidth(&self, _ctx: &Ctx) -> Result<i32> {
-        Ok(self.settings.lock().unwrap().max_video_recv_bandwidth)
+        Ok(self.settings.lock().max_video_recv_bandwidth)
     }
 
     fn set_max_video_recv_bandwidth(&self, _ctx: &Ctx, value: i32) -> Result<()> {
-        self.settings.lock().unwrap().max_video_recv_bandwidth = value.max(0);
+        self.settings.lock().max_video_recv_bandwidth = value.max(0);
         self.update_remb();
         Ok(())
     }
@@ -183,72 +184,67 @@ impl SdpEndpoint for WebRtcEndpointImpl {
     }
 
     fn get_remote_session_descriptor(&self, _ctx: &Ctx) -> Result<String> {
-        self.neg
-            .lock()
-            .unwrap()
-            .remote
-            .clone()
-            .ok_or_else(|| sdp::err(sdp::SDP_END_POINT_NO_REMOTE_SDP_ERROR, "No remote SDP"))
+        self.neg.lock().remote.clone().ok_or_else(|| sdp::err(sdp::SDP_END_POINT_NO_REMOTE_SDP_ERROR, "No remote SDP"))
     }
 }
 
 impl BaseRtpEndpoint for WebRtcEndpointImpl {
     fn get_min_video_recv_bandwidth(&self, _ctx: &Ctx) -> Result<i32> {
-        Ok(self.settings.lock().unwrap().min_video_recv_bandwidth)
+        Ok(self.settings.lock().min_video_recv_bandwidth)
     }
 
     fn set_min_video_recv_bandwidth(&self, _ctx: &Ctx, value: i32) -> Result<()> {
-        self.settings.lock().unwrap().min_video_recv_bandwidth = value.max(0);
+        self.settings.lock().min_video_recv_bandwidth = value.max(0);
         self.update_remb();
         Ok(())
     }
 
     fn get_min_video_send_bandwidth(&self, _ctx: &Ctx) -> Result<i32> {
-        Ok(self.settings.lock().unwrap().min_video_send_bandwidth)
+        Ok(self.settings.lock().min_video_send_bandwidth)
     }
 
     fn set_min_video_send_bandwidth(&self, _ctx: &Ctx, value: i32) -> Result<()> {
-        self.settings.lock().unwrap().min_video_send_bandwidth = value.max(0);
+        self.settings.lock().min_video_send_bandwidth = value.max(0);
         self.update_send_bitrate();
         Ok(())
     }
 
     fn get_max_video_send_bandwidth(&self, _ctx: &Ctx) -> Result<i32> {
-        Ok(self.settings.lock().unwrap().max_video_send_bandwidth)
+        Ok(self.settings.lock().max_video_send_bandwidth)
     }
 
     fn set_max_video_send_bandwidth(&self, _ctx: &Ctx, value: i32) -> Result<()> {
-        self.settings.lock().unwrap().max_video_send_bandwidth = value.max(0);
+        self.settings.lock().max_video_send_bandwidth = value.max(0);
         self.update_send_bitrate();
         Ok(())
     }
 
     fn get_media_state(&self, _ctx: &Ctx) -> Result<MediaState> {
-        Ok(self.states.lock().unwrap().media)
+        Ok(self.states.lock().media)
     }
 
     fn get_connection_state(&self, _ctx: &Ctx) -> Result<ConnectionState> {
-        Ok(self.states.lock().unwrap().connection)
+        Ok(self.states.lock().connection)
     }
 
     fn get_mtu(&self, _ctx: &Ctx) -> Result<i32> {
-        Ok(self.settings.lock().unwrap().mtu)
+        Ok(self.settings.lock().mtu)
     }
 
     fn set_mtu(&self, _ctx: &Ctx, value: i32) -> Result<()> {
         if !(200..=65000).contains(&value) {
             return Err(Error::IllegalParam(format!("Invalid MTU {value}")));
         }
-        self.settings.lock().unwrap().mtu = value;
+        self.settings.lock().mtu = value;
         Ok(())
     }
 
     fn get_remb_params(&self, _ctx: &Ctx) -> Result<RembParams> {
-        Ok(self.settings.lock().unwrap().remb.clone())
+        Ok(self.settings.lock().remb.clone())
     }
 
     fn set_remb_params(&self, _ctx: &Ctx, value: RembParams) -> Result<()> {
-        self.settings.lock().unwrap().remb = value;
+        self.settings.lock().remb = value;
         self.update_remb();
         Ok(())
     }
@@ -270,70 +266,70 @@ impl BaseRtpEndpoint for WebRtcEndpointImpl {
 
 impl WebRtcEndpoint for WebRtcEndpointImpl {
     fn get_network_interfaces(&self, _ctx: &Ctx) -> Result<String> {
-        Ok(self.settings.lock().unwrap().network_interfaces.clone())
+        Ok(self.settings.lock().network_interfaces.clone())
     }
 
     fn set_network_interfaces(&self, _ctx: &Ctx, value: String) -> Result<()> {
-        self.settings.lock().unwrap().network_interfaces = value;
+        self.settings.lock().network_interfaces = value;
         Ok(())
     }
 
     fn get_ice_tcp(&self, _ctx: &Ctx) -> Result<bool> {
-        Ok(self.settings.lock().unwrap().ice_tcp)
+        Ok(self.settings.lock().ice_tcp)
     }
 
     fn set_ice_tcp(&self, _ctx: &Ctx, value: bool) -> Result<()> {
-        self.settings.lock().unwrap().ice_tcp = value;
+        self.settings.lock().ice_tcp = value;
         Ok(())
     }
 
     fn get_stun_server_address(&self, _ctx: &Ctx) -> Result<String> {
-        Ok(self.settings.lock().unwrap().stun_server_address.clone())
+        Ok(self.settings.lock().stun_server_address.clone())
     }
 
     fn set_stun_server_address(&self, _ctx: &Ctx, value: String) -> Result<()> {
-        self.settings.lock().unwrap().stun_server_address = value;
+        self.settings.lock().stun_server_address = value;
         Ok(())
     }
 
     fn get_stun_server_port(&self, _ctx: &Ctx) -> Result<i32> {
-        Ok(self.settings.lock().unwrap().stun_server_port)
+        Ok(self.settings.lock().stun_server_port)
     }
 
     fn set_stun_server_port(&self, _ctx: &Ctx, value: i32) -> Result<()> {
-        self.settings.lock().unwrap().stun_server_port = value;
+        self.settings.lock().stun_server_port = value;
         Ok(())
     }
 
     fn get_turn_url(&self, _ctx: &Ctx) -> Result<String> {
-        Ok(self.settings.lock().unwrap().turn_url.clone())
+        Ok(self.settings.lock().turn_url.clone())
     }
 
     fn set_turn_url(&self, _ctx: &Ctx, value: String) -> Result<()> {
-        self.settings.lock().unwrap().turn_url = value;
+        self.settings.lock().turn_url = value;
         Ok(())
     }
 
     fn get_external_i_pv4(&self, _ctx: &Ctx) -> Result<String> {
-        Ok(self.settings.lock().unwrap().external_ipv4.clone())
+        Ok(self.settings.lock().external_ipv4.clone())
     }
 
     fn set_external_i_pv4(&self, _ctx: &Ctx, value: String) -> Result<()> {
-        self.settings.lock().unwrap().external_ipv4 = value;
+        self.settings.lock().external_ipv4 = value;
         Ok(())
     }
 
     fn get_external_i_pv6(&self, _ctx: &Ctx) -> Result<String> {
-        Ok(self.settings.lock().unwrap().external_ipv6.clone())
+        Ok(self.settings.lock().external_ipv6.clone())
     }
 
     fn set_external_i_pv6(&self, _ctx: &Ctx, value: String) -> Result<()> {
-        self.settings.lock().unwrap().external_ipv6 = value;
+        self.settings.lock().external_ipv6 = value;
         Ok(())
     }
 
     fn get_ice_candidate_pairs(&self, _ctx: &Ctx) -> Result<Vec<IceCandidatePair>> {
-        Ok(self.ice.lock().unwrap().selected_pair.iter().cloned().collect())
+        Ok(self.ice.lock().selected_pair.iter().cloned().collect())
     }
 
     fn get_ice_connection_state(&self, _ctx: &Ctx) -> Result<Vec<IceConnection>> {

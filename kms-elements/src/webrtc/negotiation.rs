@@ -94,7 +94,7 @@ fn media_type(kind: Kind) -> MediaType {
 
 impl WebRtcEndpointImpl {
     pub(super) fn do_process_offer(&self, offer: String) -> Result<String> {
-        let mut neg = self.neg.lock().unwrap();
+        let mut neg = self.neg.lock();
         if neg.phase != Phase::Idle {
             return Err(err(sdp::SDP_END_POINT_ALREADY_NEGOTIATED, "Endpoint already negotiated"));
         }
@@ -134,7 +134,7 @@ impl WebRtcEndpointImpl {
         set_description(&self.webrtcbin, true, gst_webrtc::WebRTCSDPType::Offer, filtered).map_err(fail)?;
         let answer = create_description(&self.webrtcbin, false).map_err(fail)?;
         let (max_a, max_v) = {
-            let s = self.settings.lock().unwrap();
+            let s = self.settings.lock();
             (s.max_audio_recv_bandwidth, s.max_video_recv_bandwidth)
         };
         let text = sdp::finish_local(&answer.sdp().as_text().map_err(|e| fail(e.to_string()))?, max_a, max_v);
@@ -157,7 +157,7 @@ impl WebRtcEndpointImpl {
     }
 
     pub(super) fn do_generate_offer(&self, options: Option<OfferOptions>) -> Result<String> {
-        let mut neg = self.neg.lock().unwrap();
+        let mut neg = self.neg.lock();
         if neg.phase != Phase::Idle {
             return Err(err(sdp::SDP_END_POINT_ALREADY_NEGOTIATED, "Endpoint already negotiated"));
         }
@@ -167,7 +167,7 @@ impl WebRtcEndpointImpl {
         };
         let (audio, video) = options.map_or((true, true), |o| (o.offer_to_receive_audio, o.offer_to_receive_video));
         let (n_audio, n_video) = {
-            let s = self.settings.lock().unwrap();
+            let s = self.settings.lock();
             (if audio { s.num_audio_medias } else { 0 }, if video { s.num_video_medias } else { 0 })
         };
         let direction = if self.ctor.recvonly {
@@ -206,7 +206,7 @@ impl WebRtcEndpointImpl {
         }
         let offer = create_description(&self.webrtcbin, true).map_err(fail)?;
         let (max_a, max_v) = {
-            let s = self.settings.lock().unwrap();
+            let s = self.settings.lock();
             (s.max_audio_recv_bandwidth, s.max_video_recv_bandwidth)
         };
         let text = sdp::finish_local(&offer.sdp().as_text().map_err(|e| fail(e.to_string()))?, max_a, max_v);
@@ -223,7 +223,7 @@ impl WebRtcEndpointImpl {
     }
 
     pub(super) fn do_process_answer(&self, answer: String) -> Result<String> {
-        let mut neg = self.neg.lock().unwrap();
+        let mut neg = self.neg.lock();
         match neg.phase {
             Phase::OfferGenerated => {}
             Phase::AnswerProcessed => {
@@ -334,9 +334,9 @@ impl WebRtcEndpointImpl {
 
     /// The local SDP with the candidates gathered so far (spec §10.5).
     pub(super) fn local_sdp_with_candidates(&self) -> Option<String> {
-        let local = self.neg.lock().unwrap().local.clone()?;
+        let local = self.neg.lock().local.clone()?;
         let (cands, done) = {
-            let ice = self.ice.lock().unwrap();
+            let ice = self.ice.lock();
             (ice.local.clone(), ice.gathering_complete)
         };
         if cands.is_empty() {
@@ -380,8 +380,8 @@ impl WebRtcEndpointImpl {
     /// What receivers of our video may be sent: REMB they reported, within
     /// `[minVideoSendBandwidth, maxVideoSendBandwidth]`.
     pub(super) fn update_send_bitrate(&self) {
-        let (min, max) = self.settings.lock().unwrap().video_send_range();
-        let reported = self.ice.lock().unwrap().remote_remb;
+        let (min, max) = self.settings.lock().video_send_range();
+        let reported = self.ice.lock().remote_remb;
         let b = reported.unwrap_or(max).clamp(min, max);
         if b == u32::MAX {
             return; // no limit and no REMB yet: no wish

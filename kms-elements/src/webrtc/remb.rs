@@ -145,7 +145,7 @@ impl WebRtcEndpointImpl {
                 continue;
             };
             {
-                let mut r = self.remb.lock().unwrap();
+                let mut r = self.remb.lock();
                 if r.hooked.contains(&id) {
                     continue;
                 }
@@ -177,7 +177,7 @@ impl WebRtcEndpointImpl {
 
     fn remote_remb(&self, bps: u32) {
         let changed = {
-            let mut ice = self.ice.lock().unwrap();
+            let mut ice = self.ice.lock();
             ice.remote_remb.replace(bps) != Some(bps)
         };
         if changed {
@@ -189,10 +189,10 @@ impl WebRtcEndpointImpl {
     /// video, if any is flowing.
     fn append_remb(&self, args: &[glib::Value]) -> bool {
         let Some(ssrc) = self.slots.received_video_ssrc() else { return false };
-        let params = self.settings.lock().unwrap().remb.clone();
-        let (min, max) = self.settings.lock().unwrap().video_recv_range();
+        let params = self.settings.lock().remb.clone();
+        let (min, max) = self.settings.lock().video_recv_range();
         let bitrate = {
-            let mut r = self.remb.lock().unwrap();
+            let mut r = self.remb.lock();
             let est = r.estimator.update(&params, self.slots.loss.totals());
             let wanted = r.consumers.map_or(est, |c| est.min(c as f64));
             let b = (wanted as u64).clamp(min as u64, max as u64) as u32;
@@ -217,12 +217,12 @@ impl WebRtcEndpointImpl {
 
     /// What our video consumers can take (their aggregated `kms-bitrate`).
     pub(super) fn consumers_bitrate(&self, bps: u32) {
-        self.remb.lock().unwrap().consumers = Some(bps);
+        self.remb.lock().consumers = Some(bps);
     }
 
     /// The REMB value last sent (for stats and tests).
     pub(super) fn last_remb(&self) -> Option<u32> {
-        self.remb.lock().unwrap().last_sent
+        self.remb.lock().last_sent
     }
 }
 

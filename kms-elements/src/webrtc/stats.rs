@@ -191,7 +191,7 @@ pub fn collect(ep: &WebRtcEndpointImpl, media_type: Option<MediaType>) -> Vec<(S
             }
             T::OutboundRtp if kind_matches(s, &kinds, media_type) => {
                 let remote = remote_of(&string(s, "remote-id"));
-                let remb = ep.ice.lock().unwrap().remote_remb.unwrap_or(0) as i64;
+                let remb = ep.ice.lock().remote_remb.unwrap_or(0) as i64;
                 out.push((
                     id.clone(),
                     Polymorphic::of(&RTCOutboundRTPStreamStats {
@@ -285,7 +285,7 @@ pub fn collect(ep: &WebRtcEndpointImpl, media_type: Option<MediaType>) -> Vec<(S
             _ => {}
         }
     }
-    let d = ep.data.lock().unwrap();
+    let d = ep.data.lock();
     if media_type.is_none() || media_type == Some(MediaType::Data) {
         for (cid, label, protocol, open, ms, bs, mr, br) in d.stats() {
             let id = format!("datachannel_{cid}");

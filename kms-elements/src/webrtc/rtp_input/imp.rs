@@ -1,5 +1,6 @@
+use parking_lot::Mutex;
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{LazyLock, Mutex};
 
 use gst::glib;
 use gst::prelude::*;
@@ -140,7 +141,7 @@ impl RtpInput {
         gst::debug!(CAT, imp = self, "formats {:?}, ssrc {ssrc}", formats.iter().map(|f| f.pt).collect::<Vec<_>>());
         self.ssrc.store(ssrc, Ordering::Release);
         let first = formats.first().cloned();
-        self.settings.lock().unwrap().formats = formats;
+        self.settings.lock().formats = formats;
         // Announce the stream to webrtcbin now: its caps handling can wait
         // on webrtcbin's own lock, which must not delay the first packet.
         if let Some(f) = first
@@ -150,7 +151,7 @@ impl RtpInput {
             let _ = self.srcpad.push_event(gst::event::StreamStart::new(&format!("kms-rtp-input-{ssrc}")));
             let _ = self.srcpad.push_event(gst::event::Caps::new(&caps));
             let _ = self.srcpad.push_event(gst::event::Segment::new(&gst::FormattedSegment::<gst::ClockTime>::new()));
-            self.state.lock().unwrap().announced = Some(caps);
+            self.state.lock().announced = Some(caps);
         }
     }
 
@@ -163,7 +164,7 @@ impl RtpInput {
     /// anyway: held packets may have started mid-frame or been dropped.
     /// Closing discards what is held.
     pub(super) fn set_open(&self, open: bool) -> bool {
-        let mut held = self.held.lock().unwrap();
+        let mut held = self.held.lock();
         let was_open = self.open.swap(open, Ordering::AcqRel);
         if !open {
             held.packets.clear();
@@ -181,7 +182,7 @@ impl RtpInput {
     }
 
     fn accepted(&self) -> gst::Caps {
-        let settings = self.settings.lock().unwrap();
+        let settings = self.settings.lock();
         let mut caps = gst::Caps::new_empty();
         for f in &settings.formats {
             caps.merge(f.caps.clone());
@@ -224,7 +225,7 @@ impl RtpInput {
             gst::EventView::Caps(c) => {
                 let caps = c.caps();
                 let format = {
-                    let settings = self.settings.lock().unwrap();
+                    let settings = self.settings.lock();
                     settings.formats.iter().find(|f| f.caps.can_intersect(caps)).cloned()
                 };
                 let Some(format) = format else {
@@ -233,7 +234,7 @@ impl RtpInput {
                 };
                 let out = self.output_caps(&format, caps);
                 let announced = {
-                    let mut st = self.state.lock().unwrap();
+                    let mut st = self.state.lock();
                     st.current = Some(format);
                     st.announced.take()
                 };
@@ -244,7 +245,7 @@ impl RtpInput {
             }
             gst::EventView::Segment(s) => {
                 if let Ok(seg) = s.segment().clone().downcast::<gst::ClockTime>() {
-                    self.state.lock().unwrap().segment = Some(seg);
+                    self.state.lock().segment = Some(seg);
                 }
                 self.srcpad.push_event(event)
             }
@@ -284,7 +285,7 @@ impl RtpInput {
 
     fn chain(&self, _pad: &gst::Pad, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
         if !self.open.load(Ordering::Acquire) {
-            let mut held = self.held.lock().unwrap();
+            let mut held = self.held.lock();
             // Re-checked under the lock `set_open` takes: no packet is held
             // after the gate opened.
             if !self.open.load(Ordering::Acquire) {
@@ -297,7 +298,7 @@ impl RtpInput {
             }
         }
         if self.any_held.swap(false, Ordering::AcqRel) {
-            let earlier: Vec<gst::Buffer> = self.held.lock().unwrap().packets.drain(..).collect();
+            let earlier: Vec<gst::Buffer> = self.held.lock().packets.drain(..).collect();
             for b in earlier {
                 self.forward(b)?;
             }
@@ -309,7 +310,7 @@ impl RtpInput {
     fn forward(&self, mut buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
         let ssrc_out = self.ssrc();
         let (pt, clock_rate) = {
-            let st = self.state.lock().unwrap();
+            let st = self.state.lock();
             match &st.current {
                 Some(f) => (f.pt, f.clock_rate),
                 None => return Ok(gst::FlowSuccess::Ok),
@@ -327,7 +328,7 @@ impl RtpInput {
             buffer = nb;
         }
         let now = {
-            let st = self.state.lock().unwrap();
+            let st = self.state.lock();
             let pts = buffer.pts();
             st.segment.as_ref().and_then(|s| s.to_running_time(pts)).or(pts).map(|t| t.nseconds()).unwrap_or(0)
         };
@@ -340,7 +341,7 @@ impl RtpInput {
             let ssrc_in = u32::from_be_bytes([map[8], map[9], map[10], map[11]]);
             let seq = u16::from_be_bytes([map[2], map[3]]);
             let ts = u32::from_be_bytes([map[4], map[5], map[6], map[7]]);
-            let (oseq, ots) = self.state.lock().unwrap().continuity.map(ssrc_in, seq, ts, now, clock_rate);
+            let (oseq, ots) = self.state.lock().continuity.map(ssrc_in, seq, ts, now, clock_rate);
             rewrite_header(&mut map, pt, oseq, ots, ssrc_out);
             if self.packets.fetch_add(1, Ordering::Relaxed) == 0 {
                 gst::debug!(CAT, imp = self, "first packet out: ssrc {ssrc_out}, pt {pt}, seq {oseq}");

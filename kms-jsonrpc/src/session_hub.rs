@@ -2,12 +2,13 @@
 //! [`Dispatcher`] behind a lock, each connection's outbound queue, and the
 //! [`Notifier`] handle through which the backend delivers events (§7.1).
 //!
-//! The lock is a `std::sync::Mutex` held only for bookkeeping (never across
+//! The lock is a `parking_lot::Mutex` held only for bookkeeping (never across
 //! an `.await` or a backend call), so GStreamer threads can take it.
 
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use serde_json::Value;
@@ -127,7 +128,7 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, HubState> {
         // A panic while holding the lock leaves plain bookkeeping behind;
         // keep serving rather than poisoning every connection.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock()
     }
 }
 

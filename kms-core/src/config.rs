@@ -2,6 +2,45 @@
 
 use serde_json::Value;
 
+/// Bounds on per-object growth driven by client input
+/// (`mediaServer.resources.limits.*`). 0 = unlimited. Exceeding one is a
+/// JSON-RPC error, never an unbounded allocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectLimits {
+    /// `maxSubscriptionsPerObject`: subscription ids on one object, all
+    /// sessions and event types together.
+    pub max_subscriptions_per_object: usize,
+    /// `maxTagsPerObject`.
+    pub max_tags_per_object: usize,
+    /// `maxTagBytes`: key plus value of one tag.
+    pub max_tag_bytes: usize,
+    /// `maxQueuedIceCandidates`: remote candidates an endpoint keeps before
+    /// its descriptions are set.
+    pub max_queued_ice_candidates: usize,
+    /// `maxDataChannels`: data channels of one WebRtcEndpoint.
+    pub max_data_channels: usize,
+    /// `maxMediaDescriptions`: distinct media descriptions of one element
+    /// per media type and direction.
+    pub max_media_descriptions: usize,
+    /// `maxSlowCallsPerSession`: calls of one session that wait (getUsedCpu,
+    /// negotiation, stats) in progress at once.
+    pub max_slow_calls_per_session: usize,
+}
+
+impl Default for ObjectLimits {
+    fn default() -> Self {
+        ObjectLimits {
+            max_subscriptions_per_object: 1000,
+            max_tags_per_object: 100,
+            max_tag_bytes: 4096,
+            max_queued_ice_candidates: 500,
+            max_data_channels: 256,
+            max_media_descriptions: 64,
+            max_slow_calls_per_session: 8,
+        }
+    }
+}
+
 /// Configuration shared by all objects of a server.
 #[derive(Debug, Clone, Default)]
 pub struct CoreConfig {
@@ -18,6 +57,8 @@ pub struct CoreConfig {
     /// Directories the module configuration was read from, then the main
     /// configuration's: relative file settings (certificates) resolve here.
     pub config_dirs: Vec<std::path::PathBuf>,
+    /// Per-object growth bounds.
+    pub limits: ObjectLimits,
 }
 
 impl CoreConfig {

@@ -265,6 +265,7 @@ impl Settings {
             max_objects_per_session: as_u64(lim.get("maxObjectsPerSession")).map(|v| v as usize).unwrap_or(100_000),
             max_cpu_sample_ms: as_u64(lim.get("maxCpuSampleMs")).unwrap_or(10_000),
             config_dirs: vec![config_dir.to_path_buf()],
+            limits: object_limits(&lim),
         };
         Ok(Settings { server, core, config_dir: config_dir.to_path_buf() })
     }
@@ -286,6 +287,21 @@ impl Settings {
         let mut settings = Settings::from_values(&main, modules, &config_dir, env)?;
         settings.core.config_dirs = dirs.into_iter().chain(std::iter::once(config_dir)).collect();
         Ok(settings)
+    }
+}
+
+/// `mediaServer.resources.limits.*` bounds on per-object growth.
+fn object_limits(lim: &Value) -> kms_core::config::ObjectLimits {
+    let d = kms_core::config::ObjectLimits::default();
+    let get = |k: &str, v: usize| as_u64(lim.get(k)).map(|x| x as usize).unwrap_or(v);
+    kms_core::config::ObjectLimits {
+        max_subscriptions_per_object: get("maxSubscriptionsPerObject", d.max_subscriptions_per_object),
+        max_tags_per_object: get("maxTagsPerObject", d.max_tags_per_object),
+        max_tag_bytes: get("maxTagBytes", d.max_tag_bytes),
+        max_queued_ice_candidates: get("maxQueuedIceCandidates", d.max_queued_ice_candidates),
+        max_data_channels: get("maxDataChannels", d.max_data_channels),
+        max_media_descriptions: get("maxMediaDescriptions", d.max_media_descriptions),
+        max_slow_calls_per_session: get("maxSlowCallsPerSession", d.max_slow_calls_per_session),
     }
 }
 

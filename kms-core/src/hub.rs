@@ -4,6 +4,7 @@
 //! ...) supply a [`HubLogic`] deciding how port media is combined.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use gst::prelude::*;
 
@@ -27,20 +28,26 @@ pub trait HubLogic: Send + Sync + 'static {
     fn port_removed(&self, hub: &HubCore, port: &ObjectId);
 }
 
+/// What every hub owns. Its bin joins the pipeline in [`HubCore::new`] and
+/// leaves it in [`HubCore::release`], which `Drop` runs if nobody did: a
+/// hub constructor that fails halfway leaves the pipeline unchanged.
 pub struct HubCore {
     base: ObjectBase,
     bin: gst::Bin,
     shared: Arc<PipelineShared>,
     logic: Box<dyn HubLogic>,
+    released: AtomicBool,
 }
 
 impl HubCore {
     pub fn new(base: ObjectBase, shared: Arc<PipelineShared>, logic: Box<dyn HubLogic>) -> Result<HubCore> {
         let name = base.id().as_str().rsplit('/').next().unwrap_or("hub").to_string();
         let bin = gst::Bin::builder().name(name).build();
-        shared.pipeline.add(&bin)?;
-        bin.sync_state_with_parent()?;
-        Ok(HubCore { base, bin, shared, logic })
+        let core = HubCore { base, bin, shared, logic, released: AtomicBool::new(false) };
+        // From here on an early return drops `core`, which removes the bin.
+        core.shared.pipeline.add(&core.bin)?;
+        core.bin.sync_state_with_parent()?;
+        Ok(core)
     }
 
     pub fn base(&self) -> &ObjectBase {
@@ -55,9 +62,19 @@ impl HubCore {
         &self.shared
     }
 
+    /// Takes the hub's bin out of the pipeline. Idempotent.
     pub fn release(&self) {
+        if self.released.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let _ = self.bin.set_state(gst::State::Null);
         let _ = self.shared.pipeline.remove(&self.bin);
+    }
+}
+
+impl Drop for HubCore {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 

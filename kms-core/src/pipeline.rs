@@ -2,7 +2,6 @@
 //! creation, owning every element created in it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use gst::prelude::*;
 
@@ -17,7 +16,6 @@ use crate::rt::Ctx;
 pub struct MediaPipelineImpl {
     base: ObjectBase,
     shared: Arc<PipelineShared>,
-    latency_stats: AtomicBool,
 }
 
 impl MediaPipelineImpl {
@@ -83,17 +81,17 @@ impl MediaPipelineFactory for MediaPipelineImpl {
         });
         pipeline.set_state(gst::State::Playing)?;
         let shared = Arc::new(PipelineShared::new(base.id().clone(), pipeline));
-        Ok(Arc::new(MediaPipelineImpl { base, shared, latency_stats: AtomicBool::new(false) }))
+        Ok(Arc::new(MediaPipelineImpl { base, shared }))
     }
 }
 
 impl MediaPipeline for MediaPipelineImpl {
     fn get_latency_stats(&self, _ctx: &Ctx) -> Result<bool> {
-        Ok(self.latency_stats.load(Ordering::Relaxed))
+        Ok(self.shared.latency.is_enabled())
     }
 
     fn set_latency_stats(&self, _ctx: &Ctx, value: bool) -> Result<()> {
-        self.latency_stats.store(value, Ordering::Relaxed);
+        self.shared.latency.set(value);
         Ok(())
     }
 

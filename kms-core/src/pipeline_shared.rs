@@ -4,9 +4,11 @@
 //! replaces the old one" race-free.
 
 use parking_lot::Mutex;
+use std::sync::Arc;
 
 use crate::agnosticbin::AgnosticBin;
 use crate::api::core::MediaType;
+use crate::element::LatencySwitch;
 use crate::object::{ObjectBase, ObjectId};
 
 /// One logical connection of one media type.
@@ -30,10 +32,12 @@ pub struct PipelineShared {
     pub id: ObjectId,
     pub pipeline: gst::Pipeline,
     pub links: Mutex<Vec<Link>>,
+    /// `MediaPipeline.latencyStats`: read by every element's latency probes.
+    pub latency: Arc<LatencySwitch>,
 }
 
 impl PipelineShared {
     pub fn new(id: ObjectId, pipeline: gst::Pipeline) -> Self {
-        PipelineShared { id, pipeline, links: Mutex::new(vec![]) }
+        PipelineShared { id, pipeline, links: Mutex::new(vec![]), latency: Arc::default() }
     }
 }

@@ -209,7 +209,16 @@ impl ElementImpl for AgnosticBin {
         };
         // No target until the consumer says what it accepts: nothing flows
         // into an unlinked or not-yet-negotiated consumer.
-        let ghost = gst::GhostPad::builder_from_template(templ).name(name).build();
+        // A consumer's failure (flushing while it goes away, refusing caps,
+        // an error of its own) stops that branch only: the tees treat any
+        // other result as fatal for every branch and for the producer.
+        let ghost = gst::GhostPad::builder_from_template(templ)
+            .name(name)
+            .proxy_pad_chain_function(|pad, parent, buffer| isolate(gst::ProxyPad::chain_default(pad, parent, buffer)))
+            .proxy_pad_chain_list_function(|pad, parent, list| {
+                isolate(gst::ProxyPad::chain_list_default(pad, parent, list))
+            })
+            .build();
         let id = self.next_branch.fetch_add(1, Ordering::Relaxed);
         let weak = obj.downgrade();
         ghost.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
@@ -287,6 +296,17 @@ impl ElementImpl for AgnosticBin {
 }
 
 impl BinImpl for AgnosticBin {}
+
+/// One branch's flow result as its tee should see it.
+fn isolate(r: Result<gst::FlowSuccess, gst::FlowError>) -> Result<gst::FlowSuccess, gst::FlowError> {
+    match r {
+        Err(e) if e != gst::FlowError::NotLinked => {
+            gst::trace!(CAT, "branch consumer returned {e:?}");
+            Err(gst::FlowError::NotLinked)
+        }
+        r => r,
+    }
+}
 
 impl AgnosticBin {
     /// Input caps changed (caps probe, streaming thread): closes the valves

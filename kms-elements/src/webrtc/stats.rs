@@ -101,13 +101,16 @@ pub fn selected_pair(reply: &gst::StructureRef) -> Option<IceCandidatePair> {
     })
 }
 
+/// The endpoint's own record: latencies measured by its element core while
+/// the pipeline's `latencyStats` is on (empty lists otherwise). E2E is taken
+/// where media leaves toward webrtcbin (the send input's source pad).
 pub fn endpoint_stats(ep: &WebRtcEndpointImpl, ts: i64) -> Polymorphic {
     Polymorphic::of(&EndpointStats {
         id: ep.base().id().to_string(),
         r#type: StatsType::Endpoint,
         timestamp_millis: ts,
-        input_latency: vec![],
-        e2e_latency: vec![],
+        input_latency: ep.core.input_latency(),
+        e2e_latency: ep.core.e2e_latency(),
     })
 }
 

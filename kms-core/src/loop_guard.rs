@@ -2,8 +2,9 @@
 //! to itself), but GStreamer forwards caps/allocation queries downstream and
 //! reconfigure/latency traffic upstream through every tee: in a cycle that
 //! recursion never ends and overflows the stack. The guard answers those
-//! queries and drops those events at an element's input, where the element
-//! (its agnosticbin) adapts formats itself anyway.
+//! queries (caps upstream: the caps flowing now) and drops those events at
+//! an element's input, where the element (its agnosticbin) adapts formats
+//! itself anyway.
 
 use parking_lot::Mutex;
 
@@ -33,7 +34,7 @@ pub fn install(pad: &gst::Pad) {
             _ => gst::PadProbeReturn::Ok,
         }
     });
-    pad.add_probe(gst::PadProbeType::QUERY_UPSTREAM, |_, info| {
+    pad.add_probe(gst::PadProbeType::QUERY_UPSTREAM, |pad, info| {
         let Some(gst::PadProbeData::Query(q)) = &mut info.data else {
             return gst::PadProbeReturn::Ok;
         };
@@ -42,9 +43,18 @@ pub fn install(pad: &gst::Pad) {
                 l.set(true, gst::ClockTime::ZERO, gst::ClockTime::NONE);
                 gst::PadProbeReturn::Handled
             }
-            gst::QueryViewMut::Caps(_) | gst::QueryViewMut::AcceptCaps(_) | gst::QueryViewMut::Allocation(_) => {
-                gst::PadProbeReturn::Ok
+            // What the producer can give is what it gives now: asking
+            // further upstream would go around a cycle forever.
+            gst::QueryViewMut::Caps(c) => {
+                let current = pad.current_caps().unwrap_or_else(gst::Caps::new_any);
+                let caps = match c.filter() {
+                    Some(f) => f.intersect_with_mode(&current, gst::CapsIntersectMode::First),
+                    None => current,
+                };
+                c.set_result(&caps);
+                gst::PadProbeReturn::Handled
             }
+            gst::QueryViewMut::AcceptCaps(_) | gst::QueryViewMut::Allocation(_) => gst::PadProbeReturn::Ok,
             _ => gst::PadProbeReturn::Drop,
         }
     });

@@ -245,3 +245,46 @@ fn without_an_mtu_answer_payloaders_use_the_elements_setting() {
     assert!(max <= core_mtu as usize && max > 600, "max packet {max}");
     r.release(&s, &p).unwrap();
 }
+
+/// The threading rule, observed: replanning (here, a consumer slow to
+/// answer what it accepts) happens off the streaming thread, so the
+/// producer keeps feeding the other consumers meanwhile.
+#[test]
+fn a_consumer_slow_to_answer_its_caps_holds_up_neither_the_producer_nor_other_consumers() {
+    let r = registry();
+    let s = SessionId::new_random();
+    let p = r.create(&s, "MediaPipeline", None).unwrap();
+    let a = r.create(&s, "PassThrough", Some(&json!({"mediaPipeline": p}))).unwrap();
+    let fast = Arc::new(tap(&r, &a, MediaType::Video, None));
+    let slow = tap(&r, &a, MediaType::Video, Some(gst::Caps::builder("video/x-raw").build()));
+    let feeding = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Buffers the fast consumer had when the slow one's first caps query
+    // after the media started was answered (u32::MAX: not yet).
+    let seen = Arc::new(AtomicU32::new(u32::MAX));
+    {
+        let (fast, feeding, seen) = (fast.clone(), feeding.clone(), seen.clone());
+        slow.sink.static_pad("sink").unwrap().add_probe(gst::PadProbeType::QUERY_DOWNSTREAM, move |_, info| {
+            if let Some(gst::PadProbeData::Query(q)) = &info.data
+                && let gst::QueryView::Caps(_) = q.view()
+                && feeding.load(Ordering::SeqCst)
+                && seen.load(Ordering::SeqCst) == u32::MAX
+            {
+                std::thread::sleep(Duration::from_secs(4));
+                seen.store(fast.count() as u32, Ordering::SeqCst);
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
+    // The fast consumer takes anything: it is wired before any media.
+    let agnostic = r.get(&a).unwrap().remote.element().unwrap().output(MediaType::Video, "default").unwrap();
+    wait_until("fast consumer wired", Duration::from_secs(10), || {
+        agnostic.is_settled() && agnostic.branch_sources().contains(&Some(kms_core::agnosticbin::Source::In))
+    });
+    feeding.store(true, Ordering::SeqCst);
+    feed(&r, &a, MediaType::Video, RAW_VIDEO);
+    wait_until("the slow consumer's answer", Duration::from_secs(30), || seen.load(Ordering::SeqCst) != u32::MAX);
+    let n = seen.load(Ordering::SeqCst);
+    assert!(n > 10, "the fast consumer got {n} buffers while the slow one was being asked");
+    wait_until("the slow consumer fed too", Duration::from_secs(20), || slow.count() > 10);
+    r.release(&s, &p).unwrap();
+}

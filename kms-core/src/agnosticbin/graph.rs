@@ -241,14 +241,14 @@ impl AgnosticBin {
         src: Source,
         want: &gst::Caps,
     ) -> Result<Wiring, WireError> {
-        let caps = snap.caps.clone().ok_or(WireError::Failed)?;
+        // No caps yet: only a consumer taking anything is wired (as is).
+        let caps = snap.caps.clone();
         let tee = self.tee_for(g, snap, src)?;
         let pad = tee.request_pad_simple("src_%u").ok_or(WireError::Failed)?;
         let valve = if tee == self.tee {
-            let rule = if src == Source::In {
-                ValveRule::Accepts(want.clone())
-            } else {
-                ValveRule::Format(plan::format_key(&caps))
+            let rule = match &caps {
+                Some(caps) if src != Source::In => ValveRule::Format(plan::format_key(caps)),
+                _ => ValveRule::Accepts(want.clone()),
             };
             match self.open_valve(&pad, rule, snap.epoch) {
                 Ok(v) => Some(v),
@@ -262,12 +262,12 @@ impl AgnosticBin {
         };
         let mut w = Wiring { source: src, tee: tee.clone(), pad: pad.clone(), converters: vec![], valve };
         let target = if src == Source::Raw {
-            match self.raw_converters(&caps, snap.forced.as_ref()) {
+            match caps.as_ref().and_then(|c| self.raw_converters(c, snap.forced.as_ref())) {
                 Some(conv) => {
                     w.converters = conv;
                     let first = w.converters[0].static_pad("sink");
                     if codecs::add_chain(self.obj().upcast_ref(), &w.converters).is_err()
-                        || first.is_none_or(|s| pad.link(&s).is_err())
+                        || first.is_none_or(|s| link(&pad, &s).is_err())
                     {
                         self.unwire(None, w);
                         return Err(WireError::Failed);
@@ -283,7 +283,9 @@ impl AgnosticBin {
             self.unwire(None, w);
             return Err(WireError::Failed);
         };
-        self.gate(g, &caps, &tee, &pad, src);
+        if let Some(caps) = &caps {
+            self.gate(g, caps, &tee, &pad, src);
+        }
         let linked = {
             let released = b.link.lock();
             if *released {
@@ -326,11 +328,19 @@ impl AgnosticBin {
     fn open_valve(&self, pad: &gst::Pad, rule: ValveRule, epoch: u64) -> Result<Arc<AtomicBool>, WireError> {
         let open = Arc::new(AtomicBool::new(false));
         let o = open.clone();
-        pad.add_probe(gst::PadProbeType::DATA_DOWNSTREAM, move |_, _| {
-            if o.load(Ordering::Acquire) { gst::PadProbeReturn::Ok } else { gst::PadProbeReturn::Drop }
+        pad.add_probe(gst::PadProbeType::DATA_DOWNSTREAM, move |_, info| {
+            if o.load(Ordering::Acquire) {
+                gst::PadProbeReturn::Ok
+            } else if matches!(info.data, Some(gst::PadProbeData::Event(_))) {
+                // Consumed here: `Drop` on an event double-unrefs it in
+                // GStreamer 1.22.
+                gst::PadProbeReturn::Handled
+            } else {
+                gst::PadProbeReturn::Drop
+            }
         });
         let mut st = self.state.lock();
-        if st.epoch != epoch || st.caps.as_ref().is_none_or(|c| !rule.holds(c)) {
+        if st.epoch != epoch || st.caps.as_ref().is_some_and(|c| !rule.holds(c)) {
             return Err(WireError::Stale);
         }
         open.store(true, Ordering::Release);
@@ -381,6 +391,9 @@ impl AgnosticBin {
 
     /// The tee carrying `src`, building the chains on the way.
     fn tee_for(&self, g: &mut Graph, snap: &Snapshot, src: Source) -> Result<gst::Element, WireError> {
+        if src == Source::In {
+            return Ok(self.tee.clone());
+        }
         let caps = snap.caps.clone().ok_or(WireError::Failed)?;
         let in_fmt = Format::from_caps(&caps);
         let failed = || WireError::Failed;
@@ -518,7 +531,7 @@ impl AgnosticBin {
             let codec = Format::from_caps(&caps).map(Format::codec);
             gate_pad(&feed, if rtp { codec } else { None }, rtp, self.obj().static_pad("sink"));
         }
-        let linked = elements[0].static_pad("sink").is_some_and(|first| feed.link(&first).is_ok());
+        let linked = elements[0].static_pad("sink").is_some_and(|first| link(&feed, &first).is_ok());
         if !linked {
             if let Some(v) = &valve {
                 v.store(false, Ordering::Release);
@@ -584,6 +597,13 @@ impl AgnosticBin {
             self.remove_chain(ch);
         }
     }
+}
+
+/// Links a tee pad to a new stage without a caps check: the check queries
+/// caps upstream, which around a connection cycle (A→B→A) never ends.
+/// Formats are agreed by [`plan`] anyway.
+fn link(src: &gst::Pad, sink: &gst::Pad) -> Result<gst::PadLinkSuccess, gst::PadLinkError> {
+    src.link_full(sink, gst::PadLinkCheck::HIERARCHY)
 }
 
 fn is_rtp(caps: &gst::CapsRef) -> bool {

@@ -288,3 +288,19 @@ fn a_consumer_slow_to_answer_its_caps_holds_up_neither_the_producer_nor_other_co
     wait_until("the slow consumer fed too", Duration::from_secs(20), || slow.count() > 10);
     r.release(&s, &p).unwrap();
 }
+
+#[test]
+fn a_forced_codec_and_rate_transcode_variable_rate_rtp_input() {
+    let r = registry();
+    let s = SessionId::new_random();
+    let p = r.create(&s, "MediaPipeline", None).unwrap();
+    let a = r.create(&s, "PassThrough", Some(&json!({"mediaPipeline": p}))).unwrap();
+    invoke(&r, &s, &a, "setVideoFormat", video_caps("H264", 15, 1));
+    let h264 = gst::Caps::builder("application/x-rtp").field("encoding-name", "H264").build();
+    let out = tap(&r, &a, MediaType::Video, Some(h264));
+    // WebRTC-like input: VP8 over RTP, whose decoded caps have no fixed rate.
+    feed(&r, &a, MediaType::Video, &format!("{RAW_VIDEO} ! vp8enc deadline=1 ! rtpvp8pay pt=96"));
+    wait_until("H.264 packets", Duration::from_secs(20), || out.count() > 30);
+    assert_eq!(out.last_caps().unwrap().structure(0).unwrap().get::<&str>("encoding-name").unwrap(), "H264");
+    r.release(&s, &p).unwrap();
+}

@@ -375,19 +375,39 @@ pub fn make_jitterbuffer() -> Option<gst::Element> {
     Some(jb)
 }
 
-/// `videorate ! capsfilter` limiting raw video to `framerate` (frames,
-/// per seconds). Only drops frames: a slower source is not padded with
-/// duplicates.
+/// Limits raw video to `framerate` (frames, per seconds) by dropping
+/// frames that come sooner than one frame interval after the last one kept
+/// (by timestamp). Never duplicates, and works on variable-rate input
+/// (WebRTC's `framerate=0/1`), on which GStreamer 1.22's `videorate`
+/// aborts (`gst_video_rate_push_buffer: GST_BUFFER_DURATION_IS_VALID`) in
+/// `max-rate`/`drop-only` mode. An `identity` carries the probe, so the
+/// limiter is one element of the chain like the others.
 pub fn make_rate_limiter(framerate: (i32, i32)) -> Option<Vec<gst::Element>> {
-    let rate = gst::ElementFactory::make("videorate")
-        .property("drop-only", true)
-        .property("skip-to-first", true)
-        .build()
-        .ok()?;
-    let caps =
-        gst::Caps::builder("video/x-raw").field("framerate", gst::Fraction::new(framerate.0, framerate.1)).build();
-    let filter = gst::ElementFactory::make("capsfilter").property("caps", caps).build().ok()?;
-    Some(vec![rate, filter])
+    let (num, den) = (framerate.0.max(1) as u64, framerate.1.max(1) as u64);
+    let interval = gst::ClockTime::SECOND.mul_div_floor(den, num)?;
+    // Timestamps jitter: a frame a little early still counts as on time.
+    let tolerance = interval / 4;
+    let identity = gst::ElementFactory::make("identity").build().ok()?;
+    let next = parking_lot::Mutex::new(None::<gst::ClockTime>);
+    // On the source pad: `Drop` from a sink-pad probe trips a NULL unref in
+    // GStreamer 1.22.
+    identity.static_pad("src")?.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let Some(pts) = info.buffer().and_then(|b| b.pts()) else { return gst::PadProbeReturn::Ok };
+        let mut next = next.lock();
+        match *next {
+            Some(n) if pts + tolerance < n => gst::PadProbeReturn::Drop,
+            Some(n) => {
+                // Keep the cadence; after a gap, restart from this frame.
+                *next = Some(if pts < n + interval { n + interval } else { pts + interval });
+                gst::PadProbeReturn::Ok
+            }
+            None => {
+                *next = Some(pts + interval);
+                gst::PadProbeReturn::Ok
+            }
+        }
+    });
+    Some(vec![identity])
 }
 
 /// Applies a forced audio bitrate (`AudioCaps.bitrate`, bps) to an audio

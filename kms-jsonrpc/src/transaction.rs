@@ -7,7 +7,7 @@ use crate::backend::MediaBackend;
 use crate::call::{Call, Outcome, SESSION_ID};
 use crate::codec;
 use crate::error::RpcError;
-use crate::session::SessionId;
+use crate::tenant::Caller;
 
 const NEW_REF: &str = "newref:";
 
@@ -42,10 +42,11 @@ pub(crate) fn validate(operations: &[Value], max_operations: usize) -> Result<()
 /// (as upstream); the operations already executed keep their effects.
 pub(crate) fn execute(
     operations: Vec<Value>,
-    session: &SessionId,
+    caller: &dyn Caller,
     backend: &dyn MediaBackend,
     server_id: &str,
 ) -> Outcome {
+    let session = caller.session();
     let mut responses: Vec<Value> = Vec::with_capacity(operations.len());
     let mut forget_session = false;
     for (i, op) in operations.into_iter().enumerate() {
@@ -77,7 +78,7 @@ pub(crate) fn execute(
                     Some(Value::Object(m)) => m,
                     _ => Map::new(),
                 };
-                let outcome = execute_one(&req.method, params, session, backend, server_id);
+                let outcome = execute_one(&req.method, params, caller, backend, server_id);
                 forget_session |= outcome.forget_session;
                 outcome.result
             }
@@ -92,22 +93,23 @@ pub(crate) fn execute(
 }
 
 /// One operation. Its session is the transaction's, which exists, so the
-/// session-only methods are answered here.
+/// session-only methods are answered here. Operations that wait do so on
+/// this (blocking) thread, bounded as outside transactions.
 fn execute_one(
     method: &str,
     mut params: Map<String, Value>,
-    session: &SessionId,
+    caller: &dyn Caller,
     backend: &dyn MediaBackend,
     server_id: &str,
 ) -> Outcome {
-    let sid = session.as_str();
+    let sid = caller.session().as_str();
     match method {
         "ping" => Outcome::of(Ok(json!({ "value": "pong", SESSION_ID: sid }))),
         "connect" => Outcome::of(Ok(json!({ SESSION_ID: sid, "serverId": server_id }))),
         "keepAlive" => Outcome::of(Ok(json!({ SESSION_ID: sid }))),
         "transaction" => Outcome::of(Err(RpcError::malformed_transaction("Nested transactions are not allowed"))),
         m if Call::is_backend_method(m) => match Call::parse(m, &mut params) {
-            Ok(call) => call.execute(session, backend, server_id),
+            Ok(call) => call.execute(caller, backend, server_id),
             Err(e) => Outcome::of(Err(e)),
         },
         _ => Outcome::of(Err(RpcError::method_not_found())),

@@ -225,6 +225,11 @@ impl ObjectData {
         &self.notifier
     }
 
+    /// Used by every tenant (the ServerManager).
+    pub fn is_shared(&self) -> bool {
+        self.shared
+    }
+
     /// spec §5.6: one delivery channel per (session, object, event type),
     /// whatever the number of subscription ids. At most
     /// `maxSubscriptionsPerObject` ids, all sessions together (per session

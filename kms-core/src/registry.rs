@@ -30,6 +30,10 @@ use crate::server_manager::{GET_USED_CPU, SERVER_MANAGER_ID, ServerManagerImpl, 
 const SLOW_OPERATIONS: &[&str] =
     &[GET_USED_CPU, "processOffer", "processAnswer", "generateOffer", "getStats", "stopAndWait"];
 
+/// MediaObject setters. On the shared ServerManager their effect reaches
+/// every tenant (tags travel in its events), so only admin tenants may.
+const SHARED_STATE_SETTERS: &[&str] = &["setName", "addTag", "removeTag", "setSendTagsInEvents"];
+
 /// A live object: its implementation (type-erased) and class.
 #[derive(Clone)]
 pub struct ObjectHandle {
@@ -513,6 +517,13 @@ impl Registry {
         operation: &str,
         params: Option<&Map<String, Value>>,
     ) -> Result<Value> {
+        if h.remote.object().is_shared() && !caller.is_admin() && SHARED_STATE_SETTERS.contains(&operation) {
+            return Err(Error::NotImplemented(format!(
+                "{operation} on {} would change it for every tenant of this server; \
+                 only admin tenants may (mediaServer.net.websocket.adminTenants)",
+                h.id()
+            )));
+        }
         let _slot = if SLOW_OPERATIONS.contains(&operation) { Some(self.slow_slot(caller.session())?) } else { None };
         let ctx = self.ctx(caller);
         let scope = Scope { registry: self, tenant: caller.tenant() };

@@ -157,6 +157,12 @@ test('per-object caps from mediaServer.resources.limits answer 40009, then the o
     assert.ok((await a.send('unsubscribe', { object: pipeline.id, subscription: aSubs[0], sessionId: aSid })).result);
     const again = await sub(b);
     assert.ok(again.result, JSON.stringify(again));
+    // The shared ServerManager counts per session: one client cannot use up
+    // everyone's share.
+    const smSub = (peer) => peer.send('subscribe', { object: 'manager_ServerManager', type: 'ObjectCreated' });
+    for (let i = 0; i < 5; i++) assert.ok((await smSub(a)).result);
+    assert.equal((await smSub(a)).error.code, 40009);
+    for (let i = 0; i < 5; i++) assert.ok((await smSub(b)).result, 'another session still may');
 
     // Slow calls per session: connections sharing one session.
     const s = await rawPeer(server.url);

@@ -3,6 +3,7 @@
 //! a blocking-capable thread.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
@@ -17,16 +18,45 @@ pub(crate) const SESSION_ID: &str = "sessionId";
 /// One backend operation with its params already validated.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Call {
-    Create { type_name: String, constructor_params: Option<Value> },
-    Describe { object: String },
-    Invoke { object: String, operation: String, operation_params: Option<Map<String, Value>> },
-    Subscribe { object: String, event_type: String },
-    Unsubscribe { object: String, subscription: String },
-    Release { object: String },
-    Ref { object: String },
-    Unref { object: String },
-    CloseSession { release: bool },
-    Transaction { operations: Vec<Value> },
+    Create {
+        type_name: String,
+        constructor_params: Option<Value>,
+    },
+    Describe {
+        object: String,
+    },
+    Invoke {
+        object: String,
+        operation: String,
+        operation_params: Option<Map<String, Value>>,
+    },
+    Subscribe {
+        object: String,
+        event_type: String,
+    },
+    Unsubscribe {
+        object: String,
+        subscription: String,
+    },
+    Release {
+        object: String,
+    },
+    Ref {
+        object: String,
+    },
+    Unref {
+        object: String,
+    },
+    CloseSession {
+        release: bool,
+    },
+    /// `max_wait`: the most its operations may wait in total (deferred
+    /// waits such as `getUsedCpu`, which inside a transaction hold the
+    /// thread); set by the dispatcher from `maxTransactionWaitMs`.
+    Transaction {
+        operations: Vec<Value>,
+        max_wait: Duration,
+    },
 }
 
 /// What executing a [`Call`] produced.
@@ -98,7 +128,9 @@ impl Call {
             "ref" => Call::Ref { object: required_str(params, "object")? },
             "unref" => Call::Unref { object: required_str(params, "object")? },
             "closeSession" => Call::CloseSession { release: optional_bool(params, "release").unwrap_or(false) },
-            "transaction" => Call::Transaction { operations: take_required_array(params, "operations")? },
+            "transaction" => {
+                Call::Transaction { operations: take_required_array(params, "operations")?, max_wait: Duration::ZERO }
+            }
             _ => return Err(RpcError::method_not_found()),
         })
     }
@@ -109,22 +141,13 @@ impl Call {
     pub fn is_slow(&self, backend: &dyn MediaBackend) -> bool {
         match self {
             Call::Invoke { object, operation, .. } => backend.is_slow(object, operation),
-            Call::Transaction { operations } => operations.iter().any(|op| {
+            Call::Transaction { operations, .. } => operations.iter().any(|op| {
                 let p = op.get("params");
                 let field = |k: &str| p.and_then(|p| p.get(k)).and_then(Value::as_str).unwrap_or("");
                 op.get("method").and_then(Value::as_str) == Some("invoke")
                     && backend.is_slow(field("object"), field("operation"))
             }),
             _ => false,
-        }
-    }
-
-    /// Runs the call, blocking until it is done (`getUsedCpu` sleeps here);
-    /// used inside transactions.
-    pub fn execute(self, caller: &dyn Caller, backend: &dyn MediaBackend, server_id: &str) -> Outcome {
-        match self.start(caller, backend, server_id) {
-            Started::Done(o) => o,
-            Started::Later(later) => later.finish_here(),
         }
     }
 
@@ -180,8 +203,8 @@ impl Call {
                 }
                 return Started::Done(Outcome { result: Ok(Value::Null), forget_session: true });
             }
-            Call::Transaction { operations } => {
-                return Started::Done(transaction::execute(operations, caller, backend, server_id));
+            Call::Transaction { operations, max_wait } => {
+                return Started::Done(transaction::execute(operations, caller, backend, server_id, max_wait));
             }
         };
         Started::Done(Outcome::of(result))
@@ -219,7 +242,7 @@ impl Later {
         Outcome::of(finished.map(|v| json!({ SESSION_ID: session, "value": v })))
     }
 
-    fn finish_here(self) -> Outcome {
+    pub(crate) fn finish_here(self) -> Outcome {
         std::thread::sleep(self.deferred.wait);
         self.finish()
     }

@@ -41,6 +41,10 @@ pub struct Limits {
     pub max_session_id_len: usize,
     /// Operations in one `transaction`; more → 40008.
     pub max_transaction_operations: usize,
+    /// Total time the operations of one `transaction` may spend in waits
+    /// that outside a transaction hold no thread (`getUsedCpu`); inside one
+    /// they hold a thread and a slow-call permit. Past it → 40009.
+    pub max_transaction_wait: Duration,
     /// Open WebSocket connections; more → HTTP 503 on upgrade.
     pub max_connections: usize,
     /// Bytes (responses and events) queued for one connection that the
@@ -63,6 +67,7 @@ impl Default for Limits {
             max_sessions: 10_000,
             max_session_id_len: 128,
             max_transaction_operations: 1000,
+            max_transaction_wait: Duration::from_secs(10),
             max_connections: 10_000,
             max_outbox_bytes: DEFAULT_MAX_OUTBOX_BYTES,
             max_blocking_threads: DEFAULT_MAX_BLOCKING_THREADS,

@@ -40,7 +40,7 @@ pub struct Reply {
 pub enum Step {
     /// Answered without the backend.
     Reply(Reply),
-    /// Needs the backend: run [`PendingCall::execute`] off the async
+    /// Needs the backend: run [`PendingCall::start`] off the async
     /// workers, then [`Dispatcher::complete`].
     Call(PendingCall),
 }
@@ -382,9 +382,10 @@ impl Dispatcher {
         tenant: &TenantId,
     ) -> Result<(Call, SessionId), RpcError> {
         let mut params = params.ok_or_else(RpcError::params_required)?;
-        let call = Call::parse(method, &mut params)?;
-        if let Call::Transaction { operations } = &call {
+        let mut call = Call::parse(method, &mut params)?;
+        if let Call::Transaction { operations, max_wait } = &mut call {
             transaction::validate(operations, self.limits.max_transaction_operations)?;
+            *max_wait = self.limits.max_transaction_wait;
         }
         let session = if Call::requires_session(method) {
             required_session(&params)?

@@ -864,7 +864,9 @@ fn a_deferred_invoke_returns_its_wait_then_the_value() {
 #[test]
 fn transactions_with_a_slow_operation_are_slow() {
     let b = FakeBackend::default();
-    let t = |ops: Value| Call::Transaction { operations: ops.as_array().unwrap().clone() }.is_slow(&b);
+    let t = |ops: Value| {
+        Call::Transaction { operations: ops.as_array().unwrap().clone(), max_wait: Duration::ZERO }.is_slow(&b)
+    };
     assert!(t(json!([
         op(0, "create", json!({"type":"X"})),
         op(1, "invoke", json!({"object":"o","operation":"negotiate"}))
@@ -964,4 +966,19 @@ fn the_caller_passed_to_the_backend_carries_the_connection_tenant() {
     }
     let seen = b.0.lock().clone();
     assert_eq!(seen, vec![("ops".into(), true), ("app".into(), false), ("default".into(), true)]);
+}
+
+#[test]
+fn waits_inside_a_transaction_share_one_budget() {
+    let mut h = Harness::with(|c| c.limits.max_transaction_wait = Duration::from_millis(12));
+    let c = h.conn();
+    let p = h.ok(c, 1, "create", json!({"type":"MediaPipeline"}))["value"].clone();
+    let sample = |i| op(i, "invoke", json!({"object":p,"operation":"sample"}));
+    let r = h.ok(c, 2, "transaction", json!({"operations":[sample(0), sample(1), sample(2), sample(3)]}));
+    let v = r["value"].as_array().unwrap();
+    assert_eq!(v.len(), 3, "stops at the first failure: {r}");
+    assert_eq!(v[1]["result"]["value"], json!(42.5));
+    assert_eq!(v[2]["error"]["code"], json!(codes::NOT_ENOUGH_RESOURCES));
+    assert!(v[2]["error"]["message"].as_str().unwrap().contains("maxTransactionWaitMs"));
+    assert_eq!(h.b.count("sample-start"), 3);
 }

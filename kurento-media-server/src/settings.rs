@@ -236,6 +236,9 @@ impl Settings {
                 .map(|v| v as usize)
                 .unwrap_or(defaults.max_transaction_operations),
             max_connections: as_u64(lim.get("maxConnections")).map(|v| v as usize).unwrap_or(defaults.max_connections),
+            max_transaction_wait: as_u64(lim.get("maxTransactionWaitMs"))
+                .map(Duration::from_millis)
+                .unwrap_or(defaults.max_transaction_wait),
             max_outbox_bytes: as_u64(lim.get("maxOutboxBytes"))
                 .map(|v| v as usize)
                 .unwrap_or(defaults.max_outbox_bytes),
@@ -493,10 +496,11 @@ mod tests {
     #[test]
     fn outbox_and_thread_limits() {
         let main = serde_json::json!({"mediaServer": {"resources": {"limits": {
-            "maxOutboxBytes": 1024, "maxBlockingThreads": 10
+            "maxOutboxBytes": 1024, "maxBlockingThreads": 10, "maxTransactionWaitMs": 250
         }}}});
         let s = Settings::from_values(&main, serde_json::json!({}), Path::new("/"), &|_| None).unwrap();
         let l = &s.server.limits;
+        assert_eq!(l.max_transaction_wait, Duration::from_millis(250));
         assert_eq!((l.max_outbox_bytes, l.max_blocking_threads, l.max_concurrent_slow_calls), (1024, 10, 5));
         let main = serde_json::json!({"mediaServer": {"resources": {"limits": {
             "maxBlockingThreads": 4, "maxConcurrentSlowCalls": 9

@@ -365,6 +365,53 @@ pub fn make_payloader(codec: Codec, mtu: u32) -> Option<gst::Element> {
     Some(pay)
 }
 
+/// How long the jitter buffer in front of a depayloader waits for a
+/// missing packet (its retransmission, after a NACK) before giving up on
+/// it. 150 ms covers a NACK round trip on the networks WebRTC is used on
+/// (the browser's own NACK window is ~100–200 ms) while adding little
+/// delay: in-order packets leave at once, only a gap waits.
+pub const JITTER_LATENCY_MS: u32 = 150;
+
+/// An `rtpjitterbuffer` for RTP that gets depayloaded (decoded, recorded,
+/// filtered): it reorders, and asks upstream for lost packets with
+/// `GstRTPRetransmissionRequest` events, which RTP endpoints turn into
+/// NACKs. Pass-through branches never get one (forwarding needs no order).
+pub fn make_jitterbuffer() -> Option<gst::Element> {
+    let jb = gst::ElementFactory::make("rtpjitterbuffer")
+        .property("latency", JITTER_LATENCY_MS)
+        .property("do-retransmission", true)
+        // Tells the depayloader about gaps it will never see filled.
+        .property("do-lost", true)
+        .build()
+        .ok()?;
+    Some(jb)
+}
+
+/// `videorate ! capsfilter` limiting raw video to `framerate` (frames,
+/// per seconds). Only drops frames: a slower source is not padded with
+/// duplicates.
+pub fn make_rate_limiter(framerate: (i32, i32)) -> Option<Vec<gst::Element>> {
+    let rate = gst::ElementFactory::make("videorate")
+        .property("drop-only", true)
+        .property("skip-to-first", true)
+        .build()
+        .ok()?;
+    let caps =
+        gst::Caps::builder("video/x-raw").field("framerate", gst::Fraction::new(framerate.0, framerate.1)).build();
+    let filter = gst::ElementFactory::make("capsfilter").property("caps", caps).build().ok()?;
+    Some(vec![rate, filter])
+}
+
+/// Applies a forced audio bitrate (`AudioCaps.bitrate`, bps) to an audio
+/// encoder; video encoders take theirs through [`set_encoder_bitrate`].
+pub fn set_audio_encoder_bitrate(enc: &gst::Element, bitrate: u32) {
+    let name = enc.factory().map(|f| f.name().to_string()).unwrap_or_default();
+    if name == "opusenc" {
+        // opusenc's range.
+        enc.set_property("bitrate", (bitrate as i32).clamp(4000, 650_000));
+    }
+}
+
 /// Depayloader followed by what turns its output into [`Codec::es_caps`].
 ///
 /// H.264 leaves the depayloader as `avc`/`au` and `h264parse` makes the
@@ -376,6 +423,13 @@ pub fn make_payloader(codec: Codec, mtu: u32) -> Option<gst::Element> {
 /// later (recorders, re-payloaders).
 pub fn make_depayloader(codec: Codec) -> Option<Vec<gst::Element>> {
     let depay = gst::ElementFactory::make(codec.depayloader()).build().ok()?;
+    // After a loss nothing decodable comes until the next keyframe: drop
+    // what is in between (no corrupt frames into decoders) and ask for it.
+    for prop in ["wait-for-keyframe", "request-keyframe"] {
+        if depay.find_property(prop).is_some() {
+            depay.set_property(prop, true);
+        }
+    }
     let mut v = vec![depay];
     if codec == Codec::H264 {
         let avc = gst::Caps::builder("video/x-h264").field("stream-format", "avc").field("alignment", "au").build();

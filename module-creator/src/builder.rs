@@ -109,6 +109,16 @@ impl Builder {
     }
 }
 
+/// For the `build.rs` of a crate whose generated code is checked in
+/// ([`crate::checked_in`]): sets the variable that code reads its
+/// `GENERATION_TIME` from ([`rust_server::GENERATION_TIME_ENV`]) to the
+/// build time. Without `rerun-if-changed` lines cargo reruns the script
+/// whenever a file of the crate changes, so the time is the crate's last
+/// build, as upstream reports its module library's compile time.
+pub fn stamp_generation_time() {
+    println!("cargo:rustc-env={}={}", rust_server::GENERATION_TIME_ENV, generation_time());
+}
+
 /// Build timestamp in the `Mmm dd yyyy hh:mm:ss` form upstream reports,
 /// honouring `SOURCE_DATE_EPOCH` for reproducible builds.
 pub fn generation_time() -> String {

@@ -1,14 +1,15 @@
-//! The generated server code checked in under `kms-core/src/auto`,
-//! `kms-elements/src/auto` and `kms-filters/src/auto` is what the
-//! descriptors and this generator produce now (gstreamer-rs' rule for its
-//! `src/auto/`: regenerated in CI, any difference fails), and the
-//! `--rust-auto` layout works for a third-party module from the command
-//! line.
+//! The generated code checked in (server: `kms-core/src/auto`,
+//! `kms-elements/src/auto`, `kms-filters/src/auto`; client:
+//! `crates/kurento-client/src/auto`) is what the descriptors and this
+//! generator produce now (gstreamer-rs' rule for its `src/auto/`:
+//! regenerated in CI, any difference fails), and the `--rust-auto` layout
+//! works for a third-party module from the command line.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use module_creator::checked_in::{self, BUILTIN_REGEN_COMMAND, BUILTINS, HEADER_MARK, Mismatch, Tree};
+use module_creator::checked_in::{self, BUILTIN_REGEN_COMMAND, BUILTINS, CLIENT_DIR, HEADER_MARK, Mismatch, Tree};
+use module_creator::rust_server::GeneratedFile;
 
 fn temp_dir(tag: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
@@ -38,20 +39,23 @@ fn read_dir(dir: &Path) -> Vec<(String, String)> {
 fn checked_in_code_of_the_builtin_modules_is_what_regenerating_writes() {
     let root = checked_in::repo_root();
     let trees = checked_in::render_builtins(&root).unwrap_or_else(|e| panic!("regenerating: {e}"));
-    assert_eq!(trees.len(), BUILTINS.len());
+    let dirs: Vec<PathBuf> = trees.iter().map(|t| t.dir.strip_prefix(&root).unwrap().to_path_buf()).collect();
+    let mut want: Vec<PathBuf> = BUILTINS.iter().map(|b| PathBuf::from(b.dir)).collect();
+    want.push(CLIENT_DIR.into());
+    assert_eq!(dirs, want);
     let tmp = temp_dir("builtins");
     let mut problems = vec![];
-    for (b, tree) in BUILTINS.iter().zip(trees) {
-        assert!(tree.files.iter().any(|f| f.name == "mod.rs"), "{}: no mod.rs", b.module);
+    for (rel, tree) in dirs.iter().zip(trees) {
+        assert!(tree.files.iter().any(|f| f.name == "mod.rs"), "{}: no mod.rs", rel.display());
         // Regenerate into a temporary copy of the tree's directory, then
         // compare what was written there with what is checked in.
-        let scratch = Tree { dir: tmp.join(b.dir), files: tree.files };
+        let scratch = Tree { dir: tmp.join(rel), files: tree.files };
         checked_in::write(&scratch).unwrap_or_else(|e| panic!("{e}"));
         let written = Tree {
-            dir: root.join(b.dir),
+            dir: root.join(rel),
             files: read_dir(&scratch.dir)
                 .into_iter()
-                .map(|(name, contents)| module_creator::rust_server::GeneratedFile { name, contents })
+                .map(|(name, contents)| GeneratedFile { name, contents })
                 .collect(),
         };
         problems.extend(checked_in::compare(&written).unwrap().into_iter().map(|m| m.relative_to(&root)));
@@ -59,8 +63,9 @@ fn checked_in_code_of_the_builtin_modules_is_what_regenerating_writes() {
     let _ = std::fs::remove_dir_all(&tmp);
     assert!(
         problems.is_empty(),
-        "\nThe generated code checked in under kms-*/src/auto is stale: a descriptor (*.kmd.json) or \
-         module-creator changed without regenerating. Run `{BUILTIN_REGEN_COMMAND}` and commit the result.\n\n{}",
+        "\nThe generated code checked in under {} is stale: a descriptor (*.kmd.json) or module-creator \
+         changed without regenerating. Run `{BUILTIN_REGEN_COMMAND}` and commit the result.\n\n{}",
+        want.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "),
         problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
     );
 }
@@ -68,20 +73,33 @@ fn checked_in_code_of_the_builtin_modules_is_what_regenerating_writes() {
 #[test]
 fn every_checked_in_rust_file_says_it_is_generated_and_how_to_regenerate_it() {
     let root = checked_in::repo_root();
+    let check = |dir: &str, name: &str, text: &str, descriptors: &str| {
+        let first_two: Vec<&str> = text.lines().take(2).collect();
+        assert_eq!(
+            first_two,
+            [
+                format!("{HEADER_MARK} from {descriptors}; do not edit.").as_str(),
+                format!("// Regenerate with {BUILTIN_REGEN_COMMAND}.").as_str()
+            ],
+            "{dir}/{name}"
+        );
+    };
     for b in BUILTINS {
         let files = read_dir(&root.join(b.dir));
         assert!(files.iter().any(|(n, _)| n == "kmd.json"), "{}: kmd.json", b.dir);
         for (name, text) in files.iter().filter(|(n, _)| n.ends_with(".rs")) {
-            let first_two: Vec<&str> = text.lines().take(2).collect();
-            assert_eq!(
-                first_two,
-                [
-                    format!("{HEADER_MARK} from {}; do not edit.", b.descriptor).as_str(),
-                    format!("// Regenerate with {BUILTIN_REGEN_COMMAND}.").as_str()
-                ],
-                "{}/{name}",
-                b.dir
-            );
+            check(b.dir, name, text, b.descriptor);
+        }
+    }
+    let client = read_dir(&root.join(CLIENT_DIR));
+    assert_eq!(client.len(), BUILTINS.len() + 1, "mod.rs and one file per module");
+    for (name, text) in &client {
+        match BUILTINS.iter().find(|b| format!("{}.rs", b.module) == *name) {
+            Some(b) => check(CLIENT_DIR, name, text, b.descriptor),
+            None => {
+                let all: Vec<&str> = BUILTINS.iter().map(|b| b.descriptor).collect();
+                check(CLIENT_DIR, name, text, &all.join(", "))
+            }
         }
     }
     // The trait behind `processOffer` is where a newcomer greps for it.
@@ -89,6 +107,9 @@ fn every_checked_in_rust_file_says_it_is_generated_and_how_to_regenerate_it() {
     assert!(sdp.contains("pub trait SdpEndpoint: SessionEndpoint {"));
     assert!(sdp.contains("fn process_offer(&self, ctx: &::kms_core::rt::Ctx, offer: String)"));
     assert!(sdp.contains("\"processOffer\" => {"));
+    // ... and the client method that calls it.
+    let client = std::fs::read_to_string(root.join(CLIENT_DIR).join("core.rs")).unwrap();
+    assert!(client.contains("pub async fn process_offer(&self, offer: &str)"), "client process_offer");
 }
 
 fn run(args: &[&str]) -> (i32, String, String) {

@@ -112,10 +112,14 @@ impl Builder {
 /// For the `build.rs` of a crate whose generated code is checked in
 /// ([`crate::checked_in`]): sets the variable that code reads its
 /// `GENERATION_TIME` from ([`rust_server::GENERATION_TIME_ENV`]) to the
-/// build time. Without `rerun-if-changed` lines cargo reruns the script
-/// whenever a file of the crate changes, so the time is the crate's last
-/// build, as upstream reports its module library's compile time.
+/// build time, as upstream reports its module library's compile time.
+///
+/// The script reruns when `src/` changes (the library is recompiled then
+/// anyway), not for every file of the package: a new time for an edited
+/// test or README would recompile the library and everything above it.
 pub fn stamp_generation_time() {
+    println!("cargo:rerun-if-changed=src");
+    println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
     println!("cargo:rustc-env={}={}", rust_server::GENERATION_TIME_ENV, generation_time());
 }
 

@@ -53,7 +53,8 @@ pub fn render(set: &ModuleSet, module: &str, paths: &RustPaths, header: &str, di
     let kmd = serde_json::to_string(&set.fused_json(m)).expect("serializable");
     let mut files = rust_server::generate_tree(set, module, paths, &kmd, header)?;
     for f in files.iter_mut().filter(|f| f.name.ends_with(".rs")) {
-        f.contents = rustfmt(&f.contents, dir).map_err(|e| KmdError { file: f.name.clone(), ..e })?;
+        f.contents =
+            rustfmt(&f.contents, dir).map_err(|e| KmdError { file: dir.join(&f.name).display().to_string(), ..e })?;
     }
     Ok(Tree { dir: dir.to_path_buf(), files })
 }
@@ -309,7 +310,8 @@ fn render_client(set: &ModuleSet, root: &Path) -> Result<Tree, KmdError> {
             &header(b.descriptor, BUILTIN_REGEN_COMMAND),
         );
         let name = format!("{}.rs", b.module);
-        let contents = rustfmt(&code, &dir).map_err(|e| KmdError { file: name.clone(), ..e })?;
+        let contents =
+            rustfmt(&code, &dir).map_err(|e| KmdError { file: dir.join(&name).display().to_string(), ..e })?;
         files.push(GeneratedFile { name, contents });
     }
     files.push(GeneratedFile { name: "mod.rs".into(), contents: rustfmt(&modrs, &dir)? });

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::checked_in;
 use crate::error::KmdError;
 use crate::model::load_modules;
 use crate::resolve::ModuleSet;
@@ -62,10 +63,7 @@ impl Builder {
     /// The built-in descriptors shipped with kms-core/elements/filters, for
     /// third-party modules that import them.
     pub fn builtin_deps(self) -> Self {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        self.dep(root.join("kms-core/core.kmd.json"))
-            .dep(root.join("kms-elements/elements.kmd.json"))
-            .dep(root.join("kms-filters/filters.kmd.json"))
+        checked_in::builtin_descriptors(&checked_in::repo_root()).into_iter().fold(self, Builder::dep)
     }
 
     /// Loads and validates; returns the set and the names of the rom modules.

@@ -268,6 +268,11 @@ pub const BUILTINS: &[Builtin] = &[
 /// `mod.rs` and one `<module>.rs` per module.
 pub const CLIENT_DIR: &str = "crates/kurento-client/src/auto";
 
+/// The built-in descriptors of the checkout at `root`.
+pub fn builtin_descriptors(root: &Path) -> Vec<PathBuf> {
+    BUILTINS.iter().map(|b| root.join(b.descriptor)).collect()
+}
+
 /// What the built-in trees' headers tell a reader to run.
 pub const BUILTIN_REGEN_COMMAND: &str = "ci/regen.sh";
 
@@ -279,8 +284,7 @@ pub fn repo_root() -> PathBuf {
 /// Renders the built-in modules' server trees and the client's tree from
 /// the descriptors under `root`, for their directories under `root`.
 pub fn render_builtins(root: &Path) -> Result<Vec<Tree>, KmdError> {
-    let descriptors: Vec<PathBuf> = BUILTINS.iter().map(|b| root.join(b.descriptor)).collect();
-    let set = ModuleSet::new(load_modules(&descriptors)?)?;
+    let set = ModuleSet::new(load_modules(&builtin_descriptors(root))?)?;
     let mut trees = BUILTINS
         .iter()
         .map(|b| {

@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::checked_in;
 use crate::error::KmdError;
 use crate::js_client;
-use crate::model::{BUILTIN_MODULES, Module, load_modules};
+use crate::model::{Module, load_modules};
 use crate::resolve::ModuleSet;
 use crate::rust_server::{self, RustPaths};
 use crate::scaffold::{self, NewOptions};
@@ -281,17 +281,6 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     }
 }
 
-/// The built-in descriptors of the kurento-rs checkout this tool was built
-/// from (used for core/elements/filters when `-dr` does not give them).
-fn builtin_descriptor(name: &str) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    match name {
-        "core" => root.join("kms-core/core.kmd.json"),
-        "elements" => root.join("kms-elements/elements.kmd.json"),
-        _ => root.join("kms-filters/filters.kmd.json"),
-    }
-}
-
 /// Loads rom and deprom modules into a validated set; returns it with the
 /// names of the rom modules.
 pub fn load(o: &GenerateOptions) -> Result<(ModuleSet, Vec<String>), KmdError> {
@@ -303,9 +292,10 @@ pub fn load(o: &GenerateOptions) -> Result<(ModuleSet, Vec<String>), KmdError> {
             all.push(d);
         }
     }
-    for b in BUILTIN_MODULES {
-        let path = builtin_descriptor(b);
-        if !all.iter().any(|m| m.name == *b) && path.is_file() {
+    // core, elements, filters not given with -dr: this tool's checkout's.
+    for b in checked_in::BUILTINS {
+        let path = checked_in::repo_root().join(b.descriptor);
+        if !all.iter().any(|m| m.name == b.module) && path.is_file() {
             all.extend(load_modules(&[path])?);
         }
     }

@@ -905,10 +905,9 @@ impl ClientBuilder {
 
     /// The built-in descriptors (core, elements, filters) as dependencies.
     pub fn builtin_deps(self) -> Self {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        self.dep(root.join("kms-core/core.kmd.json"))
-            .dep(root.join("kms-elements/elements.kmd.json"))
-            .dep(root.join("kms-filters/filters.kmd.json"))
+        crate::checked_in::builtin_descriptors(&crate::checked_in::repo_root())
+            .into_iter()
+            .fold(self, ClientBuilder::dep)
     }
 
     /// Rust path of the client runtime (default `::kurento_client::rt`).

@@ -99,7 +99,7 @@ pub struct GeneratedFile {
 pub const GENERATION_TIME_ENV: &str = "KMS_GENERATION_TIME";
 
 /// Files of the tree layout that are not a class's.
-const TREE_FILES: &[&str] = &["mod", "types", "events", "kmd"];
+const TREE_FILES: &[&str] = &["mod", "types", "events"];
 
 /// Generates the Rust server code of `module` as a source tree to check in
 /// (unformatted: [`crate::checked_in`] runs rustfmt over it). `header` is

@@ -443,6 +443,7 @@ impl Registry {
                 ref_chain(&mut st, session, p);
             }
         }
+        self.bus_membership(&remote, true);
         tracing::debug!(%id, "object created");
         self.raise_on_manager(&ObjectCreated { object: id.clone() }, caller.tenant());
         Ok(id)
@@ -491,6 +492,7 @@ impl Registry {
             destroyed
         };
         for (h, tenant) in destroyed {
+            self.bus_membership(&h.remote, false);
             h.remote.release();
             tracing::debug!(id = %h.id(), "object destroyed");
             self.raise_on_manager(&ObjectDestroyed { object_id: h.id().to_string() }, &tenant);
@@ -505,6 +507,25 @@ impl Registry {
         let rest: Vec<ObjectId> = self.inner.state.lock().objects.keys().cloned().collect();
         for id in rest {
             self.unref_from(&id, None);
+        }
+    }
+
+    /// Tells the object's pipeline which top-level bin is this object's, so
+    /// GStreamer errors inside it are raised on it (spec §7.2).
+    fn bus_membership(&self, remote: &Arc<dyn RemoteObject>, add: bool) {
+        let bin = match (remote.element(), remote.hub()) {
+            (Some(e), _) => e.bin().clone(),
+            (None, Some(h)) => h.bin().clone(),
+            _ => return,
+        };
+        let Some(pid) = remote.object().pipeline() else { return };
+        let Ok(p) = self.get(pid.as_str()) else { return };
+        if let Some(shared) = p.remote.pipeline() {
+            if add {
+                shared.add_member(&bin, remote.object().clone());
+            } else {
+                shared.remove_member(&bin);
+            }
         }
     }
 

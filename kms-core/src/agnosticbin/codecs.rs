@@ -285,11 +285,14 @@ pub fn make_encoder(codec: Codec, bitrate: u32) -> Option<gst::Element> {
     match *name {
         "vp8enc" | "vp9enc" => {
             enc.set_property("target-bitrate", bitrate as i32);
+            // Real time at libvpx's fastest setting, as KMS configures it
+            // (cpu-used 16): half the CPU of cpu-used 8 for 640x480.
             enc.set_property("deadline", 1i64);
-            enc.set_property("cpu-used", 8i32);
+            enc.set_property("cpu-used", 16i32);
             enc.set_property("lag-in-frames", 0i32);
             enc.set_property_from_str("end-usage", "cbr");
             enc.set_property("keyframe-max-dist", 300i32);
+            enc.set_property("resize-allowed", true);
             enc.set_property("threads", 1i32);
             enc.set_property("buffer-size", 1000i32);
             enc.set_property("buffer-initial-size", 500i32);
@@ -334,6 +337,15 @@ pub fn make_decoder(codec: Codec) -> Option<gst::Element> {
     if dec.has_property("max-threads") {
         dec.set_property("max-threads", 1i32);
     }
+    // libav keeps references to the frames it decodes into, so with direct
+    // rendering every output frame is not writable and the base decoder
+    // copies it into freshly malloc'd memory (an mmap, page faults and a
+    // munmap per frame at our fixed mmap threshold). Without it libav
+    // decodes into its own buffers and the frame is copied once into a
+    // pooled buffer.
+    if dec.has_property("direct-rendering") {
+        dec.set_property("direct-rendering", false);
+    }
     if *name == "vp8dec" || *name == "vp9dec" {
         dec.set_property("threads", 1u32);
     }
@@ -353,12 +365,76 @@ pub fn make_payloader(codec: Codec, mtu: u32) -> Option<gst::Element> {
     Some(pay)
 }
 
+/// How long the jitter buffer in front of a depayloader waits for a
+/// missing packet (its retransmission, after a NACK) before giving up on
+/// it. 150 ms covers a NACK round trip on the networks WebRTC is used on
+/// (the browser's own NACK window is ~100–200 ms) while adding little
+/// delay: in-order packets leave at once, only a gap waits.
+pub const JITTER_LATENCY_MS: u32 = 150;
+
+/// An `rtpjitterbuffer` for RTP that gets depayloaded (decoded, recorded,
+/// filtered): it reorders, and asks upstream for lost packets with
+/// `GstRTPRetransmissionRequest` events, which RTP endpoints turn into
+/// NACKs. Pass-through branches never get one (forwarding needs no order).
+pub fn make_jitterbuffer() -> Option<gst::Element> {
+    let jb = gst::ElementFactory::make("rtpjitterbuffer")
+        .property("latency", JITTER_LATENCY_MS)
+        .property("do-retransmission", true)
+        // Tells the depayloader about gaps it will never see filled.
+        .property("do-lost", true)
+        .build()
+        .ok()?;
+    Some(jb)
+}
+
+/// `videorate ! capsfilter` limiting raw video to `framerate` (frames,
+/// per seconds). Only drops frames: a slower source is not padded with
+/// duplicates.
+pub fn make_rate_limiter(framerate: (i32, i32)) -> Option<Vec<gst::Element>> {
+    let rate = gst::ElementFactory::make("videorate")
+        .property("drop-only", true)
+        .property("skip-to-first", true)
+        .build()
+        .ok()?;
+    let caps =
+        gst::Caps::builder("video/x-raw").field("framerate", gst::Fraction::new(framerate.0, framerate.1)).build();
+    let filter = gst::ElementFactory::make("capsfilter").property("caps", caps).build().ok()?;
+    Some(vec![rate, filter])
+}
+
+/// Applies a forced audio bitrate (`AudioCaps.bitrate`, bps) to an audio
+/// encoder; video encoders take theirs through [`set_encoder_bitrate`].
+pub fn set_audio_encoder_bitrate(enc: &gst::Element, bitrate: u32) {
+    let name = enc.factory().map(|f| f.name().to_string()).unwrap_or_default();
+    if name == "opusenc" {
+        // opusenc's range.
+        enc.set_property("bitrate", (bitrate as i32).clamp(4000, 650_000));
+    }
+}
+
 /// Depayloader followed by what turns its output into [`Codec::es_caps`].
+///
+/// H.264 leaves the depayloader as `avc`/`au` and `h264parse` makes the
+/// byte stream: asked for `byte-stream` directly, `rtph264depay` emits the
+/// SPS/PPS that precede an IDR (a STAP-A, as browsers send them) as a
+/// buffer of their own, which decoders count as one more frame — every
+/// keyframe became two pictures downstream. `config-interval=-1` puts the
+/// parameter sets back in front of every IDR for consumers that start
+/// later (recorders, re-payloaders).
 pub fn make_depayloader(codec: Codec) -> Option<Vec<gst::Element>> {
     let depay = gst::ElementFactory::make(codec.depayloader()).build().ok()?;
+    // After a loss nothing decodable comes until the next keyframe: drop
+    // what is in between (no corrupt frames into decoders) and ask for it.
+    for prop in ["wait-for-keyframe", "request-keyframe"] {
+        if depay.find_property(prop).is_some() {
+            depay.set_property(prop, true);
+        }
+    }
     let mut v = vec![depay];
     if codec == Codec::H264 {
-        v.push(gst::ElementFactory::make("h264parse").build().ok()?);
+        let avc = gst::Caps::builder("video/x-h264").field("stream-format", "avc").field("alignment", "au").build();
+        v.push(gst::ElementFactory::make("capsfilter").property("caps", avc).build().ok()?);
+        v.push(gst::ElementFactory::make("h264parse").property("config-interval", -1i32).build().ok()?);
         v.push(gst::ElementFactory::make("capsfilter").property("caps", codec.es_caps()).build().ok()?);
     }
     Some(v)

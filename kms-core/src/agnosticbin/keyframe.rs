@@ -1,9 +1,69 @@
-//! Where a decodable picture starts, so a consumer joining a running video
-//! stream starts at a keyframe (spec §10.3: "a new branch waits for a
-//! keyframe"). Elementary streams carry `DELTA_UNIT`; RTP payloads are
-//! inspected per codec.
+//! The keyframe gate: a consumer joining a running video stream starts at
+//! a keyframe (spec §10.3: "a new branch waits for a keyframe").
+//! Elementary streams carry `DELTA_UNIT`; RTP payloads are inspected per
+//! codec to find where a decodable picture starts.
 
-use super::codecs::Codec;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+
+use super::codecs::{self, Codec};
+use super::imp::CAT;
+
+/// How often a branch still waiting for a keyframe asks again.
+const KEYFRAME_RETRY: Duration = Duration::from_secs(1);
+
+/// Drops data on `pad` until a keyframe starts, asking `producer` for one
+/// (again every [`KEYFRAME_RETRY`] while waiting). `rtp`: the pad carries
+/// RTP of `rtp_codec` (unknown codec: anything counts as a start).
+/// Runs on the streaming thread and takes no lock but its own.
+pub fn gate_pad(pad: &gst::Pad, rtp_codec: Option<Codec>, rtp: bool, producer: Option<gst::Pad>) {
+    let asked = Mutex::new(None::<Instant>);
+    let ask = move || {
+        let mut last = asked.lock();
+        if last.is_none_or(|t| t.elapsed() >= KEYFRAME_RETRY) {
+            *last = Some(Instant::now());
+            if let Some(p) = producer.as_ref().filter(|p| p.direction() == gst::PadDirection::Src || p.is_linked()) {
+                let ev = codecs::force_key_unit_event();
+                if p.direction() == gst::PadDirection::Sink {
+                    let _ = p.push_event(ev);
+                } else {
+                    let _ = p.send_event(ev);
+                }
+            }
+        }
+    };
+    ask();
+    let is_key = move |b: &gst::BufferRef| -> bool {
+        if rtp {
+            let Some(codec) = rtp_codec else { return true };
+            match gst_rtp::RTPBuffer::from_buffer_readable(b) {
+                Ok(r) => r.payload().is_ok_and(|p| rtp_payload_starts_keyframe(codec, p)),
+                Err(_) => false,
+            }
+        } else {
+            !b.flags().contains(gst::BufferFlags::DELTA_UNIT)
+        }
+    };
+    let dropped = AtomicU32::new(0);
+    pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |pad, info| {
+        let key = match &info.data {
+            Some(gst::PadProbeData::Buffer(b)) => is_key(b),
+            Some(gst::PadProbeData::BufferList(l)) => l.iter().any(&is_key),
+            _ => return gst::PadProbeReturn::Ok,
+        };
+        if key {
+            gst::debug!(CAT, obj = pad, "keyframe: branch starts after {} dropped", dropped.load(Ordering::Relaxed));
+            gst::PadProbeReturn::Remove
+        } else {
+            dropped.fetch_add(1, Ordering::Relaxed);
+            ask();
+            gst::PadProbeReturn::Drop
+        }
+    });
+}
 
 /// Whether this RTP payload starts a keyframe of `codec` (RFC 7741 for VP8,
 /// the VP9 payload format, RFC 6184 for H.264). Audio: always.

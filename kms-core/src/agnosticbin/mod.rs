@@ -6,30 +6,71 @@
 //! and is fed from the cheapest stage that produces it:
 //!
 //! ```text
-//! sink ─ tee_in ─────────────────────────────── same format: pass-through
-//!          └ depay ─ tee ─────────────────────── elementary stream
-//!                     ├ pay ─ tee ────────────── same codec, re-packetized
-//!                     └ queue ─ dec ─ tee ────── raw (decoded once)
-//!                                      └ queue ─ enc(X) ─ tee ─┬─ X
-//!                                                              └ pay ─ tee ─ X over RTP
+//! sink ─ tee_in ─────────────────────────────────────── same format: pass-through
+//!          └ jitterbuffer ─ depay ─ tee ─────────────── elementary stream
+//!                              ├ pay ─ tee ──────────── same codec, re-packetized
+//!                              └ queue ─ dec ─ tee ──── raw (decoded once)
+//!                                           └ queue ─ [rate] ─ enc(X) ─ tee ─┬─ X
+//!                                                                            └ pay ─ tee ─ X over RTP
 //! ```
 //!
 //! Every stage is shared by all branches that need it and removed when the
-//! last one leaves. Video branches start at a keyframe and ask upstream for
-//! one when they join. While any encoder exists the bin is *transcoding*.
+//! last one leaves. RTP that gets depayloaded goes through an
+//! `rtpjitterbuffer` (reordering, retransmission requests upstream);
+//! pass-through branches never do. Video branches start at a keyframe and
+//! ask upstream for one when they join. While any encoder exists the bin
+//! is *transcoding*. A forced output format (`setVideoFormat`,
+//! `setAudioFormat`) restricts what every branch may get ([`plan`]).
 //! Consumers' bitrate wishes (REMB, as [`BITRATE_EVENT`]) set the encoders'
 //! bitrate or, for pass-through branches, travel upstream as one event with
-//! the lowest value.
+//! the lowest value; their `kms-mtu` answers ([`MTU_QUERY`]) set the
+//! payloaders' MTU.
+//!
+//! The work is split by job: [`plan`] decides (pure, unit-tested),
+//! `graph` builds and removes stages and links, `bitrate` applies
+//! consumers' wishes, [`keyframe`] gates new branches, `imp` is the element
+//! (pads, probes, bookkeeping).
+//!
+//! # Threading rule
+//!
+//! Rewiring never runs on a streaming thread, and no lock a streaming thread
+//! may take is ever held while waiting for a streaming thread:
+//!
+//! * **Probes only record.** The caps probe on the sink stores the new caps
+//!   and closes the *valve* of every input-tee pad whose wiring the new caps
+//!   invalidate (a pass-through branch whose consumer does not accept them,
+//!   a chain built for another format), so no consumer ever gets caps it did
+//!   not accept; `RECONFIGURE` and bitrate events mark the branch. All of
+//!   this takes only the short *state lock*.
+//! * **One reconciler rewires.** It runs on GStreamer's async-call pool
+//!   (`gst_element_call_async`), one pass at a time per bin (requests are
+//!   coalesced), holding the *rewire lock* and not the state lock: it may
+//!   wait for streaming threads (removing elements, releasing tee pads)
+//!   because no streaming thread ever takes the rewire lock. New wiring is
+//!   committed only if the input did not change since the pass planned it.
+//! * **RPC threads never wait for streaming threads here.**
+//!   `request_new_pad` records a branch; `release_pad` detaches the branch's
+//!   ghost at once (under a per-branch lock that the reconciler also holds
+//!   while retargeting it) and leaves the tee pad and converters to the
+//!   reconciler. Bitrate and MTU settings are computed under the state lock
+//!   and applied after releasing it.
+//! * **Going down**, the bin waits for a pass in progress and builds nothing
+//!   afterwards.
 
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
+mod bitrate;
 pub mod codecs;
+mod graph;
 mod imp;
 pub mod keyframe;
+pub mod plan;
 
+pub use bitrate::MTU_QUERY;
 pub use codecs::Bitrate;
+pub use plan::{OutputFormat, Target};
 
 /// Name of the custom upstream event a consumer sends to say which bitrate
 /// (bps, field `bitrate`: u32) it can take.
@@ -93,9 +134,21 @@ impl AgnosticBin {
         self.imp().set_bitrate(bitrate);
     }
 
-    /// MTU of the payloaders this bin creates.
+    /// MTU of the payloaders this bin creates, when their consumers do not
+    /// answer the [`MTU_QUERY`].
     pub fn set_mtu(&self, mtu: u32) {
         self.imp().set_mtu(mtu);
+    }
+
+    /// Forces every output to one format (`None`: whatever each consumer
+    /// takes best). Existing branches are re-planned.
+    pub fn set_output_format(&self, format: Option<OutputFormat>) {
+        self.imp().set_output_format(format);
+    }
+
+    /// Whether no rewiring is pending or running (tests, teardown checks).
+    pub fn is_settled(&self) -> bool {
+        self.imp().is_idle()
     }
 
     /// Asks the producer feeding this bin for a keyframe.

@@ -84,6 +84,19 @@ fn transcode(encoder: &str, want: &str, frames: u32) -> (u64, u64) {
     (sent.load(Ordering::Relaxed), delivered.load(Ordering::Relaxed))
 }
 
+/// Runs `run` and checks the counts; a shortfall (frames dropped by a real
+/// time encoder starved of CPU on a loaded machine) earns one retry, an
+/// excess (duplicated frames, the defect this guards against) never does.
+fn check(run: impl Fn() -> (u64, u64)) {
+    let (sent, delivered) = run();
+    if delivered < sent && (sent - delivered) as f64 / sent as f64 > 0.02 {
+        eprintln!("sent {sent}, delivered {delivered}: retrying once (CPU starvation drops frames)");
+        let (sent, delivered) = run();
+        return assert_within_2_percent(sent, delivered);
+    }
+    assert_within_2_percent(sent, delivered);
+}
+
 fn assert_within_2_percent(sent: u64, delivered: u64) {
     assert!(sent > 0, "nothing sent");
     let diff = (delivered as f64 - sent as f64).abs() / sent as f64;
@@ -93,22 +106,24 @@ fn assert_within_2_percent(sent: u64, delivered: u64) {
 #[test]
 fn h264_to_vp8_delivers_as_many_frames_as_the_source_sent() {
     // An IDR (with SPS/PPS in front, as browsers send them) every 10 frames.
-    let (sent, delivered) = transcode(
-        "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10 bitrate=300 \
+    check(|| {
+        transcode(
+            "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10 bitrate=300 \
          ! video/x-h264,profile=constrained-baseline \
          ! rtph264pay config-interval=-1 aggregate-mode=zero-latency pt=102",
-        "application/x-rtp,media=video,encoding-name=VP8,clock-rate=90000",
-        150,
-    );
-    assert_within_2_percent(sent, delivered);
+            "application/x-rtp,media=video,encoding-name=VP8,clock-rate=90000",
+            150,
+        )
+    });
 }
 
 #[test]
 fn vp8_to_h264_delivers_as_many_frames_as_the_source_sent() {
-    let (sent, delivered) = transcode(
-        "vp8enc deadline=1 keyframe-max-dist=10 target-bitrate=300000 ! rtpvp8pay pt=96",
-        "application/x-rtp,media=video,encoding-name=H264,clock-rate=90000",
-        150,
-    );
-    assert_within_2_percent(sent, delivered);
+    check(|| {
+        transcode(
+            "vp8enc deadline=1 keyframe-max-dist=10 target-bitrate=300000 ! rtpvp8pay pt=96",
+            "application/x-rtp,media=video,encoding-name=H264,clock-rate=90000",
+            150,
+        )
+    });
 }

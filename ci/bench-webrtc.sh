@@ -3,7 +3,10 @@
 # loopback capacity ramp, forced VP8→H.264 transcoding ramp. Not a test:
 # prints Markdown table rows (and JSON lines) to paste into the doc.
 #
-#   ci/bench-webrtc.sh [latency|ramp|transcode|browser|all]
+#   ci/bench-webrtc.sh [latency|ramp|transcode|transcode-h264|browser|all]
+#
+# transcode: VP8 sent, H.264 received; transcode-h264: H.264 sent, VP8
+# received.
 #
 # Env: STEPS (loopback ramp, default 1,8,16,32,48), TSTEPS (transcoding,
 # default 1,2,4,8), RUNS (latency, default 20), WINDOW (seconds measured
@@ -34,6 +37,19 @@ if [[ ! -s "$media" ]]; then
     ! opusenc bitrate=48000 ! m.
 fi
 
+# The same picture and sound with H.264 video (constrained baseline, as
+# browsers send it), for the H.264→VP8 transcoding direction.
+media_h264="$target/bench-webrtc-media-h264.mkv"
+if [[ ! -s "$media_h264" ]]; then
+  gst-launch-1.0 -q -e \
+    videotestsrc pattern=smpte horizontal-speed=4 num-buffers=600 ! video/x-raw,width=640,height=480,framerate=30/1 \
+    ! x264enc speed-preset=veryfast tune=zerolatency bitrate=500 key-int-max=300 \
+    ! video/x-h264,profile=constrained-baseline ! h264parse ! matroskamux name=m \
+    ! filesink location="$media_h264" \
+    audiotestsrc wave=sine num-buffers=1000 samplesperbuffer=960 ! audio/x-raw,rate=48000,channels=2 \
+    ! opusenc bitrate=48000 ! m.
+fi
+
 conf="$(mktemp -d "${TMPDIR:-/tmp}/kms-bench.XXXXXX")"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 mkdir -p "$conf/modules/kurento"
@@ -51,7 +67,7 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
-run() { KMS_ICE_LOOPBACK_ONLY=1 "$loadgen" --url "ws://127.0.0.1:$port/kurento" --pid "$pid" --file "$media" \
+run() { KMS_ICE_LOOPBACK_ONLY=1 "$loadgen" --url "ws://127.0.0.1:$port/kurento" --pid "$pid" --file "${FILE:-$media}" \
   --window "${WINDOW:-10}" "$@"; }
 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, GStreamer $(gst-launch-1.0 --version | sed -n 2p | awk '{print $2}')"
@@ -59,6 +75,7 @@ case "$what" in
   latency) run latency "${RUNS:-20}" ;;
   ramp) run ramp "${STEPS:-1,8,16,32,48}" ;;
   transcode) run transcode "${TSTEPS:-1,2,4,8}" ;;
+  transcode-h264) FILE="$media_h264" run transcode "${TSTEPS:-1,2,4,8}" ;;
   browser) KMS_BIN="$server" tests/browser/run.sh --bench-latency "${RUNS:-20}" ;;
   all)
     run latency "${RUNS:-20}"
@@ -66,6 +83,8 @@ case "$what" in
     run ramp "${STEPS:-1,8,16,32,48}"
     echo
     run transcode "${TSTEPS:-1,2,4,8}"
+    echo
+    FILE="$media_h264" run transcode "${TSTEPS:-1,2,4,8}"
     echo
     KMS_BIN="$server" tests/browser/run.sh --bench-latency "${RUNS:-20}"
     ;;

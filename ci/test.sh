@@ -17,6 +17,8 @@ echo "== Rust tests"
 cargo test --workspace 2>&1 | tee /tmp/kms-cargo-test.log
 
 echo "== protocol conformance (official kurento-client against the real server)"
+# limits.test.js opens 600+ sockets at once (soft limits are often 1024).
+[[ "$(ulimit -n)" == unlimited || "$(ulimit -n)" -ge 4096 ]] || ulimit -n 4096 2>/dev/null || true
 (cd tests/conformance && npm ci --ignore-scripts --no-audit --no-fund >/dev/null && node --test --test-concurrency=1)
 
 echo "== generated JS client modules (official kurento-client register())"

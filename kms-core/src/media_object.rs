@@ -45,8 +45,7 @@ impl<T: RemoteObject> MediaObject for T {
     }
 
     fn add_tag(&self, _ctx: &Ctx, key: String, value: String) -> Result<()> {
-        self.object().add_tag(key, value);
-        Ok(())
+        self.object().add_tag(key, value)
     }
 
     fn remove_tag(&self, _ctx: &Ctx, key: String) -> Result<()> {

@@ -6,11 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use kms_jsonrpc::SessionId;
 use kms_jsonrpc::session::Notifier;
+use kms_jsonrpc::{SessionId, TenantId};
 use serde_json::{Map, Value};
 
+use crate::config::ObjectLimits;
 use crate::element::ElementCore;
+use crate::error::{Error, Result};
 use crate::rt::Event;
 
 /// A media object id (`<path>_<qualifiedType>`, spec §4.1).
@@ -68,7 +70,16 @@ pub trait RemoteObject: Send + Sync + 'static {
     fn release(&self) {}
 }
 
-type Subscriptions = HashMap<String, HashMap<SessionId, HashSet<String>>>;
+/// One session's subscriptions to one event type.
+struct SessionSubscriptions {
+    /// The session's tenant, to deliver tenant-scoped events (the shared
+    /// ServerManager's `ObjectCreated`) only to their tenant.
+    tenant: TenantId,
+    ids: HashSet<String>,
+}
+
+/// event type → session → subscription ids.
+type Subscriptions = HashMap<String, HashMap<SessionId, SessionSubscriptions>>;
 
 /// Id, name, tags, parent and event subscriptions of one object. Cheap to
 /// clone: streaming-thread callbacks keep a clone to raise events.
@@ -95,6 +106,10 @@ pub struct ObjectData {
     /// Fast path: most raised events have no subscriber.
     has_subscriptions: AtomicBool,
     notifier: Notifier,
+    limits: Arc<ObjectLimits>,
+    /// Used by every tenant (the ServerManager): growth limits count per
+    /// session, so that no client can use up another's share.
+    shared: bool,
 }
 
 impl std::fmt::Debug for ObjectData {
@@ -103,14 +118,21 @@ impl std::fmt::Debug for ObjectData {
     }
 }
 
+/// What an object is created with besides its place in the tree.
+pub(crate) struct ObjectEnv {
+    pub notifier: Notifier,
+    pub limits: Arc<ObjectLimits>,
+    pub shared: bool,
+}
+
 impl ObjectBase {
-    pub(crate) fn new(id: ObjectId, parent: Option<ObjectId>, pipeline: Option<ObjectId>, notifier: Notifier) -> Self {
-        ObjectBase(Arc::new(ObjectData::new(id, parent, pipeline, notifier)))
+    pub(crate) fn new(id: ObjectId, parent: Option<ObjectId>, pipeline: Option<ObjectId>, env: ObjectEnv) -> Self {
+        ObjectBase(Arc::new(ObjectData::new(id, parent, pipeline, env)))
     }
 }
 
 impl ObjectData {
-    fn new(id: ObjectId, parent: Option<ObjectId>, pipeline: Option<ObjectId>, notifier: Notifier) -> Self {
+    fn new(id: ObjectId, parent: Option<ObjectId>, pipeline: Option<ObjectId>, env: ObjectEnv) -> Self {
         let creation_time = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
         ObjectData {
             id,
@@ -122,7 +144,9 @@ impl ObjectData {
             send_tags_in_events: AtomicBool::new(false),
             subscriptions: Mutex::new(HashMap::new()),
             has_subscriptions: AtomicBool::new(false),
-            notifier,
+            notifier: env.notifier,
+            limits: env.limits,
+            shared: env.shared,
         }
     }
 
@@ -152,12 +176,29 @@ impl ObjectData {
         *self.name.lock() = Some(n);
     }
 
-    pub fn add_tag(&self, key: String, value: String) {
+    /// Adds or replaces a tag, within `maxTagBytes` and `maxTagsPerObject`.
+    pub fn add_tag(&self, key: String, value: String) -> Result<()> {
+        let max_bytes = self.limits.max_tag_bytes;
+        if max_bytes > 0 && key.len() + value.len() > max_bytes {
+            return Err(Error::NotEnoughResources(format!(
+                "Tag of {} bytes exceeds the limit of {max_bytes} bytes (maxTagBytes)",
+                key.len() + value.len()
+            )));
+        }
         let mut tags = self.tags.lock();
         match tags.iter_mut().find(|(k, _)| *k == key) {
             Some(t) => t.1 = value,
-            None => tags.push((key, value)),
+            None => {
+                let max = self.limits.max_tags_per_object;
+                if max > 0 && tags.len() >= max {
+                    return Err(Error::NotEnoughResources(format!(
+                        "Reached tags-per-object limit: {max} (maxTagsPerObject)"
+                    )));
+                }
+                tags.push((key, value))
+            }
         }
+        Ok(())
     }
 
     pub fn remove_tag(&self, key: &str) {
@@ -184,22 +225,48 @@ impl ObjectData {
         &self.notifier
     }
 
+    /// Used by every tenant (the ServerManager).
+    pub fn is_shared(&self) -> bool {
+        self.shared
+    }
+
     /// spec §5.6: one delivery channel per (session, object, event type),
-    /// whatever the number of subscription ids.
-    pub fn subscribe(&self, session: &SessionId, event: &str) -> String {
-        let sub = uuid::Uuid::new_v4().to_string();
+    /// whatever the number of subscription ids. At most
+    /// `maxSubscriptionsPerObject` ids, all sessions together (per session
+    /// on a shared object).
+    pub fn subscribe(&self, session: &SessionId, tenant: &TenantId, event: &str) -> Result<String> {
         let mut subs = self.subscriptions.lock();
-        subs.entry(event.to_string()).or_default().entry(session.clone()).or_default().insert(sub.clone());
+        let max = self.limits.max_subscriptions_per_object;
+        if max > 0 {
+            let counted = subs
+                .values()
+                .flat_map(|by_session| by_session.iter())
+                .filter(|(s, _)| !self.shared || *s == session)
+                .map(|(_, e)| e.ids.len())
+                .sum::<usize>();
+            if counted >= max {
+                return Err(Error::NotEnoughResources(format!(
+                    "Reached subscriptions-per-object limit: {max} (maxSubscriptionsPerObject)"
+                )));
+            }
+        }
+        let sub = uuid::Uuid::new_v4().to_string();
+        subs.entry(event.to_string())
+            .or_default()
+            .entry(session.clone())
+            .or_insert_with(|| SessionSubscriptions { tenant: tenant.clone(), ids: HashSet::new() })
+            .ids
+            .insert(sub.clone());
         self.has_subscriptions.store(true, Ordering::Release);
-        sub
+        Ok(sub)
     }
 
     pub fn unsubscribe(&self, session: &SessionId, subscription: &str) {
         let mut subs = self.subscriptions.lock();
         for by_session in subs.values_mut() {
-            if let Some(ids) = by_session.get_mut(session) {
-                ids.remove(subscription);
-                if ids.is_empty() {
+            if let Some(e) = by_session.get_mut(session) {
+                e.ids.remove(subscription);
+                if e.ids.is_empty() {
                     by_session.remove(session);
                 }
             }
@@ -226,16 +293,31 @@ impl ObjectData {
     /// session's current connection (spec §7.1). Never blocks, so it may be
     /// called from GStreamer streaming threads.
     pub fn raise<E: Event>(&self, event: &E) {
+        self.raise_to(event, None);
+    }
+
+    /// Like [`ObjectData::raise`], delivered only to sessions of `tenant`:
+    /// events of a shared object about one tenant's objects.
+    pub fn raise_for_tenant<E: Event>(&self, event: &E, tenant: &TenantId) {
+        self.raise_to(event, Some(tenant));
+    }
+
+    fn raise_to<E: Event>(&self, event: &E, tenant: Option<&TenantId>) {
         if !self.has_subscriptions.load(Ordering::Acquire) {
             return;
         }
         let sessions: Vec<SessionId> = {
             let subs = self.subscriptions.lock();
             match subs.get(E::NAME) {
-                Some(s) => s.keys().cloned().collect(),
+                Some(s) => {
+                    s.iter().filter(|(_, e)| tenant.is_none_or(|t| e.tenant == *t)).map(|(k, _)| k.clone()).collect()
+                }
                 None => return,
             }
         };
+        if sessions.is_empty() {
+            return;
+        }
         let data = self.event_data(event);
         for s in &sessions {
             self.notifier.send_event(s, self.id.as_str(), E::NAME, data.clone());

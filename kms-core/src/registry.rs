@@ -1,6 +1,11 @@
 //! The MediaObject registry: ids, parent/children, ownership by session with
-//! cascading release (spec §4), and the [`MediaBackend`] the protocol layer
-//! calls.
+//! cascading release (spec §4), tenants, and the [`MediaBackend`] the
+//! protocol layer calls.
+//!
+//! Tenants: every object belongs to the tenant whose session created it.
+//! Every lookup on behalf of a caller, including object ids passed as
+//! parameters, goes through the caller's tenant: another tenant's objects
+//! are "not found" (40101). Only the ServerManager is shared.
 
 use parking_lot::Mutex;
 use std::any::Any;
@@ -8,15 +13,26 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use kms_jsonrpc::session::Notifier;
-use kms_jsonrpc::{Description, MediaBackend, RpcError, SessionId};
+use kms_jsonrpc::{Caller, Deferred, Description, Invoked, MediaBackend, RpcError, SessionId, TenantId};
 use serde_json::{Map, Value};
 
 use crate::api::core::events::{ObjectCreated, ObjectDestroyed};
-use crate::config::CoreConfig;
+use crate::config::{CoreConfig, ObjectLimits};
 use crate::error::{Error, Result};
-use crate::object::{ObjectBase, ObjectId, RemoteObject};
-use crate::rt::{ClassInfo, ModuleDescriptor, Params, Resolver};
-use crate::server_manager::{SERVER_MANAGER_ID, ServerManagerImpl};
+use crate::object::{ObjectBase, ObjectEnv, ObjectId, RemoteObject};
+use crate::rt::{ClassInfo, ModuleDescriptor, Params, Resolver, ToJson};
+use crate::server_manager::{GET_USED_CPU, SERVER_MANAGER_ID, ServerManagerImpl, start_used_cpu};
+
+/// Operations known to hold their thread waiting: on webrtcbin promises
+/// (negotiation, stats), on a timer (`getUsedCpu` inside a transaction), on
+/// end-of-stream (`stopAndWait`). They run under the transport's slow-call
+/// budget and `maxSlowCallsPerSession`.
+const SLOW_OPERATIONS: &[&str] =
+    &[GET_USED_CPU, "processOffer", "processAnswer", "generateOffer", "getStats", "stopAndWait"];
+
+/// MediaObject setters. On the shared ServerManager their effect reaches
+/// every tenant (tags travel in its events), so only admin tenants may.
+const SHARED_STATE_SETTERS: &[&str] = &["setName", "addTag", "removeTag", "setSendTagsInEvents"];
 
 /// A live object: its implementation (type-erased) and class.
 #[derive(Clone)]
@@ -42,6 +58,7 @@ struct Entry {
     handle: ObjectHandle,
     owners: HashSet<SessionId>,
     children: Vec<ObjectId>,
+    tenant: TenantId,
 }
 
 #[derive(Default)]
@@ -66,7 +83,10 @@ pub(crate) struct Inner {
     modules: Vec<ModuleSummary>,
     notifier: Notifier,
     config: CoreConfig,
+    limits: Arc<ObjectLimits>,
     server_manager: Mutex<Option<ObjectHandle>>,
+    /// Slow calls in progress per session (`maxSlowCallsPerSession`).
+    slow_calls: Mutex<HashMap<SessionId, usize>>,
 }
 
 /// The object registry; cheap to clone.
@@ -80,6 +100,8 @@ pub struct Registry {
 #[derive(Clone)]
 pub struct Ctx {
     session: SessionId,
+    tenant: TenantId,
+    admin: bool,
     registry: Registry,
     creating: Option<Arc<ClassInfo>>,
 }
@@ -87,6 +109,21 @@ pub struct Ctx {
 impl Ctx {
     pub fn session(&self) -> &SessionId {
         &self.session
+    }
+
+    /// The caller's tenant: objects it reaches must be its own.
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    /// Whether the caller may read process-wide figures.
+    pub fn is_admin(&self) -> bool {
+        self.admin
+    }
+
+    /// Finds an object of the caller's tenant (spec §4.3: no ref).
+    pub fn resolve(&self, id: &str) -> Result<ObjectHandle> {
+        self.registry.get_in(&self.tenant, id)
     }
 
     pub fn registry(&self) -> &Registry {
@@ -114,7 +151,37 @@ impl Ctx {
                 (id.clone(), None, Some(id))
             }
         };
-        ObjectBase::new(id, parent_id, pipeline, self.registry.inner.notifier.clone())
+        ObjectBase::new(id, parent_id, pipeline, self.registry.object_env(false))
+    }
+}
+
+/// Object lookups of one tenant, for parameters of remote-class type.
+struct Scope<'a> {
+    registry: &'a Registry,
+    tenant: &'a TenantId,
+}
+
+impl Resolver for Scope<'_> {
+    fn resolve(&self, id: &str) -> Result<ObjectHandle> {
+        self.registry.get_in(self.tenant, id)
+    }
+}
+
+/// A slow call of one session in progress; released on drop.
+struct SlowSlot {
+    registry: Registry,
+    session: SessionId,
+}
+
+impl Drop for SlowSlot {
+    fn drop(&mut self) {
+        let mut slow = self.registry.inner.slow_calls.lock();
+        if let Some(n) = slow.get_mut(&self.session) {
+            *n -= 1;
+            if *n == 0 {
+                slow.remove(&self.session);
+            }
+        }
     }
 }
 
@@ -153,15 +220,17 @@ impl Registry {
                 classes,
                 modules: summaries,
                 notifier,
+                limits: Arc::new(config.limits.clone()),
                 config,
                 server_manager: Mutex::new(None),
+                slow_calls: Mutex::new(HashMap::new()),
             }),
         };
         let sm = Arc::new(ServerManagerImpl::new(ObjectBase::new(
             ObjectId::from(SERVER_MANAGER_ID),
             None,
             None,
-            reg.inner.notifier.clone(),
+            reg.object_env(true),
         )));
         if let Some(class) = reg.inner.classes.get("kurento.ServerManager") {
             let any: Arc<dyn Any + Send + Sync> = sm;
@@ -195,12 +264,33 @@ impl Registry {
         self.inner.server_manager.lock().clone()
     }
 
-    fn ctx(&self, session: &SessionId) -> Ctx {
-        Ctx { session: session.clone(), registry: self.clone(), creating: None }
+    fn object_env(&self, shared: bool) -> ObjectEnv {
+        ObjectEnv { notifier: self.inner.notifier.clone(), limits: self.inner.limits.clone(), shared }
     }
 
-    /// Finds an object without changing ownership.
+    fn ctx(&self, caller: &dyn Caller) -> Ctx {
+        Ctx {
+            session: caller.session().clone(),
+            tenant: caller.tenant().clone(),
+            admin: caller.is_admin(),
+            registry: self.clone(),
+            creating: None,
+        }
+    }
+
+    /// Finds an object of any tenant, without changing ownership. For the
+    /// server's own use; callers' lookups go through their tenant.
     pub fn get(&self, id: &str) -> Result<ObjectHandle> {
+        self.lookup(None, id)
+    }
+
+    /// Finds an object of `tenant` (or the shared ServerManager); another
+    /// tenant's object is not found.
+    pub fn get_in(&self, tenant: &TenantId, id: &str) -> Result<ObjectHandle> {
+        self.lookup(Some(tenant), id)
+    }
+
+    fn lookup(&self, tenant: Option<&TenantId>, id: &str) -> Result<ObjectHandle> {
         if id == SERVER_MANAGER_ID {
             return self.server_manager().ok_or_else(|| Error::ObjectNotFound(id.into()));
         }
@@ -208,17 +298,52 @@ impl Registry {
             return Err(Error::NewrefOutsideTransaction(id.into()));
         }
         let st = self.inner.state.lock();
-        st.objects.get(&ObjectId::from(id)).map(|e| e.handle.clone()).ok_or_else(|| Error::ObjectNotFound(id.into()))
+        st.objects
+            .get(&ObjectId::from(id))
+            .filter(|e| tenant.is_none_or(|t| e.tenant == *t))
+            .map(|e| e.handle.clone())
+            .ok_or_else(|| Error::ObjectNotFound(id.into()))
     }
 
-    /// Finds an object and refs it in `session` (spec §4.3: any access refs).
-    fn access(&self, session: &SessionId, id: &str) -> Result<ObjectHandle> {
-        let h = self.get(id)?;
+    /// Finds an object and refs it in the caller's session (spec §4.3: any
+    /// access refs).
+    fn access(&self, caller: &dyn Caller, id: &str) -> Result<ObjectHandle> {
+        let h = self.get_in(caller.tenant(), id)?;
         if id != SERVER_MANAGER_ID {
             let mut st = self.inner.state.lock();
-            ref_chain(&mut st, session, h.id());
+            ref_chain(&mut st, caller.session(), h.id());
         }
         Ok(h)
+    }
+
+    /// For calls that succeed on unknown ids (release, unref, unsubscribe):
+    /// an id of another tenant is an error, not a silent success.
+    fn check_not_foreign(&self, caller: &dyn Caller, id: &str) -> Result<()> {
+        if id.starts_with("newref:") {
+            return Err(Error::NewrefOutsideTransaction(id.into()));
+        }
+        let st = self.inner.state.lock();
+        match st.objects.get(&ObjectId::from(id)) {
+            Some(e) if e.tenant != *caller.tenant() => Err(Error::ObjectNotFound(id.into())),
+            _ => Ok(()),
+        }
+    }
+
+    /// Takes one of the session's `maxSlowCallsPerSession` slots.
+    fn slow_slot(&self, session: &SessionId) -> Result<SlowSlot> {
+        let max = self.inner.limits.max_slow_calls_per_session;
+        let mut slow = self.inner.slow_calls.lock();
+        let n = slow.entry(session.clone()).or_insert(0);
+        if max > 0 && *n >= max {
+            if *n == 0 {
+                slow.remove(session);
+            }
+            return Err(Error::NotEnoughResources(format!(
+                "Reached slow-calls-per-session limit: {max} (maxSlowCallsPerSession)"
+            )));
+        }
+        *n += 1;
+        Ok(SlowSlot { registry: self.clone(), session: session.clone() })
     }
 
     /// Direct children ids, in creation order.
@@ -227,13 +352,22 @@ impl Registry {
         st.objects.get(id).map(|e| e.children.clone()).unwrap_or_default()
     }
 
-    /// Ids of all live pipelines (ServerManager.getPipelines).
+    /// Ids of all live pipelines.
     pub fn pipelines(&self) -> Vec<ObjectId> {
+        self.pipelines_where(|_| true)
+    }
+
+    /// Ids of the live pipelines of one tenant (ServerManager.getPipelines).
+    pub fn pipelines_of(&self, tenant: &TenantId) -> Vec<ObjectId> {
+        self.pipelines_where(|t| t == tenant)
+    }
+
+    fn pipelines_where(&self, tenant: impl Fn(&TenantId) -> bool) -> Vec<ObjectId> {
         let st = self.inner.state.lock();
         let mut v: Vec<ObjectId> = st
             .objects
             .iter()
-            .filter(|(_, e)| e.handle.remote.object().parent().is_none())
+            .filter(|(_, e)| e.handle.remote.object().parent().is_none() && tenant(&e.tenant))
             .map(|(k, _)| k.clone())
             .collect();
         v.sort();
@@ -244,13 +378,15 @@ impl Registry {
         self.inner.state.lock().objects.len()
     }
 
-    fn raise_on_manager<E: crate::rt::Event>(&self, e: &E) {
+    /// ServerManager events about an object reach only its tenant.
+    fn raise_on_manager<E: crate::rt::Event>(&self, e: &E, tenant: &TenantId) {
         if let Some(sm) = self.server_manager() {
-            sm.remote.object().raise(e);
+            sm.remote.object().raise_for_tenant(e, tenant);
         }
     }
 
-    pub fn create_object(&self, session: &SessionId, type_name: &str, ctor: Option<&Value>) -> Result<ObjectId> {
+    pub fn create_object(&self, caller: &dyn Caller, type_name: &str, ctor: Option<&Value>) -> Result<ObjectId> {
+        let session = caller.session();
         let class = self
             .inner
             .classes
@@ -271,8 +407,9 @@ impl Registry {
             Some(Value::Object(m)) => Some(m),
             Some(_) => return Err(Error::marshall("'constructorParams' should be an object")),
         };
-        let ctx = Ctx { session: session.clone(), registry: self.clone(), creating: Some(class.clone()) };
-        let params = Params::new(map, "constructorParams", self);
+        let ctx = Ctx { creating: Some(class.clone()), ..self.ctx(caller) };
+        let scope = Scope { registry: self, tenant: caller.tenant() };
+        let params = Params::new(map, "constructorParams", &scope);
         let factory = class.factory.expect("checked above");
         // No registry lock while constructing: the factory resolves params
         // and builds GStreamer elements.
@@ -286,7 +423,7 @@ impl Registry {
             let mut owners: HashSet<SessionId> = HashSet::new();
             owners.insert(session.clone());
             if let Some(p) = &parent {
-                match st.objects.get_mut(p) {
+                match st.objects.get_mut(p).filter(|pe| pe.tenant == *caller.tenant()) {
                     Some(pe) => {
                         owners.extend(pe.owners.iter().cloned());
                         pe.children.push(id.clone());
@@ -301,13 +438,14 @@ impl Registry {
             for o in &owners {
                 st.by_session.entry(o.clone()).or_default().insert(id.clone());
             }
-            st.objects.insert(id.clone(), Entry { handle, owners, children: vec![] });
+            st.objects.insert(id.clone(), Entry { handle, owners, children: vec![], tenant: caller.tenant().clone() });
             if let Some(p) = &parent {
                 ref_chain(&mut st, session, p);
             }
         }
+        self.bus_membership(&remote, true);
         tracing::debug!(%id, "object created");
-        self.raise_on_manager(&ObjectCreated { object: id.clone() });
+        self.raise_on_manager(&ObjectCreated { object: id.clone() }, caller.tenant());
         Ok(id)
     }
 
@@ -347,16 +485,17 @@ impl Registry {
                     {
                         pe.children.retain(|c| c != oid);
                     }
-                    destroyed.push(e.handle);
+                    destroyed.push((e.handle, e.tenant));
                 }
             }
             st.by_session.retain(|_, v| !v.is_empty());
             destroyed
         };
-        for h in destroyed {
+        for (h, tenant) in destroyed {
+            self.bus_membership(&h.remote, false);
             h.remote.release();
             tracing::debug!(id = %h.id(), "object destroyed");
-            self.raise_on_manager(&ObjectDestroyed { object_id: h.id().to_string() });
+            self.raise_on_manager(&ObjectDestroyed { object_id: h.id().to_string() }, &tenant);
         }
     }
 
@@ -371,8 +510,46 @@ impl Registry {
         }
     }
 
-    fn params<'a>(&'a self, map: Option<&'a Map<String, Value>>) -> Params<'a> {
-        Params::new(map, "operationParams", self)
+    /// Tells the object's pipeline which top-level bin is this object's, so
+    /// GStreamer errors inside it are raised on it (spec §7.2).
+    fn bus_membership(&self, remote: &Arc<dyn RemoteObject>, add: bool) {
+        let bin = match (remote.element(), remote.hub()) {
+            (Some(e), _) => e.bin().clone(),
+            (None, Some(h)) => h.bin().clone(),
+            _ => return,
+        };
+        let Some(pid) = remote.object().pipeline() else { return };
+        let Ok(p) = self.get(pid.as_str()) else { return };
+        if let Some(shared) = p.remote.pipeline() {
+            if add {
+                shared.add_member(&bin, remote.object().clone());
+            } else {
+                shared.remove_member(&bin);
+            }
+        }
+    }
+
+    /// Calls the class's operation, holding a `maxSlowCallsPerSession`
+    /// slot for operations that wait.
+    fn invoke_class(
+        &self,
+        h: &ObjectHandle,
+        caller: &dyn Caller,
+        operation: &str,
+        params: Option<&Map<String, Value>>,
+    ) -> Result<Value> {
+        if h.remote.object().is_shared() && !caller.is_admin() && SHARED_STATE_SETTERS.contains(&operation) {
+            return Err(Error::NotImplemented(format!(
+                "{operation} on {} would change it for every tenant of this server; \
+                 only admin tenants may (mediaServer.net.websocket.adminTenants)",
+                h.id()
+            )));
+        }
+        let _slot = if SLOW_OPERATIONS.contains(&operation) { Some(self.slow_slot(caller.session())?) } else { None };
+        let ctx = self.ctx(caller);
+        let scope = Scope { registry: self, tenant: caller.tenant() };
+        let p = Params::new(params, "operationParams", &scope);
+        (h.class.invoke)(&*h.any, &ctx, operation, &p)
     }
 }
 
@@ -398,24 +575,18 @@ fn collect_subtree(st: &State, id: &ObjectId, out: &mut Vec<ObjectId>) {
     }
 }
 
-impl Resolver for Registry {
-    fn resolve(&self, id: &str) -> Result<ObjectHandle> {
-        self.get(id)
-    }
-}
-
 impl MediaBackend for Registry {
     fn create(
         &self,
-        session: &SessionId,
+        caller: &dyn Caller,
         type_name: &str,
         ctor: Option<&Value>,
     ) -> std::result::Result<String, RpcError> {
-        Ok(self.create_object(session, type_name, ctor)?.to_string())
+        Ok(self.create_object(caller, type_name, ctor)?.to_string())
     }
 
-    fn describe(&self, session: &SessionId, object: &str) -> std::result::Result<Description, RpcError> {
-        let h = self.access(session, object)?;
+    fn describe(&self, caller: &dyn Caller, object: &str) -> std::result::Result<Description, RpcError> {
+        let h = self.access(caller, object)?;
         Ok(Description {
             type_name: h.class.name.to_string(),
             qualified_type: h.class.qualified_name.to_string(),
@@ -425,47 +596,78 @@ impl MediaBackend for Registry {
 
     fn invoke(
         &self,
-        session: &SessionId,
+        caller: &dyn Caller,
         object: &str,
         operation: &str,
         params: Option<&Map<String, Value>>,
     ) -> std::result::Result<Value, RpcError> {
-        let h = self.access(session, object)?;
-        let ctx = self.ctx(session);
-        let p = self.params(params);
-        Ok((h.class.invoke)(&*h.any, &ctx, operation, &p)?)
+        let h = self.access(caller, object)?;
+        Ok(self.invoke_class(&h, caller, operation, params)?)
     }
 
-    fn subscribe(&self, session: &SessionId, object: &str, event_type: &str) -> std::result::Result<String, RpcError> {
-        let h = self.access(session, object)?;
+    /// `getUsedCpu(interval)` takes its first sample now and its second
+    /// after a wait the transport spends without a thread.
+    fn invoke_deferred(
+        &self,
+        caller: &dyn Caller,
+        object: &str,
+        operation: &str,
+        params: Option<&Map<String, Value>>,
+    ) -> std::result::Result<Invoked, RpcError> {
+        let h = self.access(caller, object)?;
+        if operation != GET_USED_CPU || !h.class.is_a("kurento.ServerManager") {
+            return Ok(Invoked::Value(self.invoke_class(&h, caller, operation, params)?));
+        }
+        let slot = self.slow_slot(caller.session())?;
+        let scope = Scope { registry: self, tenant: caller.tenant() };
+        let p = Params::new(params, "operationParams", &scope);
+        // As the generated dispatcher decodes it.
+        p.require()?;
+        let interval = p.get::<i32>("interval")?;
+        let (wait, sample) = start_used_cpu(&self.ctx(caller), interval)?;
+        Ok(Invoked::Later(Deferred {
+            wait,
+            finish: Box::new(move || {
+                let _slot = slot;
+                Ok(sample.finish().to_json())
+            }),
+        }))
+    }
+
+    fn is_slow(&self, _object: &str, operation: &str) -> bool {
+        SLOW_OPERATIONS.contains(&operation)
+    }
+
+    fn subscribe(&self, caller: &dyn Caller, object: &str, event_type: &str) -> std::result::Result<String, RpcError> {
+        let h = self.access(caller, object)?;
         if !h.class.events.contains(&event_type) {
             return Err(Error::EventNotSupported(event_type.to_string()).into());
         }
-        Ok(h.remote.object().subscribe(session, event_type))
+        Ok(h.remote.object().subscribe(caller.session(), caller.tenant(), event_type)?)
     }
 
-    fn unsubscribe(&self, session: &SessionId, object: &str, subscription: &str) -> std::result::Result<(), RpcError> {
-        if let Ok(h) = self.get(object) {
-            h.remote.object().unsubscribe(session, subscription);
+    fn unsubscribe(&self, caller: &dyn Caller, object: &str, subscription: &str) -> std::result::Result<(), RpcError> {
+        self.check_not_foreign(caller, object)?;
+        if let Ok(h) = self.get_in(caller.tenant(), object) {
+            h.remote.object().unsubscribe(caller.session(), subscription);
         }
         Ok(())
     }
 
-    fn release(&self, _session: &SessionId, object: &str) -> std::result::Result<(), RpcError> {
-        if object.starts_with("newref:") {
-            return Err(Error::NewrefOutsideTransaction(object.into()).into());
-        }
+    fn release(&self, caller: &dyn Caller, object: &str) -> std::result::Result<(), RpcError> {
+        self.check_not_foreign(caller, object)?;
         self.unref_from(&ObjectId::from(object), None);
         Ok(())
     }
 
-    fn ref_object(&self, session: &SessionId, object: &str) -> std::result::Result<(), RpcError> {
-        self.access(session, object)?;
+    fn ref_object(&self, caller: &dyn Caller, object: &str) -> std::result::Result<(), RpcError> {
+        self.access(caller, object)?;
         Ok(())
     }
 
-    fn unref_object(&self, session: &SessionId, object: &str) -> std::result::Result<(), RpcError> {
-        let one: HashSet<SessionId> = [session.clone()].into_iter().collect();
+    fn unref_object(&self, caller: &dyn Caller, object: &str) -> std::result::Result<(), RpcError> {
+        self.check_not_foreign(caller, object)?;
+        let one: HashSet<SessionId> = [caller.session().clone()].into_iter().collect();
         self.unref_from(&ObjectId::from(object), Some(&one));
         Ok(())
     }

@@ -1,4 +1,10 @@
 //! ServerManager (spec §9): the singleton at `manager_ServerManager`.
+//!
+//! Shared by every tenant; its answers are per tenant: `getPipelines`,
+//! `getSessions` and the `ObjectCreated`/`ObjectDestroyed` events show only
+//! the caller's tenant. Process-wide figures (`getUsedMemory`,
+//! `getUsedCpu`) cannot be split per tenant honestly, so they are answered
+//! to admin tenants only (all of a single-tenant server's clients are).
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +17,10 @@ pub const SERVER_MANAGER_ID: &str = "manager_ServerManager";
 
 /// The version we report: the KMS version we are wire-compatible with.
 pub const SERVER_VERSION: &str = "7.3.0";
+
+/// `getUsedCpu` measures over a wait; the registry runs that wait without
+/// holding a thread (see `Registry::invoke_deferred`).
+pub const GET_USED_CPU: &str = "getUsedCpu";
 
 pub struct ServerManagerImpl {
     base: ObjectBase,
@@ -41,6 +51,47 @@ pub fn cpu_count() -> usize {
         }
     }
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// Refuses process-wide figures to tenants that are not admin.
+fn admin_only(ctx: &Ctx, what: &str) -> Result<()> {
+    if ctx.is_admin() {
+        return Ok(());
+    }
+    Err(Error::NotImplemented(format!(
+        "{what} reports the whole server process, which this server shares between tenants; \
+         it is answered to admin tenants only (mediaServer.net.websocket.adminTenants)"
+    )))
+}
+
+/// The first sample of `getUsedCpu`: process CPU time and wall time.
+pub struct CpuSample {
+    start: Instant,
+    ticks: u64,
+}
+
+impl CpuSample {
+    pub fn start() -> Self {
+        CpuSample { start: Instant::now(), ticks: process_ticks().unwrap_or(0) }
+    }
+
+    /// Process CPU % since `start`, averaged over the usable cores.
+    pub fn finish(&self) -> f32 {
+        let ticks_per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        let t1 = process_ticks().unwrap_or(self.ticks);
+        let elapsed = self.start.elapsed().as_secs_f64().max(1e-3);
+        let used = t1.saturating_sub(self.ticks) as f64 / ticks_per_sec;
+        (used / elapsed / cpu_count() as f64 * 100.0) as f32
+    }
+}
+
+/// The first half of `getUsedCpu(interval)`: checks, then how long to wait
+/// (capped by `maxCpuSampleMs`) and the sample to finish after it.
+pub fn start_used_cpu(ctx: &Ctx, interval: i32) -> Result<(Duration, CpuSample)> {
+    admin_only(ctx, GET_USED_CPU)?;
+    let cap = ctx.config().max_cpu_sample_ms.max(1);
+    let ms = (interval.max(1) as u64).min(cap);
+    Ok((Duration::from_millis(ms), CpuSample::start()))
 }
 
 /// Process CPU time (user + system) in clock ticks, from /proc/self/stat.
@@ -85,11 +136,12 @@ impl ServerManager for ServerManagerImpl {
     }
 
     fn get_pipelines(&self, ctx: &Ctx) -> Result<Vec<ObjectId>> {
-        Ok(ctx.registry().pipelines())
+        Ok(ctx.registry().pipelines_of(ctx.tenant()))
     }
 
     fn get_sessions(&self, ctx: &Ctx) -> Result<Vec<String>> {
-        Ok(ctx.registry().notifier().session_ids().into_iter().map(|s| s.as_str().to_string()).collect())
+        let ids = ctx.registry().notifier().session_ids_of(ctx.tenant());
+        Ok(ids.into_iter().map(|s| s.as_str().to_string()).collect())
     }
 
     fn get_metadata(&self, ctx: &Ctx) -> Result<String> {
@@ -109,22 +161,17 @@ impl ServerManager for ServerManagerImpl {
         Ok(cpu_count() as i32)
     }
 
-    /// Blocks this connection for `interval` ms (capped by config) — other
-    /// connections are served meanwhile, unlike upstream.
+    /// The blocking form, used inside transactions: blocks this thread for
+    /// `interval` ms (capped by config). Outside transactions the registry
+    /// waits without a thread.
     fn get_used_cpu(&self, ctx: &Ctx, interval: i32) -> Result<f32> {
-        let cap = ctx.config().max_cpu_sample_ms.max(1);
-        let ms = (interval.max(1) as u64).min(cap);
-        let ticks_per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-        let start = Instant::now();
-        let t0 = process_ticks().unwrap_or(0);
-        std::thread::sleep(Duration::from_millis(ms));
-        let t1 = process_ticks().unwrap_or(t0);
-        let elapsed = start.elapsed().as_secs_f64().max(1e-3);
-        let used = (t1.saturating_sub(t0)) as f64 / ticks_per_sec;
-        Ok((used / elapsed / cpu_count() as f64 * 100.0) as f32)
+        let (wait, sample) = start_used_cpu(ctx, interval)?;
+        std::thread::sleep(wait);
+        Ok(sample.finish())
     }
 
-    fn get_used_memory(&self, _ctx: &Ctx) -> Result<i64> {
+    fn get_used_memory(&self, ctx: &Ctx) -> Result<i64> {
+        admin_only(ctx, "getUsedMemory")?;
         Ok(used_memory_kib())
     }
 }

@@ -142,6 +142,18 @@ impl Rpc {
 struct Media {
     video: Vec<(gst::ClockTime, gst::Buffer)>,
     audio: Vec<(gst::ClockTime, gst::Buffer)>,
+    /// Caps of the file's video (VP8, or H.264 with its codec data).
+    video_caps: gst::Caps,
+}
+
+impl Media {
+    /// RTP encoding name of the file's video.
+    fn codec(&self) -> &'static str {
+        match self.video_caps.structure(0).map(|s| s.name().as_str()) {
+            Some("video/x-h264") => "H264",
+            _ => "VP8",
+        }
+    }
 }
 
 fn load_media(path: &str) -> Media {
@@ -158,15 +170,17 @@ fn load_media(path: &str) -> Media {
         let sink = bin.by_name(name).unwrap().downcast::<gst_app::AppSink>().unwrap();
         std::thread::spawn(move || {
             let mut out = vec![];
+            let mut caps = None;
             while let Ok(s) = sink.pull_sample() {
+                caps = caps.or_else(|| s.caps_owned());
                 out.push(s.buffer_owned().unwrap());
             }
-            out
+            (out, caps)
         })
     };
     p.set_state(gst::State::Playing).unwrap();
     let (v, a) = (pull("v"), pull("a"));
-    let (v, a) = (v.join().unwrap(), a.join().unwrap());
+    let ((v, video_caps), (a, _)) = (v.join().unwrap(), a.join().unwrap());
     p.set_state(gst::State::Null).unwrap();
     let with_durations = |bufs: Vec<gst::Buffer>, default: gst::ClockTime| {
         let mut out = vec![];
@@ -182,6 +196,7 @@ fn load_media(path: &str) -> Media {
     let media = Media {
         video: with_durations(v, gst::ClockTime::from_mseconds(33)),
         audio: with_durations(a, gst::ClockTime::from_mseconds(20)),
+        video_caps: video_caps.expect("video caps"),
     };
     assert!(!media.video.is_empty(), "no video in {path}");
     media
@@ -251,6 +266,8 @@ struct Gen {
     stop: Arc<AtomicBool>,
     keyframe: Arc<AtomicBool>,
     last_keyframe: Arc<Mutex<Option<Instant>>>,
+    /// RTP encoding name of the video sent.
+    codec: &'static str,
 }
 
 impl Gen {
@@ -265,7 +282,8 @@ impl Gen {
                 .block(false)
                 .build()
         };
-        let vsrc = mk_src("video/x-vp8,width=640,height=480,framerate=30/1");
+        let codec = media.codec();
+        let vsrc = mk_src(&media.video_caps.to_string());
         let asrc = mk_src("audio/x-opus,channel-mapping-family=0,channels=2,rate=48000");
         let vtee = gst::ElementFactory::make("tee").property("allow-not-linked", true).build().unwrap();
         let atee = gst::ElementFactory::make("tee").property("allow-not-linked", true).build().unwrap();
@@ -276,7 +294,7 @@ impl Gen {
         let stop = Arc::new(AtomicBool::new(false));
         let keyframe = Arc::new(AtomicBool::new(false));
         start_feeder(media, vsrc, asrc, stop.clone(), keyframe.clone());
-        Gen { pipeline, vtee, atee, stop, keyframe, last_keyframe: Arc::default() }
+        Gen { pipeline, vtee, atee, stop, keyframe, last_keyframe: Arc::default(), codec }
     }
 }
 
@@ -449,9 +467,12 @@ impl Peer {
                     kf.store(true, Ordering::Relaxed);
                 }
             });
-            for (tee, pay, pt, idx) in
-                [(&g.vtee, "rtpvp8pay picture-id-mode=15-bit", 96u32, 0u32), (&g.atee, "rtpopuspay", 111, 1)]
-            {
+            let vpay = if g.codec == "H264" {
+                "h264parse config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au ! rtph264pay config-interval=-1 aggregate-mode=zero-latency"
+            } else {
+                "rtpvp8pay picture-id-mode=15-bit"
+            };
+            for (tee, pay, pt, idx) in [(&g.vtee, vpay, 96u32, 0u32), (&g.atee, "rtpopuspay", 111, 1)] {
                 // Short and leaky: while webrtcbin holds its input (until
                 // negotiated), stale frames are dropped, not bunched up.
                 let q = gst::ElementFactory::make("queue")
@@ -599,7 +620,7 @@ fn loopback_session(rpc: &Arc<Rpc>, g: &Gen, counters: &Arc<Counters>, decode: b
     let p = rpc.create("MediaPipeline", json!({}));
     let ep = rpc.create("WebRtcEndpoint", json!({"mediaPipeline": p}));
     rpc.invoke(&ep, "connect", json!({"sink": ep}));
-    let peer = Peer::new(g, true, "VP8", decode, counters.clone());
+    let peer = Peer::new(g, true, g.codec, decode, counters.clone());
     peer.negotiate(rpc, &ep);
     Session { pipeline: p, peers: vec![peer] }
 }
@@ -609,9 +630,11 @@ fn transcode_session(rpc: &Arc<Rpc>, g: &Gen, counters: &Arc<Counters>) -> Sessi
     let a = rpc.create("WebRtcEndpoint", json!({"mediaPipeline": p}));
     let b = rpc.create("WebRtcEndpoint", json!({"mediaPipeline": p}));
     rpc.invoke(&a, "connect", json!({"sink": b}));
-    let sender = Peer::new(g, true, "VP8", false, counters.clone());
+    let sender = Peer::new(g, true, g.codec, false, counters.clone());
     sender.negotiate(rpc, &a);
-    let receiver = Peer::new(g, false, "H264", false, counters.clone());
+    // The receiver accepts only the other codec: the server transcodes.
+    let other = if g.codec == "H264" { "VP8" } else { "H264" };
+    let receiver = Peer::new(g, false, other, false, counters.clone());
     receiver.negotiate(rpc, &b);
     Session { pipeline: p, peers: vec![sender, receiver] }
 }

@@ -3,13 +3,14 @@
 //! a blocking-capable thread.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use crate::backend::MediaBackend;
+use crate::backend::{Deferred, Invoked, MediaBackend};
 use crate::error::RpcError;
 use crate::params::{optional_bool, required_str, take_required_array};
-use crate::session::SessionId;
+use crate::tenant::Caller;
 use crate::transaction;
 
 pub(crate) const SESSION_ID: &str = "sessionId";
@@ -17,16 +18,45 @@ pub(crate) const SESSION_ID: &str = "sessionId";
 /// One backend operation with its params already validated.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Call {
-    Create { type_name: String, constructor_params: Option<Value> },
-    Describe { object: String },
-    Invoke { object: String, operation: String, operation_params: Option<Map<String, Value>> },
-    Subscribe { object: String, event_type: String },
-    Unsubscribe { object: String, subscription: String },
-    Release { object: String },
-    Ref { object: String },
-    Unref { object: String },
-    CloseSession { release: bool },
-    Transaction { operations: Vec<Value> },
+    Create {
+        type_name: String,
+        constructor_params: Option<Value>,
+    },
+    Describe {
+        object: String,
+    },
+    Invoke {
+        object: String,
+        operation: String,
+        operation_params: Option<Map<String, Value>>,
+    },
+    Subscribe {
+        object: String,
+        event_type: String,
+    },
+    Unsubscribe {
+        object: String,
+        subscription: String,
+    },
+    Release {
+        object: String,
+    },
+    Ref {
+        object: String,
+    },
+    Unref {
+        object: String,
+    },
+    CloseSession {
+        release: bool,
+    },
+    /// `max_wait`: the most its operations may wait in total (deferred
+    /// waits such as `getUsedCpu`, which inside a transaction hold the
+    /// thread); set by the dispatcher from `maxTransactionWaitMs`.
+    Transaction {
+        operations: Vec<Value>,
+        max_wait: Duration,
+    },
 }
 
 /// What executing a [`Call`] produced.
@@ -98,36 +128,47 @@ impl Call {
             "ref" => Call::Ref { object: required_str(params, "object")? },
             "unref" => Call::Unref { object: required_str(params, "object")? },
             "closeSession" => Call::CloseSession { release: optional_bool(params, "release").unwrap_or(false) },
-            "transaction" => Call::Transaction { operations: take_required_array(params, "operations")? },
+            "transaction" => {
+                Call::Transaction { operations: take_required_array(params, "operations")?, max_wait: Duration::ZERO }
+            }
             _ => return Err(RpcError::method_not_found()),
         })
     }
 
-    /// Runs the call; a panicking backend becomes -32603 instead of taking
-    /// the connection down.
-    pub fn execute(self, session: &SessionId, backend: &dyn MediaBackend, server_id: &str) -> Outcome {
-        match catch_unwind(AssertUnwindSafe(|| self.execute_inner(session, backend, server_id))) {
-            Ok(o) => o,
-            Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "backend panicked".to_owned());
-                tracing::error!(%session, "backend panicked: {what}");
-                Outcome::of(Err(RpcError::internal(Some(&what))))
-            }
+    /// Whether executing this call may hold its thread waiting
+    /// ([`MediaBackend::is_slow`]); a transaction is slow if any of its
+    /// operations is.
+    pub fn is_slow(&self, backend: &dyn MediaBackend) -> bool {
+        match self {
+            Call::Invoke { object, operation, .. } => backend.is_slow(object, operation),
+            Call::Transaction { operations, .. } => operations.iter().any(|op| {
+                let p = op.get("params");
+                let field = |k: &str| p.and_then(|p| p.get(k)).and_then(Value::as_str).unwrap_or("");
+                op.get("method").and_then(Value::as_str) == Some("invoke")
+                    && backend.is_slow(field("object"), field("operation"))
+            }),
+            _ => false,
         }
     }
 
-    fn execute_inner(self, session: &SessionId, backend: &dyn MediaBackend, server_id: &str) -> Outcome {
+    /// Runs the call, except the wait of an operation that only waits for
+    /// time to pass ([`MediaBackend::invoke_deferred`]), which is returned.
+    /// A panicking backend becomes -32603 instead of taking the connection
+    /// down.
+    pub fn start(self, caller: &dyn Caller, backend: &dyn MediaBackend, server_id: &str) -> Started {
+        guarded(caller, || self.start_inner(caller, backend, server_id))
+            .unwrap_or_else(|e| Started::Done(Outcome::of(Err(e))))
+    }
+
+    fn start_inner(self, caller: &dyn Caller, backend: &dyn MediaBackend, server_id: &str) -> Started {
+        let session = caller.session();
         let sid = || Value::String(session.as_str().to_owned());
         let only_session = |r: Result<(), RpcError>| r.map(|()| json!({ SESSION_ID: sid() }));
         let result = match self {
             Call::Create { type_name, constructor_params } => backend
-                .create(session, &type_name, constructor_params.as_ref())
+                .create(caller, &type_name, constructor_params.as_ref())
                 .map(|id| json!({ "value": id, SESSION_ID: sid() })),
-            Call::Describe { object } => backend.describe(session, &object).map(|d| {
+            Call::Describe { object } => backend.describe(caller, &object).map(|d| {
                 json!({
                     SESSION_ID: sid(),
                     "type": d.type_name,
@@ -135,31 +176,91 @@ impl Call {
                     "hierarchy": d.hierarchy,
                 })
             }),
-            Call::Invoke { object, operation, operation_params } => backend
-                .invoke(session, &object, &operation, operation_params.as_ref())
-                // §5.5: `value` is present even when null.
-                .map(|v| json!({ SESSION_ID: sid(), "value": v })),
+            Call::Invoke { object, operation, operation_params } => {
+                match backend.invoke_deferred(caller, &object, &operation, operation_params.as_ref()) {
+                    // §5.5: `value` is present even when null.
+                    Ok(Invoked::Value(v)) => Ok(json!({ SESSION_ID: sid(), "value": v })),
+                    Ok(Invoked::Later(deferred)) => {
+                        return Started::Later(Later { deferred, session: session.as_str().to_owned() });
+                    }
+                    Err(e) => Err(e),
+                }
+            }
             Call::Subscribe { object, event_type } => {
-                backend.subscribe(session, &object, &event_type).map(|sub| json!({ SESSION_ID: sid(), "value": sub }))
+                backend.subscribe(caller, &object, &event_type).map(|sub| json!({ SESSION_ID: sid(), "value": sub }))
             }
             Call::Unsubscribe { object, subscription } => {
-                only_session(backend.unsubscribe(session, &object, &subscription))
+                only_session(backend.unsubscribe(caller, &object, &subscription))
             }
-            Call::Release { object } => only_session(backend.release(session, &object)),
-            Call::Ref { object } => only_session(backend.ref_object(session, &object)),
-            Call::Unref { object } => only_session(backend.unref_object(session, &object)),
+            Call::Release { object } => only_session(backend.release(caller, &object)),
+            Call::Ref { object } => only_session(backend.ref_object(caller, &object)),
+            Call::Unref { object } => only_session(backend.unref_object(caller, &object)),
             Call::CloseSession { release } => {
                 if release {
                     backend.release_session(session);
                 } else {
                     backend.unref_session(session);
                 }
-                return Outcome { result: Ok(Value::Null), forget_session: true };
+                return Started::Done(Outcome { result: Ok(Value::Null), forget_session: true });
             }
-            Call::Transaction { operations } => {
-                return transaction::execute(operations, session, backend, server_id);
+            Call::Transaction { operations, max_wait } => {
+                return Started::Done(transaction::execute(operations, caller, backend, server_id, max_wait));
             }
         };
-        Outcome::of(result)
+        Started::Done(Outcome::of(result))
     }
+}
+
+/// Result of [`Call::start`].
+#[derive(Debug)]
+pub enum Started {
+    Done(Outcome),
+    /// Wait [`Later::wait`], then [`Later::finish`].
+    Later(Later),
+}
+
+/// An `invoke` whose result comes after a wait that holds no thread.
+#[derive(Debug)]
+pub struct Later {
+    deferred: Deferred,
+    session: String,
+}
+
+impl Later {
+    pub fn wait(&self) -> std::time::Duration {
+        self.deferred.wait
+    }
+
+    /// The second half; quick, never blocks.
+    pub fn finish(self) -> Outcome {
+        let Later { deferred, session } = self;
+        let finished = catch_unwind(AssertUnwindSafe(deferred.finish)).unwrap_or_else(|panic| {
+            let what = panic_message(panic.as_ref());
+            tracing::error!(%session, "backend panicked: {what}");
+            Err(RpcError::internal(Some(&what)))
+        });
+        Outcome::of(finished.map(|v| json!({ SESSION_ID: session, "value": v })))
+    }
+
+    pub(crate) fn finish_here(self) -> Outcome {
+        std::thread::sleep(self.deferred.wait);
+        self.finish()
+    }
+}
+
+/// Runs `f`, turning a panic into -32603 (logged with the caller).
+fn guarded<T>(caller: &dyn Caller, f: impl FnOnce() -> T) -> Result<T, RpcError> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|panic| {
+        let what = panic_message(panic.as_ref());
+        tracing::error!(caller = %caller, "backend panicked: {what}");
+        RpcError::internal(Some(&what))
+    })
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "backend panicked".to_owned())
 }

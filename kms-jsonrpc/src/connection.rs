@@ -1,7 +1,16 @@
 //! One upgraded WebSocket (spec §1.2): requests are processed strictly in
 //! order; backend calls run on the blocking pool so a slow call only delays
-//! its own connection; one writer task drains the outbound queue that both
+//! its own connection; one writer task drains the outbox that both
 //! responses and events ([`crate::Notifier`]) feed.
+//!
+//! Bounds that live here:
+//! * the outbox is bounded in bytes (`maxOutboxBytes`): a peer that stops
+//!   reading is closed with 1008, its session survives (§3.2);
+//! * calls that wait ([`crate::MediaBackend::is_slow`]) take a permit of the
+//!   server-wide `maxConcurrentSlowCalls` before they take a thread; the
+//!   permit is awaited without a thread;
+//! * `getUsedCpu`-like calls ([`crate::Invoked::Later`]) sleep on the async
+//!   timer, not on a pool thread.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,22 +18,57 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::codec;
-use crate::dispatch::{Reply, Step};
+use crate::dispatch::{Executed, Reply, Step};
 use crate::error::RpcError;
+use crate::outbox::{Outbound, Outbox, OutboxReceiver, OverflowSignal, outbox};
 use crate::server::ServerState;
-use crate::session_hub::{ConnectionSlot, Outbound};
+use crate::session_hub::ConnectionSlot;
 use crate::session_table::ConnectionId;
+use crate::tenant::Tenant;
 
 /// RFC 6455 close codes used here.
 const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+const CLOSE_POLICY_VIOLATION: u16 = 1008;
 /// How long to wait for the peer's close frame after sending ours.
 const CLOSE_HANDSHAKE_WAIT: Duration = Duration::from_secs(1);
+/// After an outbox overflow, how long the close frame may wait behind the
+/// data already in the socket buffers (the peer has to read them first).
+const OVERFLOW_CLOSE_WAIT: Duration = Duration::from_secs(10);
 
-pub(crate) async fn serve(socket: WebSocket, state: Arc<ServerState>, path_ok: bool, slot: ConnectionSlot) {
+/// Why a connection's read loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    PeerGone,
+    Stopping,
+    Overflow,
+}
+
+/// The two reasons to stop serving a connection from our side.
+struct Ending {
+    stop: watch::Receiver<bool>,
+    overflow: OverflowSignal,
+}
+
+impl Ending {
+    async fn wait(&mut self) -> End {
+        tokio::select! {
+            _ = self.stop.wait_for(|s| *s) => End::Stopping,
+            _ = self.overflow.overflowed() => End::Overflow,
+        }
+    }
+}
+
+pub(crate) async fn serve(
+    socket: WebSocket,
+    state: Arc<ServerState>,
+    path_ok: bool,
+    slot: ConnectionSlot,
+    tenant: Tenant,
+) {
     let _slot = slot;
     let (mut sink, mut stream) = socket.split();
     if !path_ok {
@@ -35,58 +79,68 @@ pub(crate) async fn serve(socket: WebSocket, state: Arc<ServerState>, path_ok: b
         return;
     }
 
-    let (tx, rx) = mpsc::unbounded_channel();
-    let conn = state.hub.open_connection(tx.clone());
-    tracing::debug!(%conn, "WebSocket connection opened");
-    let writer = tokio::spawn(write_loop(sink, rx));
-    let mut stop = state.stop.clone();
+    let (out, out_rx, overflow) = outbox(state.hub.limits().max_outbox_bytes);
+    let tenant_id = tenant.id.clone();
+    let conn = state.hub.open_connection(tenant, out.clone());
+    tracing::debug!(%conn, tenant = %tenant_id, "WebSocket connection opened");
+    let writer = tokio::spawn(write_loop(sink, out_rx, overflow.clone()));
+    let mut ending = Ending { stop: state.stop.clone(), overflow };
 
-    let stopping = loop {
+    let end = loop {
         let msg = tokio::select! {
-            _ = stopped(&mut stop) => break true,
+            e = ending.wait() => break e,
             msg = stream.next() => msg,
         };
-        match msg {
-            None | Some(Err(_)) => break false,
-            Some(Ok(Message::Text(text))) => {
-                if !process(&state, conn, text.as_str(), &tx, &mut stop).await {
-                    break true;
-                }
-            }
+        let ended = match msg {
+            None | Some(Err(_)) => break End::PeerGone,
+            Some(Ok(Message::Text(text))) => process(&state, conn, text.as_str(), &out, &mut ending).await,
             // The official JS client (websocket-stream) sends its JSON in
             // binary frames; KMS accepts them, so we do too.
             Some(Ok(Message::Binary(bytes))) => {
                 let text = String::from_utf8_lossy(&bytes);
-                if !process(&state, conn, &text, &tx, &mut stop).await {
-                    break true;
-                }
+                process(&state, conn, &text, &out, &mut ending).await
             }
             // Ping/pong are answered by the library; after a close frame the
             // stream ends by itself.
-            Some(Ok(_)) => {}
+            Some(Ok(_)) => None,
+        };
+        if let Some(e) = ended {
+            break e;
         }
     };
 
-    state.hub.close_connection(conn);
-    if stopping {
-        let _ = tx.send(Outbound::Close(CLOSE_GOING_AWAY, "Server shutting down"));
+    if end == End::Overflow {
+        let session = state.hub.lock().dispatcher.session_of(conn).cloned();
+        tracing::warn!(
+            %conn,
+            session = session.as_ref().map_or("-", |s| s.as_str()),
+            max_bytes = state.hub.limits().max_outbox_bytes,
+            "peer does not read its messages: outbox limit exceeded, closing with 1008; \
+             the session can be resumed from a new connection"
+        );
     }
-    drop(tx);
+    // Unbinds the session (§3.2: it waits for the GC or a reconnection) and
+    // drops the hub's handle on the outbox: later events are dropped.
+    state.hub.close_connection(conn);
+    if end == End::Stopping {
+        out.close(CLOSE_GOING_AWAY, "Server shutting down");
+    }
+    drop(out);
     let _ = writer.await;
-    if stopping {
+    if end == End::Stopping {
         drain(&mut stream).await;
     }
     tracing::debug!(%conn, "WebSocket connection closed");
 }
 
-/// Handles one text frame; `false` if the server is stopping.
+/// Handles one text frame; `Some` if the connection must end.
 async fn process(
     state: &ServerState,
     conn: ConnectionId,
     text: &str,
-    tx: &mpsc::UnboundedSender<Outbound>,
-    stop: &mut watch::Receiver<bool>,
-) -> bool {
+    out: &Outbox,
+    ending: &mut Ending,
+) -> Option<End> {
     let max = state.hub.limits().max_message_bytes;
     let reply = match codec::decode(text, max) {
         Err(e) => {
@@ -101,13 +155,38 @@ async fn process(
                 Step::Call(pending) => {
                     let id = pending.request_id().cloned();
                     let backend = state.backend.clone();
-                    let task = tokio::task::spawn_blocking(move || pending.execute(&*backend));
+                    // Slow calls wait for a permit here, holding no thread.
+                    let permit = if pending.is_slow(&*backend) {
+                        let sem = state.slow_calls.clone();
+                        tokio::select! {
+                            p = sem.acquire_owned() => p.ok(),
+                            e = ending.wait() => return Some(e),
+                        }
+                    } else {
+                        None
+                    };
+                    let task = tokio::task::spawn_blocking(move || {
+                        let _permit = permit;
+                        pending.start(&*backend)
+                    });
+                    // On `ending` the blocking call finishes on its own; its
+                    // result is dropped.
                     let joined = tokio::select! {
                         r = task => r,
-                        // The blocking call finishes on its own; its result is dropped.
-                        _ = stopped(stop) => return false,
+                        e = ending.wait() => return Some(e),
                     };
-                    match joined {
+                    let done = match joined {
+                        Ok(Executed::Done(done)) => Ok(done),
+                        Ok(Executed::Waiting(waiting)) => {
+                            tokio::select! {
+                                _ = tokio::time::sleep(waiting.wait()) => {}
+                                e = ending.wait() => return Some(e),
+                            }
+                            Ok(waiting.finish())
+                        }
+                        Err(e) => Err(e),
+                    };
+                    match done {
                         Ok(done) => state.hub.lock().dispatcher.complete(done, Instant::now()).text,
                         Err(e) => {
                             tracing::error!(%conn, "backend task failed: {e}");
@@ -120,34 +199,50 @@ async fn process(
         }
     };
     if let Some(text) = reply {
-        let _ = tx.send(Outbound::Text(text));
+        // An overflow is noticed by `ending` on the next turn.
+        out.push(Outbound::Text(text));
     }
-    true
+    None
 }
 
-async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut rx: mpsc::UnboundedReceiver<Outbound>) {
-    while let Some(msg) = rx.recv().await {
+async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut rx: OutboxReceiver, mut overflow: OverflowSignal) {
+    loop {
+        let msg = tokio::select! {
+            biased;
+            _ = overflow.overflowed() => break,
+            m = rx.recv() => m,
+        };
+        let Some(msg) = msg else { return };
+        let cost = msg.cost();
         match msg {
             Outbound::Text(text) => {
-                if sink.send(Message::Text(text.into())).await.is_err() {
-                    break;
+                // A peer that does not read blocks this send: an overflow
+                // must still get through.
+                let sent = tokio::select! {
+                    biased;
+                    _ = overflow.overflowed() => break,
+                    r = sink.send(Message::Text(text.into())) => r,
+                };
+                rx.written(cost);
+                if sent.is_err() {
+                    return;
                 }
             }
             Outbound::Close(code, reason) => {
                 let frame = CloseFrame { code, reason: reason.into() };
                 let _ = sink.send(Message::Close(Some(frame))).await;
-                break;
+                return;
             }
         }
     }
+    // Overflow: free the queue now; the close frame goes out after what the
+    // socket already holds, if the peer ever reads it.
+    rx.discard();
+    let frame = CloseFrame { code: CLOSE_POLICY_VIOLATION, reason: "Outbox limit exceeded".into() };
+    let _ = tokio::time::timeout(OVERFLOW_CLOSE_WAIT, sink.send(Message::Close(Some(frame)))).await;
 }
 
 /// Reads until the peer completes the close handshake (bounded wait).
 async fn drain(stream: &mut futures_util::stream::SplitStream<WebSocket>) {
     let _ = tokio::time::timeout(CLOSE_HANDSHAKE_WAIT, async { while let Some(Ok(_)) = stream.next().await {} }).await;
-}
-
-/// Resolves when the server is stopping (or its stop signal is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
 }

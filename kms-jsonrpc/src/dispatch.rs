@@ -4,9 +4,10 @@
 //! A request goes through [`Dispatcher::begin`], which answers everything
 //! that needs no backend (envelope-level errors, `ping`, `connect`,
 //! `keepAlive`, cache replays, param errors) or returns a [`PendingCall`].
-//! The transport runs [`PendingCall::execute`] on a blocking thread without
-//! holding the dispatcher, then feeds the result to
-//! [`Dispatcher::complete`]. [`Dispatcher::handle_text`] chains the three
+//! The transport runs [`PendingCall::start`] on a blocking thread without
+//! holding the dispatcher (and, for a call that only waits for time to pass,
+//! sleeps without a thread before [`Waiting::finish`]), then feeds the result
+//! to [`Dispatcher::complete`]. [`Dispatcher::handle_text`] chains them
 //! for tests and simple embeddings.
 
 use std::sync::Arc;
@@ -15,13 +16,14 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 
 use crate::backend::MediaBackend;
-use crate::call::{Call, Outcome, SESSION_ID};
+use crate::call::{Call, Later, Outcome, SESSION_ID, Started};
 use crate::codec::{self, Request, RequestId};
 use crate::config::{Limits, ServerConfig};
 use crate::error::RpcError;
 use crate::request_cache::{CachedResponse, REQUEST_CACHE_MAX_BYTES, REQUEST_CACHE_TTL, RequestCache};
 use crate::session::SessionId;
 use crate::session_table::{ConnectionId, SessionTable};
+use crate::tenant::{Tenant, TenantId, TenantSession};
 use crate::transaction;
 
 /// What to send back for one request.
@@ -38,7 +40,7 @@ pub struct Reply {
 pub enum Step {
     /// Answered without the backend.
     Reply(Reply),
-    /// Needs the backend: run [`PendingCall::execute`] off the async
+    /// Needs the backend: run [`PendingCall::start`] off the async
     /// workers, then [`Dispatcher::complete`].
     Call(PendingCall),
 }
@@ -49,8 +51,9 @@ struct Meta {
     id: Option<RequestId>,
     /// `params.sessionId` as received or injected (cache key, §3.4).
     given: Option<SessionId>,
-    /// The session the call runs in (given or issued).
-    session: SessionId,
+    /// The session the call runs in (given or issued), in the tenant of the
+    /// connection.
+    caller: TenantSession,
 }
 
 /// A backend call decided by the dispatcher.
@@ -68,13 +71,59 @@ impl PendingCall {
     }
 
     pub fn session(&self) -> &SessionId {
-        &self.meta.session
+        &self.meta.caller.session
     }
 
-    /// Runs the call. May block (backend contract); never panics.
+    /// Whether the call may hold its thread waiting
+    /// ([`MediaBackend::is_slow`]).
+    pub fn is_slow(&self, backend: &dyn MediaBackend) -> bool {
+        self.call.is_slow(backend)
+    }
+
+    /// Runs the call up to its end, or up to a wait that needs no thread.
+    /// May block (backend contract); never panics.
+    pub fn start(self, backend: &dyn MediaBackend) -> Executed {
+        match self.call.start(&self.meta.caller, backend, &self.server_id) {
+            Started::Done(outcome) => Executed::Done(Completed { meta: self.meta, outcome }),
+            Started::Later(later) => Executed::Waiting(Waiting { meta: self.meta, later }),
+        }
+    }
+
+    /// Runs the call to its end on this thread, waits included.
     pub fn execute(self, backend: &dyn MediaBackend) -> Completed {
-        let outcome = self.call.execute(&self.meta.session, backend, &self.server_id);
-        Completed { meta: self.meta, outcome }
+        match self.start(backend) {
+            Executed::Done(c) => c,
+            Executed::Waiting(w) => {
+                std::thread::sleep(w.wait());
+                w.finish()
+            }
+        }
+    }
+}
+
+/// Result of [`PendingCall::start`].
+#[derive(Debug)]
+pub enum Executed {
+    Done(Completed),
+    /// Sleep [`Waiting::wait`] (without a thread), then [`Waiting::finish`].
+    Waiting(Waiting),
+}
+
+/// A call between its two halves (`getUsedCpu`'s two samples).
+#[derive(Debug)]
+pub struct Waiting {
+    meta: Meta,
+    later: Later,
+}
+
+impl Waiting {
+    pub fn wait(&self) -> Duration {
+        self.later.wait()
+    }
+
+    /// Quick; never blocks, never panics.
+    pub fn finish(self) -> Completed {
+        Completed { meta: self.meta, outcome: self.later.finish() }
     }
 }
 
@@ -118,8 +167,14 @@ impl Dispatcher {
         &self.limits
     }
 
+    /// A connection of the default tenant (no access tokens).
     pub fn open_connection(&mut self) -> ConnectionId {
-        self.sessions.open_connection()
+        self.sessions.open_connection(Tenant::default())
+    }
+
+    /// A connection whose tenant was decided at upgrade.
+    pub fn open_connection_for(&mut self, tenant: Tenant) -> ConnectionId {
+        self.sessions.open_connection(tenant)
     }
 
     /// §3.2: drops the binding only; the session waits for the GC.
@@ -148,9 +203,14 @@ impl Dispatcher {
         self.sessions.len()
     }
 
-    /// Live sessions, sorted (for `ServerManager.getSessions`).
+    /// Live sessions, sorted.
     pub fn session_ids(&self) -> Vec<SessionId> {
         self.sessions.ids()
+    }
+
+    /// Live sessions of one tenant, sorted (for `ServerManager.getSessions`).
+    pub fn session_ids_of(&self, tenant: &TenantId) -> Vec<SessionId> {
+        self.sessions.ids_of(tenant)
     }
 
     /// Responses currently held by the duplicate-request cache.
@@ -236,13 +296,31 @@ impl Dispatcher {
                 return Step::Reply(self.reply_uncached(conn, id, e));
             }
         }
-        let given: Option<SessionId> =
+        let tenant = self.sessions.tenant_of(conn).cloned().unwrap_or_default();
+        let mut given: Option<SessionId> =
             params.as_ref().and_then(|p| p.get(SESSION_ID)).and_then(Value::as_str).map(SessionId::from);
+
+        // Tenants: another tenant's session id gives nothing, not even a
+        // cached response or a binding (its events would follow).
+        if let Some(s) = &given
+            && self.sessions.session_tenant(s.as_str()).is_some_and(|t| *t != tenant.id)
+        {
+            tracing::info!(%conn, tenant = %tenant.id, "request with another tenant's sessionId refused");
+            if method == "ping" {
+                // Never fails: answer as if no sessionId was sent.
+                if let Some(p) = params.as_mut() {
+                    p.remove(SESSION_ID);
+                }
+                given = None;
+            } else {
+                return Step::Reply(self.reply_uncached(conn, id, RpcError::invalid_session()));
+            }
+        }
 
         // §3.4: replay without executing.
         if self.cache_enabled
             && let (Some(rid), Some(s)) = (&id, &given)
-            && let Some(hit) = self.cache.get(s, &rid.cache_key(), now)
+            && let Some(hit) = self.cache.get(s, &cache_key(&tenant.id, rid), now)
         {
             tracing::debug!(session = %s, id = %rid, "replaying cached response");
             if let Some(rs) = &hit.result_session {
@@ -274,9 +352,9 @@ impl Dispatcher {
                 let mark = given.clone();
                 Step::Reply(self.finish(conn, id, given, mark, result, false, now))
             }
-            m if Call::is_backend_method(m) => match self.plan_backend_call(m, params, given.as_ref()) {
+            m if Call::is_backend_method(m) => match self.plan_backend_call(m, params, given.as_ref(), &tenant.id) {
                 Ok((call, session)) => Step::Call(PendingCall {
-                    meta: Meta { conn, id, given, session },
+                    meta: Meta { conn, id, given, caller: TenantSession::new(session, tenant) },
                     call,
                     server_id: self.server_id.clone(),
                 }),
@@ -292,7 +370,8 @@ impl Dispatcher {
     /// Second half: applies association, liveness, cache, and encodes.
     pub fn complete(&mut self, done: Completed, now: Instant) -> Reply {
         let Completed { meta, outcome } = done;
-        self.finish(meta.conn, meta.id, meta.given, Some(meta.session), outcome.result, outcome.forget_session, now)
+        let session = meta.caller.session;
+        self.finish(meta.conn, meta.id, meta.given, Some(session), outcome.result, outcome.forget_session, now)
     }
 
     fn plan_backend_call(
@@ -300,11 +379,13 @@ impl Dispatcher {
         method: &str,
         params: Option<Map<String, Value>>,
         given: Option<&SessionId>,
+        tenant: &TenantId,
     ) -> Result<(Call, SessionId), RpcError> {
         let mut params = params.ok_or_else(RpcError::params_required)?;
-        let call = Call::parse(method, &mut params)?;
-        if let Call::Transaction { operations } = &call {
+        let mut call = Call::parse(method, &mut params)?;
+        if let Call::Transaction { operations, max_wait } = &mut call {
             transaction::validate(operations, self.limits.max_transaction_operations)?;
+            *max_wait = self.limits.max_transaction_wait;
         }
         let session = if Call::requires_session(method) {
             required_session(&params)?
@@ -314,7 +395,7 @@ impl Dispatcher {
         };
         if !matches!(call, Call::CloseSession { .. }) {
             // §3.1: unknown sessionIds are implicitly created.
-            self.sessions.ensure(&session, self.limits.max_sessions)?;
+            self.sessions.ensure(&session, tenant, self.limits.max_sessions)?;
         }
         Ok((call, session))
     }
@@ -328,8 +409,10 @@ impl Dispatcher {
         given: Option<SessionId>,
         now: Instant,
     ) -> Reply {
+        let tenant = self.sessions.tenant_of(conn).map(|t| t.id.clone()).unwrap_or_default();
         let session = match (&params, &given) {
             (Some(_), Some(s)) => {
+                // `begin` refused other tenants' sessions already.
                 if !self.sessions.contains(s.as_str()) {
                     let e = RpcError::invalid_session();
                     return self.finish(conn, id, given, None, Err(e), false, now);
@@ -338,7 +421,7 @@ impl Dispatcher {
             }
             _ => {
                 let s = SessionId::new_random();
-                if let Err(e) = self.sessions.ensure(&s, self.limits.max_sessions) {
+                if let Err(e) = self.sessions.ensure(&s, &tenant, self.limits.max_sessions) {
                     return self.finish(conn, id, given, None, Err(e), false, now);
                 }
                 s
@@ -383,7 +466,9 @@ impl Dispatcher {
             && let (Some(rid), Some(t)) = (&id, &text)
             && let Some(key) = result_session.clone().or(given)
         {
-            self.cache.insert(key, rid.cache_key(), CachedResponse { text: t.clone(), result_session }, now);
+            let tenant = self.sessions.tenant_of(conn).map(|t| t.id.clone()).unwrap_or_default();
+            let entry = CachedResponse { text: t.clone(), result_session };
+            self.cache.insert(key, cache_key(&tenant, rid), entry, now);
         }
         Reply { text, bound_session: self.sessions.session_of(conn).cloned() }
     }
@@ -395,6 +480,13 @@ impl Dispatcher {
             bound_session: self.sessions.session_of(conn).cloned(),
         }
     }
+}
+
+/// The duplicate-request cache key: the request id within the tenant, so
+/// that a session id reused by another tenant (after its session was
+/// collected) never replays this tenant's responses.
+fn cache_key(tenant: &TenantId, id: &RequestId) -> String {
+    format!("{}\u{0}{}", tenant.as_str(), id.cache_key())
 }
 
 /// A `sessionId` that the method requires (§5.7, §5.10).

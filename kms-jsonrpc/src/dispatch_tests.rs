@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde_json::{Map, Value, json};
 
 use super::*;
-use crate::backend::Description;
+use crate::backend::{Deferred, Description, Invoked};
 use crate::error::codes;
+use crate::tenant::{Caller, Tenant, TenantId};
 
 const PERIOD: Duration = Duration::from_secs(240);
 
@@ -41,10 +42,11 @@ impl FakeBackend {
 impl MediaBackend for FakeBackend {
     fn create(
         &self,
-        session: &SessionId,
+        caller: &dyn Caller,
         type_name: &str,
         constructor_params: Option<&Value>,
     ) -> Result<String, RpcError> {
+        let session = caller.session();
         self.log(format!("create {session} {type_name}"));
         if type_name == "Bad" {
             return Err(RpcError::factory_not_found(type_name));
@@ -64,7 +66,8 @@ impl MediaBackend for FakeBackend {
         Ok(id)
     }
 
-    fn describe(&self, session: &SessionId, object: &str) -> Result<Description, RpcError> {
+    fn describe(&self, caller: &dyn Caller, object: &str) -> Result<Description, RpcError> {
+        let session = caller.session();
         self.log(format!("describe {session} {object}"));
         let t = if object == "manager_ServerManager" { "ServerManager".to_owned() } else { self.check(object)? };
         Ok(Description {
@@ -76,11 +79,12 @@ impl MediaBackend for FakeBackend {
 
     fn invoke(
         &self,
-        session: &SessionId,
+        caller: &dyn Caller,
         object: &str,
         operation: &str,
         params: Option<&Map<String, Value>>,
     ) -> Result<Value, RpcError> {
+        let session = caller.session();
         self.log(format!("invoke {session} {object} {operation}"));
         self.check(object)?;
         match operation {
@@ -92,29 +96,56 @@ impl MediaBackend for FakeBackend {
         }
     }
 
-    fn subscribe(&self, session: &SessionId, object: &str, event_type: &str) -> Result<String, RpcError> {
+    fn invoke_deferred(
+        &self,
+        caller: &dyn Caller,
+        object: &str,
+        operation: &str,
+        params: Option<&Map<String, Value>>,
+    ) -> Result<Invoked, RpcError> {
+        if operation == "sample" {
+            self.check(object)?;
+            self.log(format!("sample-start {}", caller.session()));
+            return Ok(Invoked::Later(Deferred {
+                wait: Duration::from_millis(5),
+                finish: Box::new(|| Ok(json!(42.5))),
+            }));
+        }
+        self.invoke(caller, object, operation, params).map(Invoked::Value)
+    }
+
+    fn is_slow(&self, _object: &str, operation: &str) -> bool {
+        matches!(operation, "sample" | "negotiate")
+    }
+
+    fn subscribe(&self, caller: &dyn Caller, object: &str, event_type: &str) -> Result<String, RpcError> {
+        let session = caller.session();
         self.log(format!("subscribe {session} {object} {event_type}"));
         self.check(object)?;
         Ok(format!("sub-{}", self.counter.fetch_add(1, Ordering::SeqCst)))
     }
 
-    fn unsubscribe(&self, session: &SessionId, object: &str, subscription: &str) -> Result<(), RpcError> {
+    fn unsubscribe(&self, caller: &dyn Caller, object: &str, subscription: &str) -> Result<(), RpcError> {
+        let session = caller.session();
         self.log(format!("unsubscribe {session} {object} {subscription}"));
         Ok(())
     }
 
-    fn release(&self, session: &SessionId, object: &str) -> Result<(), RpcError> {
+    fn release(&self, caller: &dyn Caller, object: &str) -> Result<(), RpcError> {
+        let session = caller.session();
         self.log(format!("release {session} {object}"));
         self.objects.lock().remove(object);
         Ok(())
     }
 
-    fn ref_object(&self, session: &SessionId, object: &str) -> Result<(), RpcError> {
+    fn ref_object(&self, caller: &dyn Caller, object: &str) -> Result<(), RpcError> {
+        let session = caller.session();
         self.log(format!("ref {session} {object}"));
         self.check(object).map(drop)
     }
 
-    fn unref_object(&self, session: &SessionId, object: &str) -> Result<(), RpcError> {
+    fn unref_object(&self, caller: &dyn Caller, object: &str) -> Result<(), RpcError> {
+        let session = caller.session();
         self.log(format!("unref {session} {object}"));
         Ok(())
     }
@@ -805,4 +836,149 @@ fn oversize_message_is_rejected_with_null_id() {
     assert_eq!(resp["error"]["code"], json!(-32600));
     assert!(resp["error"]["message"].as_str().unwrap().contains("100"));
     assert_eq!(h.ok(c, 2, "ping", Value::Null)["value"], json!("pong"));
+}
+
+// --- Deferred calls and slow-call classification ---
+
+#[test]
+fn a_deferred_invoke_returns_its_wait_then_the_value() {
+    let mut h = Harness::new();
+    let c = h.conn();
+    let p = h.ok(c, 1, "create", json!({"type":"MediaPipeline"}))["value"].clone();
+    let s = h.d.session_of(c).cloned().unwrap();
+    let req = json!({"jsonrpc":"2.0","id":2,"method":"invoke","params":{"object":p,"operation":"sample"}});
+    let Step::Call(pending) = h.d.begin(c, codec::decode(&req.to_string(), 1 << 20).unwrap(), h.now) else {
+        panic!("needs the backend")
+    };
+    assert!(pending.is_slow(&h.b));
+    let Executed::Waiting(w) = pending.start(&h.b) else { panic!("deferred") };
+    assert_eq!(w.wait(), Duration::from_millis(5));
+    let r = h.d.complete(w.finish(), h.now);
+    let v: Value = serde_json::from_str(&r.text.unwrap()).unwrap();
+    assert_eq!(v["result"], json!({"sessionId": s.as_str(), "value": 42.5}));
+    // Inside a transaction the wait happens inline.
+    let r = h.ok(c, 3, "transaction", json!({"operations":[op(0,"invoke",json!({"object":p,"operation":"sample"}))]}));
+    assert_eq!(r["value"][0]["result"]["value"], json!(42.5));
+}
+
+#[test]
+fn transactions_with_a_slow_operation_are_slow() {
+    let b = FakeBackend::default();
+    let t = |ops: Value| {
+        Call::Transaction { operations: ops.as_array().unwrap().clone(), max_wait: Duration::ZERO }.is_slow(&b)
+    };
+    assert!(t(json!([
+        op(0, "create", json!({"type":"X"})),
+        op(1, "invoke", json!({"object":"o","operation":"negotiate"}))
+    ])));
+    assert!(!t(json!([op(0, "invoke", json!({"object":"o","operation":"play"}))])));
+    let quick = Call::Invoke { object: "o".into(), operation: "play".into(), operation_params: None };
+    assert!(!quick.is_slow(&b));
+}
+
+// --- Tenants ---
+
+fn tenant(name: &str) -> Tenant {
+    Tenant { id: TenantId::new(name), admin: false }
+}
+
+#[test]
+fn another_tenants_session_id_gives_no_access() {
+    let mut h = Harness::new();
+    let a = h.d.open_connection_for(tenant("a"));
+    let b = h.d.open_connection_for(tenant("b"));
+    let r = h.ok(a, 1, "create", json!({"type":"MediaPipeline"}));
+    let sa = sid(&r);
+    let calls_before = h.b.calls().len();
+    // Every method naming a's session from b is refused, and executes nothing.
+    for (i, (m, p)) in [
+        ("create", json!({"type":"MediaPipeline","sessionId":sa.as_str()})),
+        ("describe", json!({"object":r["value"],"sessionId":sa.as_str()})),
+        ("connect", json!({"sessionId":sa.as_str()})),
+        ("keepAlive", json!({"sessionId":sa.as_str()})),
+        ("closeSession", json!({"sessionId":sa.as_str(),"release":true})),
+        ("unref", json!({"object":r["value"],"sessionId":sa.as_str()})),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let e = h.err(b, 10 + i as i64, m, p);
+        assert_eq!(e["code"], json!(codes::INVALID_SESSION), "{m}");
+    }
+    // The duplicate-request cache does not replay a's response to b.
+    let e = h.err(b, 1, "create", json!({"type":"MediaPipeline","sessionId":sa.as_str()}));
+    assert_eq!(e["code"], json!(codes::INVALID_SESSION));
+    // ping never fails, but does not bind b to a's session.
+    let pong = h.ok(b, 20, "ping", json!({"sessionId":sa.as_str()}));
+    assert_eq!(pong, json!({"value":"pong"}));
+    assert_eq!(h.d.session_of(b), None);
+    assert_eq!(h.d.connection_of(&sa), Some(a));
+    assert_eq!(h.b.calls().len(), calls_before, "nothing executed for b");
+    // b's own session is listed only for b.
+    let sb = sid(&h.ok(b, 21, "create", json!({"type":"MediaPipeline"})));
+    assert_eq!(h.d.session_ids_of(&TenantId::new("a")), vec![sa.clone()]);
+    assert_eq!(h.d.session_ids_of(&TenantId::new("b")), vec![sb]);
+    // Same tenant: sharing by session id works as in KMS.
+    let a2 = h.d.open_connection_for(tenant("a"));
+    assert_eq!(h.ok(a2, 30, "connect", json!({"sessionId":sa.as_str()}))["sessionId"], json!(sa.as_str()));
+}
+
+#[test]
+fn the_caller_passed_to_the_backend_carries_the_connection_tenant() {
+    struct Tenants(Mutex<Vec<(String, bool)>>);
+    impl MediaBackend for Tenants {
+        fn create(&self, c: &dyn Caller, _: &str, _: Option<&Value>) -> Result<String, RpcError> {
+            self.0.lock().push((c.tenant().to_string(), c.is_admin()));
+            Ok("x".into())
+        }
+        fn describe(&self, _: &dyn Caller, _: &str) -> Result<Description, RpcError> {
+            unreachable!()
+        }
+        fn invoke(&self, _: &dyn Caller, _: &str, _: &str, _: Option<&Map<String, Value>>) -> Result<Value, RpcError> {
+            unreachable!()
+        }
+        fn subscribe(&self, _: &dyn Caller, _: &str, _: &str) -> Result<String, RpcError> {
+            unreachable!()
+        }
+        fn unsubscribe(&self, _: &dyn Caller, _: &str, _: &str) -> Result<(), RpcError> {
+            unreachable!()
+        }
+        fn release(&self, _: &dyn Caller, _: &str) -> Result<(), RpcError> {
+            unreachable!()
+        }
+        fn ref_object(&self, _: &dyn Caller, _: &str) -> Result<(), RpcError> {
+            unreachable!()
+        }
+        fn unref_object(&self, _: &dyn Caller, _: &str) -> Result<(), RpcError> {
+            unreachable!()
+        }
+        fn unref_session(&self, _: &SessionId) {}
+        fn release_session(&self, _: &SessionId) {}
+    }
+    let now = Instant::now();
+    let mut d = Dispatcher::new(&ServerConfig::default(), now);
+    let b = Tenants(Mutex::new(vec![]));
+    let c1 = d.open_connection_for(Tenant { id: TenantId::new("ops"), admin: true });
+    let c2 = d.open_connection_for(tenant("app"));
+    let c3 = d.open_connection();
+    for c in [c1, c2, c3] {
+        d.handle_text(c, r#"{"jsonrpc":"2.0","id":1,"method":"create","params":{"type":"T"}}"#, now, &b);
+    }
+    let seen = b.0.lock().clone();
+    assert_eq!(seen, vec![("ops".into(), true), ("app".into(), false), ("default".into(), true)]);
+}
+
+#[test]
+fn waits_inside_a_transaction_share_one_budget() {
+    let mut h = Harness::with(|c| c.limits.max_transaction_wait = Duration::from_millis(12));
+    let c = h.conn();
+    let p = h.ok(c, 1, "create", json!({"type":"MediaPipeline"}))["value"].clone();
+    let sample = |i| op(i, "invoke", json!({"object":p,"operation":"sample"}));
+    let r = h.ok(c, 2, "transaction", json!({"operations":[sample(0), sample(1), sample(2), sample(3)]}));
+    let v = r["value"].as_array().unwrap();
+    assert_eq!(v.len(), 3, "stops at the first failure: {r}");
+    assert_eq!(v[1]["result"]["value"], json!(42.5));
+    assert_eq!(v[2]["error"]["code"], json!(codes::NOT_ENOUGH_RESOURCES));
+    assert!(v[2]["error"]["message"].as_str().unwrap().contains("maxTransactionWaitMs"));
+    assert_eq!(h.b.count("sample-start"), 3);
 }

@@ -8,18 +8,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use parking_lot::Mutex;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use crate::backend::MediaBackend;
+use crate::config::AccessConfig;
 pub use crate::config::{Limits, ServerConfig, TlsConfig};
 use crate::error::Error;
 use crate::listener::bind_tcp;
+use crate::refusal_log::RefusalLog;
 pub use crate::session_hub::SessionHub;
 use crate::tls::{TlsListener, load_server_config};
-use crate::upgrade;
+use crate::upgrade::{self, PeerAddr};
 
 /// Hard cap for the WebSocket library's own message limit.
 const WS_HARD_CAP: usize = 64 * 1024 * 1024;
@@ -31,7 +34,12 @@ pub(crate) struct ServerState {
     pub hub: SessionHub,
     pub backend: Arc<dyn MediaBackend>,
     pub path: String,
-    pub access_token: Option<String>,
+    pub access: AccessConfig,
+    /// Refused upgrades, for rate-limited logging.
+    pub refusals: Mutex<RefusalLog>,
+    /// Slow backend calls in progress, all connections together
+    /// (`maxConcurrentSlowCalls`).
+    pub slow_calls: Arc<Semaphore>,
     /// The socket's own limit: well above `max_message_bytes`, so that an
     /// oversize message is answered with -32600 instead of killing the
     /// connection (bounded by [`WS_HARD_CAP`]).
@@ -151,7 +159,9 @@ impl Server {
             hub: hub.clone(),
             backend: backend.clone(),
             path: config.path.clone(),
-            access_token: config.access_token.clone(),
+            access: config.access.clone(),
+            refusals: Mutex::new(RefusalLog::default()),
+            slow_calls: Arc::new(Semaphore::new(config.limits.max_concurrent_slow_calls.max(1))),
             ws_max_message,
             stop: stop_rx.clone(),
         });
@@ -159,12 +169,14 @@ impl Server {
 
         let mut listeners = JoinSet::new();
         if let Some(l) = ws {
-            let serve = axum::serve(l, router.clone()).with_graceful_shutdown(stopped(stop_rx.clone()));
+            let service = router.clone().into_make_service_with_connect_info::<PeerAddr>();
+            let serve = axum::serve(l, service).with_graceful_shutdown(stopped(stop_rx.clone()));
             listeners.spawn(async move { serve.await });
         }
         if let Some((l, acceptor)) = wss {
             let tls = TlsListener::spawn(l, acceptor, stop_rx.clone())?;
-            let serve = axum::serve(tls, router).with_graceful_shutdown(stopped(stop_rx.clone()));
+            let service = router.into_make_service_with_connect_info::<PeerAddr>();
+            let serve = axum::serve(tls, service).with_graceful_shutdown(stopped(stop_rx.clone()));
             listeners.spawn(async move { serve.await });
         }
         let gc = tokio::spawn(gc_loop(hub.clone(), backend, stop_rx.clone()));

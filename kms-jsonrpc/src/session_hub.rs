@@ -1,6 +1,7 @@
 //! Shared state between the transport and the object model: the
-//! [`Dispatcher`] behind a lock, each connection's outbound queue, and the
-//! [`Notifier`] handle through which the backend delivers events (§7.1).
+//! [`Dispatcher`] behind a lock, each connection's outbound queue (an
+//! [`Outbox`] bounded in bytes), and the [`Notifier`] handle through which
+//! the backend delivers events (§7.1).
 //!
 //! The lock is a `parking_lot::Mutex` held only for bookkeeping (never across
 //! an `.await` or a backend call), so GStreamer threads can take it.
@@ -12,25 +13,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use serde_json::Value;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 use crate::codec;
 use crate::config::{Limits, ServerConfig};
 use crate::dispatch::Dispatcher;
+use crate::outbox::{Outbound, Outbox, Pushed};
 use crate::session::SessionId;
 use crate::session_table::ConnectionId;
-
-/// What a connection's writer task sends.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Outbound {
-    Text(String),
-    /// Close frame, then stop writing.
-    Close(u16, &'static str),
-}
+use crate::tenant::{Tenant, TenantId};
 
 pub(crate) struct HubState {
     pub dispatcher: Dispatcher,
-    pub outbound: HashMap<ConnectionId, mpsc::UnboundedSender<Outbound>>,
+    pub outbound: HashMap<ConnectionId, Outbox>,
 }
 
 pub(crate) struct Shared {
@@ -84,11 +79,11 @@ impl SessionHub {
         self.shared.lock()
     }
 
-    /// Registers an upgraded socket and its outbound queue.
-    pub(crate) fn open_connection(&self, tx: mpsc::UnboundedSender<Outbound>) -> ConnectionId {
+    /// Registers an upgraded socket of `tenant` and its outbound queue.
+    pub(crate) fn open_connection(&self, tenant: Tenant, outbox: Outbox) -> ConnectionId {
         let mut st = self.lock();
-        let conn = st.dispatcher.open_connection();
-        st.outbound.insert(conn, tx);
+        let conn = st.dispatcher.open_connection_for(tenant);
+        st.outbound.insert(conn, outbox);
         conn
     }
 
@@ -156,22 +151,30 @@ impl Notifier {
     /// Sends `{"jsonrpc":"2.0","method":"onEvent","params":{"value":{"data":data,"object":object,"type":event_type}}}`
     /// to the connection currently bound to `session` (§3, §7.1); dropped
     /// (debug log) if none is bound.
+    /// A connection whose outbox overflowed gets nothing more; it is being
+    /// closed (1008) by its own task.
     pub fn send_event(&self, session: &SessionId, object: &str, event_type: &str, data: Value) {
         let text = codec::encode_event(object, event_type, data);
         let st = self.shared.lock();
-        let tx = st.dispatcher.connection_of(session).and_then(|c| st.outbound.get(&c));
-        match tx {
-            Some(tx) if tx.send(Outbound::Text(text)).is_ok() => {}
-            _ => {
+        let outbox = st.dispatcher.connection_of(session).and_then(|c| st.outbound.get(&c));
+        match outbox.map(|o| o.push(Outbound::Text(text))) {
+            Some(Pushed::Queued) => {}
+            // Logged (once) by the connection task, which knows the peer.
+            Some(Pushed::Overflowed | Pushed::Dropped) => {}
+            None => {
                 tracing::debug!(%session, object, event_type, "no connection bound; event dropped")
             }
         }
     }
 
-    /// Ids of all live (not yet collected) sessions, for
-    /// `ServerManager.getSessions` (§9).
+    /// Ids of all live (not yet collected) sessions.
     pub fn session_ids(&self) -> Vec<SessionId> {
         self.shared.lock().dispatcher.session_ids()
+    }
+
+    /// Live sessions of one tenant, for `ServerManager.getSessions` (§9).
+    pub fn session_ids_of(&self, tenant: &TenantId) -> Vec<SessionId> {
+        self.shared.lock().dispatcher.session_ids_of(tenant)
     }
 }
 

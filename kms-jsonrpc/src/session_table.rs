@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::RpcError;
 use crate::session::SessionId;
+use crate::tenant::{Tenant, TenantId};
 
 /// Identifies one WebSocket connection for the lifetime of the process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -32,6 +33,15 @@ impl std::fmt::Display for ConnectionId {
 struct SessionEntry {
     in_use: bool,
     connection: Option<ConnectionId>,
+    /// The tenant that created the session; no other tenant may use it.
+    tenant: TenantId,
+}
+
+#[derive(Debug)]
+struct ConnectionEntry {
+    /// Fixed at upgrade.
+    tenant: Tenant,
+    session: Option<SessionId>,
 }
 
 /// Smallest GC period accepted; a zero period would spin the timer.
@@ -42,7 +52,7 @@ pub(crate) struct SessionTable {
     /// Open connections and the session each is bound to. A connection may
     /// be bound to an id that is not (or no longer) a live session, e.g.
     /// after `ping {sessionId}`; that binding only drives injection.
-    connections: HashMap<ConnectionId, Option<SessionId>>,
+    connections: HashMap<ConnectionId, ConnectionEntry>,
     next_connection: u64,
     gc_period: Duration,
     keepalive_period: Duration,
@@ -65,17 +75,26 @@ impl SessionTable {
         }
     }
 
-    pub fn open_connection(&mut self) -> ConnectionId {
+    pub fn open_connection(&mut self, tenant: Tenant) -> ConnectionId {
         let id = ConnectionId(self.next_connection);
         self.next_connection += 1;
-        self.connections.insert(id, None);
+        self.connections.insert(id, ConnectionEntry { tenant, session: None });
         id
+    }
+
+    pub fn tenant_of(&self, conn: ConnectionId) -> Option<&Tenant> {
+        self.connections.get(&conn).map(|c| &c.tenant)
+    }
+
+    /// The tenant a live session belongs to.
+    pub fn session_tenant(&self, session: &str) -> Option<&TenantId> {
+        self.sessions.get(session).map(|e| &e.tenant)
     }
 
     /// §3.2: closing the socket only drops the binding; the session lives
     /// on until the GC finds it unused.
     pub fn close_connection(&mut self, conn: ConnectionId) {
-        if let Some(Some(s)) = self.connections.remove(&conn) {
+        if let Some(ConnectionEntry { session: Some(s), .. }) = self.connections.remove(&conn) {
             self.unbind_session_from(&s, conn);
         }
     }
@@ -89,7 +108,7 @@ impl SessionTable {
     }
 
     pub fn session_of(&self, conn: ConnectionId) -> Option<&SessionId> {
-        self.connections.get(&conn)?.as_ref()
+        self.connections.get(&conn)?.session.as_ref()
     }
 
     pub fn connection_of(&self, session: &str) -> Option<ConnectionId> {
@@ -114,16 +133,29 @@ impl SessionTable {
         v
     }
 
-    /// Makes `session` live (§3.1 implicit creation), refusing past `max`.
-    pub fn ensure(&mut self, session: &SessionId, max: usize) -> Result<(), RpcError> {
+    /// Live sessions of one tenant, sorted.
+    pub fn ids_of(&self, tenant: &TenantId) -> Vec<SessionId> {
+        let mut v: Vec<SessionId> =
+            self.sessions.iter().filter(|(_, e)| e.tenant == *tenant).map(|(k, _)| k.clone()).collect();
+        v.sort();
+        v
+    }
+
+    /// Makes `session` live in `tenant` (§3.1 implicit creation), refusing
+    /// past `max`. Another tenant's session is refused as if it were
+    /// invalid: its id must not give access to its objects or events.
+    pub fn ensure(&mut self, session: &SessionId, tenant: &TenantId, max: usize) -> Result<(), RpcError> {
         if let Some(e) = self.sessions.get_mut(session.as_str()) {
+            if e.tenant != *tenant {
+                return Err(RpcError::invalid_session());
+            }
             e.in_use = true;
             return Ok(());
         }
         if self.sessions.len() >= max {
             return Err(RpcError::not_enough_resources(format!("Reached sessions limit: {max}")));
         }
-        self.sessions.insert(session.clone(), SessionEntry { in_use: true, connection: None });
+        self.sessions.insert(session.clone(), SessionEntry { in_use: true, connection: None, tenant: tenant.clone() });
         Ok(())
     }
 
@@ -136,10 +168,17 @@ impl SessionTable {
     /// §3.1: `conn` becomes *the* connection of `session` (last one wins);
     /// a different session previously bound to `conn` is unbound.
     pub fn associate(&mut self, conn: ConnectionId, session: &SessionId) {
-        let Some(slot) = self.connections.get_mut(&conn) else {
+        let Some(entry) = self.connections.get_mut(&conn) else {
             return; // closed meanwhile
         };
-        let previous = slot.replace(session.clone());
+        if let Some(e) = self.sessions.get(session.as_str())
+            && e.tenant != entry.tenant.id
+        {
+            // The dispatcher refuses foreign sessions before this; never
+            // route another tenant's events here.
+            return;
+        }
+        let previous = entry.session.replace(session.clone());
         if let Some(prev) = previous
             && prev != *session
         {
@@ -148,10 +187,10 @@ impl SessionTable {
         if let Some(e) = self.sessions.get_mut(session.as_str()) {
             if let Some(old) = e.connection
                 && old != conn
-                && let Some(old_slot) = self.connections.get_mut(&old)
-                && old_slot.as_ref() == Some(session)
+                && let Some(old_entry) = self.connections.get_mut(&old)
+                && old_entry.session.as_ref() == Some(session)
             {
-                *old_slot = None;
+                old_entry.session = None;
             }
             e.connection = Some(conn);
             e.in_use = true;
@@ -162,10 +201,10 @@ impl SessionTable {
     pub fn forget(&mut self, session: &str) {
         if let Some(e) = self.sessions.remove(session)
             && let Some(conn) = e.connection
-            && let Some(slot) = self.connections.get_mut(&conn)
-            && slot.as_ref().map(SessionId::as_str) == Some(session)
+            && let Some(entry) = self.connections.get_mut(&conn)
+            && entry.session.as_ref().map(SessionId::as_str) == Some(session)
         {
-            *slot = None;
+            entry.session = None;
         }
     }
 
@@ -235,10 +274,10 @@ mod tests {
     fn associate_is_last_connection_wins() {
         let t0 = Instant::now();
         let mut t = SessionTable::new(P, t0);
-        let a = t.open_connection();
-        let b = t.open_connection();
+        let a = t.open_connection(Tenant::default());
+        let b = t.open_connection(Tenant::default());
         let s = SessionId::from("s");
-        t.ensure(&s, 10).unwrap();
+        t.ensure(&s, &TenantId::default(), 10).unwrap();
         t.associate(a, &s);
         assert_eq!(t.connection_of("s"), Some(a));
         t.associate(b, &s);
@@ -247,7 +286,7 @@ mod tests {
         assert_eq!(t.session_of(b), Some(&s));
         // b moves to another session: s is unbound.
         let u = SessionId::from("u");
-        t.ensure(&u, 10).unwrap();
+        t.ensure(&u, &TenantId::default(), 10).unwrap();
         t.associate(b, &u);
         assert_eq!(t.connection_of("s"), None);
         assert_eq!(t.connection_of("u"), Some(b));
@@ -261,7 +300,7 @@ mod tests {
         let t0 = Instant::now();
         let mut t = SessionTable::new(P, t0);
         let s = SessionId::from("s");
-        t.ensure(&s, 10).unwrap();
+        t.ensure(&s, &TenantId::default(), 10).unwrap();
         assert!(t.handle_timeout(t0 + P).is_empty()); // flag cleared
         assert_eq!(t.handle_timeout(t0 + 2 * P), vec![s.clone()]);
         assert!(!t.contains("s"));
@@ -271,9 +310,9 @@ mod tests {
     fn gc_never_collects_a_bound_session() {
         let t0 = Instant::now();
         let mut t = SessionTable::new(P, t0);
-        let c = t.open_connection();
+        let c = t.open_connection(Tenant::default());
         let s = SessionId::from("s");
-        t.ensure(&s, 10).unwrap();
+        t.ensure(&s, &TenantId::default(), 10).unwrap();
         t.associate(c, &s);
         let mut now = t0;
         for _ in 0..40 {
@@ -293,10 +332,29 @@ mod tests {
     #[test]
     fn sessions_limit() {
         let mut t = SessionTable::new(P, Instant::now());
-        t.ensure(&SessionId::from("a"), 1).unwrap();
-        t.ensure(&SessionId::from("a"), 1).unwrap();
-        let e = t.ensure(&SessionId::from("b"), 1).unwrap_err();
+        let d = TenantId::default();
+        t.ensure(&SessionId::from("a"), &d, 1).unwrap();
+        t.ensure(&SessionId::from("a"), &d, 1).unwrap();
+        let e = t.ensure(&SessionId::from("b"), &d, 1).unwrap_err();
         assert_eq!(e.code, crate::error::codes::NOT_ENOUGH_RESOURCES);
         assert_eq!(e.message, "Reached sessions limit: 1");
+    }
+
+    #[test]
+    fn a_session_belongs_to_the_tenant_that_created_it() {
+        let mut t = SessionTable::new(P, Instant::now());
+        let (a, b) = (TenantId::new("a"), TenantId::new("b"));
+        let s = SessionId::from("s");
+        t.ensure(&s, &a, 10).unwrap();
+        assert_eq!(t.ensure(&s, &b, 10).unwrap_err().code, crate::error::codes::INVALID_SESSION);
+        t.ensure(&SessionId::from("u"), &b, 10).unwrap();
+        assert_eq!(t.ids_of(&a), vec![s.clone()]);
+        assert_eq!(t.ids_of(&b), vec![SessionId::from("u")]);
+        // A connection of b is never bound to a's session.
+        let cb = t.open_connection(Tenant { id: b.clone(), admin: false });
+        t.associate(cb, &s);
+        assert_eq!(t.connection_of("s"), None);
+        assert_eq!(t.session_of(cb), None);
+        assert_eq!(t.session_tenant("s"), Some(&a));
     }
 }

@@ -1,13 +1,15 @@
 //! The `transaction` method (spec §5.9): several requests executed in
 //! order inside one message, with `newref:<k>` substitution.
 
+use std::time::Duration;
+
 use serde_json::{Map, Value, json};
 
 use crate::backend::MediaBackend;
-use crate::call::{Call, Outcome, SESSION_ID};
+use crate::call::{Call, Outcome, SESSION_ID, Started};
 use crate::codec;
 use crate::error::RpcError;
-use crate::session::SessionId;
+use crate::tenant::Caller;
 
 const NEW_REF: &str = "newref:";
 
@@ -42,10 +44,13 @@ pub(crate) fn validate(operations: &[Value], max_operations: usize) -> Result<()
 /// (as upstream); the operations already executed keep their effects.
 pub(crate) fn execute(
     operations: Vec<Value>,
-    session: &SessionId,
+    caller: &dyn Caller,
     backend: &dyn MediaBackend,
     server_id: &str,
+    max_wait: Duration,
 ) -> Outcome {
+    let session = caller.session();
+    let mut waits = WaitBudget { left: max_wait, max: max_wait };
     let mut responses: Vec<Value> = Vec::with_capacity(operations.len());
     let mut forget_session = false;
     for (i, op) in operations.into_iter().enumerate() {
@@ -77,7 +82,7 @@ pub(crate) fn execute(
                     Some(Value::Object(m)) => m,
                     _ => Map::new(),
                 };
-                let outcome = execute_one(&req.method, params, session, backend, server_id);
+                let outcome = execute_one(&req.method, params, caller, backend, server_id, &mut waits);
                 forget_session |= outcome.forget_session;
                 outcome.result
             }
@@ -91,23 +96,43 @@ pub(crate) fn execute(
     Outcome { result: Ok(json!({ SESSION_ID: session.as_str(), "value": responses })), forget_session }
 }
 
+/// What is left of a transaction's `maxTransactionWaitMs`.
+struct WaitBudget {
+    left: Duration,
+    max: Duration,
+}
+
 /// One operation. Its session is the transaction's, which exists, so the
-/// session-only methods are answered here.
+/// session-only methods are answered here. Deferred waits (`getUsedCpu`)
+/// happen on this (blocking) thread, within the transaction's budget.
 fn execute_one(
     method: &str,
     mut params: Map<String, Value>,
-    session: &SessionId,
+    caller: &dyn Caller,
     backend: &dyn MediaBackend,
     server_id: &str,
+    waits: &mut WaitBudget,
 ) -> Outcome {
-    let sid = session.as_str();
+    let sid = caller.session().as_str();
     match method {
         "ping" => Outcome::of(Ok(json!({ "value": "pong", SESSION_ID: sid }))),
         "connect" => Outcome::of(Ok(json!({ SESSION_ID: sid, "serverId": server_id }))),
         "keepAlive" => Outcome::of(Ok(json!({ SESSION_ID: sid }))),
         "transaction" => Outcome::of(Err(RpcError::malformed_transaction("Nested transactions are not allowed"))),
         m if Call::is_backend_method(m) => match Call::parse(m, &mut params) {
-            Ok(call) => call.execute(session, backend, server_id),
+            Ok(call) => match call.start(caller, backend, server_id) {
+                Started::Done(outcome) => outcome,
+                Started::Later(later) => match waits.left.checked_sub(later.wait()) {
+                    Some(left) => {
+                        waits.left = left;
+                        later.finish_here()
+                    }
+                    None => Outcome::of(Err(RpcError::not_enough_resources(format!(
+                        "Operations of one transaction may wait {} ms in total (maxTransactionWaitMs)",
+                        waits.max.as_millis()
+                    )))),
+                },
+            },
             Err(e) => Outcome::of(Err(e)),
         },
         _ => Outcome::of(Err(RpcError::method_not_found())),

@@ -4,31 +4,82 @@
 //!   answered with close code 1002 `Invalid path` (as upstream).
 //! * The Docker healthcheck request (`Connection: Upgrade`,
 //!   `Upgrade: websocket`, no `Sec-WebSocket-Key`) gets HTTP 500 (§11.6).
-//! * Extensions: optional access token (401), connection limit (503).
+//! * Extensions: `allowedOrigins` (403), access tokens choosing the tenant
+//!   (401), connection limit (503). Refusals are logged without the token,
+//!   rate-limited per source address ([`crate::refusal_log`]).
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
+use axum::extract::connect_info::{ConnectInfo, Connected};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRequestParts, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
+use axum::serve::IncomingStream;
+use tokio::net::TcpListener;
 
+use crate::config::AccessConfig;
 use crate::connection;
+use crate::refusal_log::{Decision, Source};
 use crate::server::ServerState;
+use crate::tenant::Tenant;
+use crate::tls::TlsListener;
 
-pub(crate) async fn handle(State(state): State<Arc<ServerState>>, request: Request) -> Response {
+/// The peer of an HTTP request, for per-address rate limits.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PeerAddr(pub SocketAddr);
+
+impl Connected<IncomingStream<'_, TcpListener>> for PeerAddr {
+    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, TlsListener>> for PeerAddr {
+    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
+/// Why an upgrade was refused; carries nothing secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Refusal {
+    NoToken,
+    WrongToken,
+    Origin(String),
+}
+
+impl Refusal {
+    fn response(&self) -> Response {
+        match self {
+            Refusal::NoToken | Refusal::WrongToken => {
+                (StatusCode::UNAUTHORIZED, "valid access token required").into_response()
+            }
+            Refusal::Origin(_) => (StatusCode::FORBIDDEN, "origin not allowed").into_response(),
+        }
+    }
+}
+
+pub(crate) async fn handle(
+    State(state): State<Arc<ServerState>>,
+    ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
+    request: Request,
+) -> Response {
     let (mut parts, _body) = request.into_parts();
     if is_healthcheck(&parts) {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
-    if let Some(token) = &state.access_token
-        && !token_matches(&parts, token)
-    {
-        tracing::info!(uri = %parts.uri, "WebSocket upgrade without a valid access token");
-        return (StatusCode::UNAUTHORIZED, "access token required").into_response();
-    }
+    let tenant = match admit(&parts, &state.access) {
+        Ok(t) => t,
+        Err(refusal) => {
+            log_refusal(&state, peer, &refusal);
+            return refusal.response();
+        }
+    };
     let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
@@ -43,7 +94,63 @@ pub(crate) async fn handle(State(state): State<Arc<ServerState>>, request: Reque
     }
     ws.max_message_size(state.ws_max_message)
         .max_frame_size(state.ws_max_message)
-        .on_upgrade(move |socket| connection::serve(socket, state, path_ok, slot))
+        .on_upgrade(move |socket| connection::serve(socket, state, path_ok, slot, tenant))
+}
+
+/// The origin check, then the tenant of the request's token.
+fn admit(parts: &Parts, access: &AccessConfig) -> Result<Tenant, Refusal> {
+    if let Some(allowed) = &access.allowed_origins
+        && let Some(origin) = parts.headers.get(header::ORIGIN)
+    {
+        let origin = String::from_utf8_lossy(origin.as_bytes());
+        let normalized = normalize_origin(&origin);
+        if !allowed.iter().any(|a| normalize_origin(a) == normalized) {
+            return Err(Refusal::Origin(origin.chars().take(200).collect()));
+        }
+    }
+    if access.tokens.is_empty() {
+        return Ok(Tenant::default());
+    }
+    let given = given_tokens(parts);
+    if given.is_empty() {
+        return Err(Refusal::NoToken);
+    }
+    // Every configured token is compared, whichever matches, so timing
+    // tells nothing about which tokens exist.
+    let mut found = None;
+    for (token, tenant) in &access.tokens {
+        let hit = given.iter().fold(false, |acc, g| acc | constant_time_eq(g.as_bytes(), token.as_bytes()));
+        if hit && found.is_none() {
+            found = Some(tenant);
+        }
+    }
+    found.map(|t| access.tenant(t)).ok_or(Refusal::WrongToken)
+}
+
+/// Scheme and host are case-insensitive; a trailing `/` is tolerated in
+/// the configuration.
+fn normalize_origin(o: &str) -> String {
+    o.trim().trim_end_matches('/').to_ascii_lowercase()
+}
+
+fn log_refusal(state: &ServerState, peer: SocketAddr, refusal: &Refusal) {
+    let (source, decision) = state.refusals.lock().record(peer.ip(), Instant::now());
+    let Decision::Log { earlier } = decision else { return };
+    let source = match source {
+        Source::Addr(a) => a.to_string(),
+        Source::Untracked => "(many addresses)".to_owned(),
+    };
+    match refusal {
+        Refusal::NoToken => {
+            tracing::warn!(%source, earlier, "WebSocket upgrade refused: no access token (401)")
+        }
+        Refusal::WrongToken => {
+            tracing::warn!(%source, earlier, "WebSocket upgrade refused: unknown access token (401)")
+        }
+        Refusal::Origin(origin) => {
+            tracing::warn!(%source, earlier, ?origin, "WebSocket upgrade refused: origin not allowed (403)")
+        }
+    }
 }
 
 /// §1.1 / §11.6: an upgrade request without the WebSocket key, as sent by
@@ -65,7 +172,8 @@ fn path_matches(request_path: &str, configured: &str) -> bool {
     strip(request_path) == strip(configured)
 }
 
-fn token_matches(parts: &Parts, token: &str) -> bool {
+/// `?access_token=` and `Authorization: Bearer`, whichever are present.
+fn given_tokens(parts: &Parts) -> Vec<String> {
     let from_query = Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
         .ok()
         .and_then(|Query(q)| q.get("access_token").cloned());
@@ -73,7 +181,7 @@ fn token_matches(parts: &Parts, token: &str) -> bool {
         let (scheme, value) = v.split_once(' ')?;
         scheme.eq_ignore_ascii_case("bearer").then(|| value.trim().to_owned())
     });
-    [from_query, from_header].into_iter().flatten().any(|given| constant_time_eq(given.as_bytes(), token.as_bytes()))
+    [from_query, from_header].into_iter().flatten().collect()
 }
 
 /// Comparison whose time does not depend on where the inputs differ.
@@ -124,10 +232,43 @@ mod tests {
 
     #[test]
     fn access_token_from_query_or_bearer_header() {
-        assert!(token_matches(&parts("/kurento?access_token=s3cr%65t", &[]), "s3cret"));
-        assert!(token_matches(&parts("/kurento", &[("Authorization", "Bearer s3cret")]), "s3cret"));
-        assert!(!token_matches(&parts("/kurento?access_token=nope", &[]), "s3cret"));
-        assert!(!token_matches(&parts("/kurento", &[("Authorization", "Basic s3cret")]), "s3cret"));
-        assert!(!token_matches(&parts("/kurento", &[]), "s3cret"));
+        let single = AccessConfig::single_token("s3cret");
+        let t = admit(&parts("/kurento?access_token=s3cr%65t", &[]), &single).unwrap();
+        assert_eq!(t, Tenant::default());
+        admit(&parts("/kurento", &[("Authorization", "Bearer s3cret")]), &single).unwrap();
+        let nope = admit(&parts("/kurento?access_token=nope", &[]), &single);
+        assert_eq!(nope, Err(Refusal::WrongToken));
+        let basic = admit(&parts("/kurento", &[("Authorization", "Basic s3cret")]), &single);
+        assert_eq!(basic, Err(Refusal::NoToken));
+        assert_eq!(admit(&parts("/kurento", &[]), &single), Err(Refusal::NoToken));
+        // No tokens configured: everyone, in the default tenant.
+        assert_eq!(admit(&parts("/kurento", &[]), &AccessConfig::default()), Ok(Tenant::default()));
+    }
+
+    #[test]
+    fn tokens_choose_the_tenant_and_admin_is_configured() {
+        use crate::tenant::TenantId;
+        let access = AccessConfig {
+            tokens: vec![("ta".into(), TenantId::new("a")), ("tb".into(), TenantId::new("b"))],
+            admin_tenants: vec![TenantId::new("b")],
+            allowed_origins: None,
+        };
+        let a = admit(&parts("/kurento?access_token=ta", &[]), &access).unwrap();
+        assert_eq!(a, Tenant { id: TenantId::new("a"), admin: false });
+        let b = admit(&parts("/kurento", &[("Authorization", "Bearer tb")]), &access).unwrap();
+        assert_eq!(b, Tenant { id: TenantId::new("b"), admin: true });
+        assert_eq!(admit(&parts("/kurento?access_token=tc", &[]), &access), Err(Refusal::WrongToken));
+    }
+
+    #[test]
+    fn allowed_origins_refuse_foreign_browser_origins_only() {
+        let access =
+            AccessConfig { allowed_origins: Some(vec!["https://App.example.com/".into()]), ..AccessConfig::default() };
+        admit(&parts("/kurento", &[("Origin", "https://app.example.com")]), &access).unwrap();
+        // Non-browser clients send no Origin.
+        admit(&parts("/kurento", &[]), &access).unwrap();
+        let r = admit(&parts("/kurento", &[("Origin", "https://evil.example.com")]), &access);
+        assert_eq!(r, Err(Refusal::Origin("https://evil.example.com".into())));
+        assert_eq!(r.unwrap_err().response().status(), StatusCode::FORBIDDEN);
     }
 }

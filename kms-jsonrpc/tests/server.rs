@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use kms_jsonrpc::{
-    Description, Error, MediaBackend, Notifier, RpcError, Server, ServerConfig, SessionHub, SessionId, TlsConfig,
+    AccessConfig, Caller, Deferred, Description, Error, Invoked, MediaBackend, Notifier, RpcError, Server,
+    ServerConfig, SessionHub, SessionId, TlsConfig,
 };
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,14 +23,15 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 const RECV_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Knows one object and a `sleep` operation that blocks its thread.
+/// Knows one object, a `sleep` operation that blocks its thread (slow), and
+/// `nap`, which waits without a thread (deferred).
 struct FakeBackend;
 
 impl MediaBackend for FakeBackend {
-    fn create(&self, _: &SessionId, type_name: &str, _: Option<&Value>) -> Result<String, RpcError> {
+    fn create(&self, _: &dyn Caller, type_name: &str, _: Option<&Value>) -> Result<String, RpcError> {
         Ok(format!("{}_kurento.{type_name}", uuid::Uuid::new_v4()))
     }
-    fn describe(&self, _: &SessionId, object: &str) -> Result<Description, RpcError> {
+    fn describe(&self, _: &dyn Caller, object: &str) -> Result<Description, RpcError> {
         if object != "manager_ServerManager" {
             return Err(RpcError::object_not_found(object));
         }
@@ -41,7 +43,7 @@ impl MediaBackend for FakeBackend {
     }
     fn invoke(
         &self,
-        _: &SessionId,
+        _: &dyn Caller,
         _: &str,
         operation: &str,
         params: Option<&Map<String, Value>>,
@@ -55,19 +57,38 @@ impl MediaBackend for FakeBackend {
             _ => Err(RpcError::method_not_found_invoke(operation, 0)),
         }
     }
-    fn subscribe(&self, _: &SessionId, _: &str, _: &str) -> Result<String, RpcError> {
+    fn invoke_deferred(
+        &self,
+        caller: &dyn Caller,
+        object: &str,
+        operation: &str,
+        params: Option<&Map<String, Value>>,
+    ) -> Result<Invoked, RpcError> {
+        if operation == "nap" {
+            let ms = params.and_then(|p| p.get("ms")).and_then(Value::as_u64).unwrap_or(0);
+            return Ok(Invoked::Later(Deferred {
+                wait: Duration::from_millis(ms),
+                finish: Box::new(move || Ok(json!(ms))),
+            }));
+        }
+        self.invoke(caller, object, operation, params).map(Invoked::Value)
+    }
+    fn is_slow(&self, _: &str, operation: &str) -> bool {
+        operation == "sleep"
+    }
+    fn subscribe(&self, _: &dyn Caller, _: &str, _: &str) -> Result<String, RpcError> {
         Ok("sub".into())
     }
-    fn unsubscribe(&self, _: &SessionId, _: &str, _: &str) -> Result<(), RpcError> {
+    fn unsubscribe(&self, _: &dyn Caller, _: &str, _: &str) -> Result<(), RpcError> {
         Ok(())
     }
-    fn release(&self, _: &SessionId, _: &str) -> Result<(), RpcError> {
+    fn release(&self, _: &dyn Caller, _: &str) -> Result<(), RpcError> {
         Ok(())
     }
-    fn ref_object(&self, _: &SessionId, _: &str) -> Result<(), RpcError> {
+    fn ref_object(&self, _: &dyn Caller, _: &str) -> Result<(), RpcError> {
         Ok(())
     }
-    fn unref_object(&self, _: &SessionId, _: &str) -> Result<(), RpcError> {
+    fn unref_object(&self, _: &dyn Caller, _: &str) -> Result<(), RpcError> {
         Ok(())
     }
     fn unref_session(&self, _: &SessionId) {}
@@ -289,7 +310,7 @@ async fn oversize_message_is_answered_and_the_socket_stays_usable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_token_is_required_when_configured() {
-    let srv = TestServer::start(|c| c.access_token = Some("s3cret".into())).await;
+    let srv = TestServer::start(|c| c.access = AccessConfig::single_token("s3cret")).await;
     let err = tokio_tungstenite::connect_async(srv.url("/kurento")).await.unwrap_err();
     assert_eq!(upgrade_status(err), 401);
     let err = tokio_tungstenite::connect_async(srv.url("/kurento?access_token=wrong")).await.unwrap_err();
@@ -497,4 +518,105 @@ async fn bind_uses_the_configured_port_and_port_zero_disables_ws() {
     c.ping().await;
     tx.send(()).unwrap();
     task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_stops_reading_is_closed_with_1008_and_its_session_survives() {
+    let srv = TestServer::start(|c| c.limits.max_outbox_bytes = 256 * 1024).await;
+    let mut slow = srv.client().await;
+    let s = SessionId::from(slow.call("connect", Value::Null).await["result"]["sessionId"].as_str().unwrap());
+    // `slow` stops reading. 64 MiB of events: far more than the outbox and
+    // the kernel's socket buffers hold together.
+    let (n, s2) = (srv.notifier.clone(), s.clone());
+    std::thread::spawn(move || {
+        let pad = "e".repeat(16 * 1024);
+        for seq in 0..4096 {
+            n.send_event(&s2, "P_kurento.MediaPipeline", "Flood", json!({"seq": seq, "pad": pad}));
+        }
+    })
+    .join()
+    .unwrap();
+    // Reading again: what the socket held, then the close frame.
+    let mut received = 0;
+    let frame = loop {
+        match tokio::time::timeout(Duration::from_secs(15), slow.ws.next()).await.expect("close in time") {
+            Some(Ok(Message::Text(_))) => received += 1,
+            Some(Ok(Message::Close(Some(f)))) => break f,
+            other => panic!("expected the close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(frame.code, CloseCode::Policy);
+    assert_eq!(frame.reason.as_str(), "Outbox limit exceeded");
+    assert!(received < 4096, "the excess was dropped ({received} events delivered)");
+    // The session survives; a new connection resumes it and gets events.
+    let mut again = srv.client().await;
+    let r = again.call("connect", json!({"sessionId": s.as_str()})).await;
+    assert_eq!(r["result"]["sessionId"], json!(s.as_str()), "{r}");
+    let (n, s3) = (srv.notifier.clone(), s.clone());
+    std::thread::spawn(move || n.send_event(&s3, "P_kurento.MediaPipeline", "EndOfStream", json!({"seq": 1})))
+        .join()
+        .unwrap();
+    assert_eq!(again.recv().await["params"]["value"]["type"], json!("EndOfStream"));
+    drop((slow, again));
+    srv.shutdown().await;
+}
+
+/// A server whose runtime has only `threads` blocking threads.
+fn with_small_pool(threads: usize, test: impl std::future::Future<Output = ()>) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(threads)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(test);
+}
+
+#[test]
+fn slow_calls_never_take_every_thread_from_quick_ones() {
+    with_small_pool(4, async {
+        let srv = TestServer::start(|c| c.limits.max_concurrent_slow_calls = 2).await;
+        let mut sleepers = vec![];
+        for _ in 0..6 {
+            let mut c = srv.client().await;
+            sleepers.push(tokio::spawn(async move {
+                c.call("invoke", json!({"object":"o","operation":"sleep","operationParams":{"ms":1500}})).await
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut quick = srv.client().await;
+        let t = Instant::now();
+        let r = quick.call("create", json!({"type":"MediaPipeline"})).await;
+        assert!(r["result"]["value"].is_string(), "{r}");
+        // Without the slow-call budget, 4 sleepers hold all 4 threads.
+        assert!(t.elapsed() < Duration::from_millis(1000), "quick call waited {:?}", t.elapsed());
+        for s in sleepers {
+            let r = tokio::time::timeout(Duration::from_secs(10), s).await.unwrap().unwrap();
+            assert_eq!(r["result"]["value"], json!(1500), "{r}");
+        }
+        drop(quick);
+        srv.shutdown().await;
+    });
+}
+
+#[test]
+fn deferred_calls_wait_without_a_thread() {
+    with_small_pool(2, async {
+        let srv = TestServer::start(|_| {}).await;
+        let t = Instant::now();
+        let mut naps = vec![];
+        for _ in 0..50 {
+            let mut c = srv.client().await;
+            naps.push(tokio::spawn(async move {
+                c.call("invoke", json!({"object":"o","operation":"nap","operationParams":{"ms":1000}})).await
+            }));
+        }
+        for n in naps {
+            let r = tokio::time::timeout(Duration::from_secs(20), n).await.unwrap().unwrap();
+            assert_eq!(r["result"]["value"], json!(1000), "{r}");
+        }
+        // On 2 threads, 50 sleeping calls would take 25 s.
+        assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
+        srv.shutdown().await;
+    });
 }

@@ -70,12 +70,16 @@ pub fn main_with_modules(extra: Vec<ModuleDescriptor>) -> ExitCode {
         }
     };
     tune_allocator();
+    raise_fd_limit();
     if let Err(e) = kms_core::module::init() {
         eprintln!("kurento-media-server: cannot initialize GStreamer: {e}");
         return ExitCode::from(1);
     }
+    // Every backend call runs on the blocking pool; its size is a
+    // deliberate limit (see `kms_jsonrpc::config::DEFAULT_MAX_BLOCKING_THREADS`).
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(settings_threads())
+        .max_blocking_threads(settings.server.limits.max_blocking_threads.max(1))
         .enable_all()
         .thread_name("kms-io")
         .build()
@@ -91,6 +95,22 @@ pub fn main_with_modules(extra: Vec<ModuleDescriptor>) -> ExitCode {
 
 fn settings_threads() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 8)
+}
+
+/// Each WebSocket is a descriptor, and every WebRTC endpoint several: the
+/// soft limit (often 1024) would refuse connections long before
+/// `maxConnections`. Raise it to the hard limit, as servers commonly do.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: plain syscalls on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
+                tracing::debug!("cannot raise the open-files limit");
+            }
+        }
+    }
 }
 
 /// glibc creates up to 8 malloc arenas per core; with the blocking pool's

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kms_core::CoreConfig;
-use kms_jsonrpc::config::{Limits, ServerConfig, TlsConfig};
+use kms_jsonrpc::TenantId;
+use kms_jsonrpc::config::{AccessConfig, Limits, ServerConfig, TlsConfig};
 use serde_json::{Map, Value};
 
 #[derive(Debug, thiserror::Error)]
@@ -235,7 +236,16 @@ impl Settings {
                 .map(|v| v as usize)
                 .unwrap_or(defaults.max_transaction_operations),
             max_connections: as_u64(lim.get("maxConnections")).map(|v| v as usize).unwrap_or(defaults.max_connections),
+            max_transaction_wait: as_u64(lim.get("maxTransactionWaitMs"))
+                .map(Duration::from_millis)
+                .unwrap_or(defaults.max_transaction_wait),
+            max_outbox_bytes: as_u64(lim.get("maxOutboxBytes"))
+                .map(|v| v as usize)
+                .unwrap_or(defaults.max_outbox_bytes),
+            max_blocking_threads: defaults.max_blocking_threads,
+            max_concurrent_slow_calls: defaults.max_concurrent_slow_calls,
         };
+        let limits = thread_limits(limits, &lim);
         let server = ServerConfig {
             port: as_u64(get(&ws, &["port"])).unwrap_or(0) as u16,
             address: as_string(get(&ws, &["address"])),
@@ -247,9 +257,7 @@ impl Settings {
             secure,
             gc_period: Duration::from_secs(as_u64(get(&res, &["garbageCollectorPeriod"])).unwrap_or(240).max(1)),
             disable_request_cache: as_bool(get(&res, &["disableRequestCache"])).unwrap_or(false),
-            access_token: env("KMS_ACCESS_TOKEN")
-                .filter(|t| !t.is_empty())
-                .or_else(|| as_string(get(&ws, &["accessToken"]))),
+            access: access_config(&ws, env)?,
             limits,
         };
         let metadata = match main.get("metadata") {
@@ -288,6 +296,88 @@ impl Settings {
         settings.core.config_dirs = dirs.into_iter().chain(std::iter::once(config_dir)).collect();
         Ok(settings)
     }
+}
+
+/// `maxBlockingThreads` and `maxConcurrentSlowCalls`: slow calls must leave
+/// threads for quick ones, so their budget stays below the pool's.
+fn thread_limits(mut limits: Limits, lim: &Value) -> Limits {
+    let threads = as_u64(lim.get("maxBlockingThreads")).map(|v| (v as usize).max(1));
+    let slow = as_u64(lim.get("maxConcurrentSlowCalls")).map(|v| (v as usize).max(1));
+    if let Some(t) = threads {
+        limits.max_blocking_threads = t;
+        limits.max_concurrent_slow_calls = (t / 2).max(1);
+    }
+    if let Some(s) = slow {
+        limits.max_concurrent_slow_calls = s;
+    }
+    let most = limits.max_blocking_threads.saturating_sub(1).max(1);
+    if limits.max_concurrent_slow_calls > most {
+        tracing::warn!(
+            max_concurrent_slow_calls = limits.max_concurrent_slow_calls,
+            max_blocking_threads = limits.max_blocking_threads,
+            "maxConcurrentSlowCalls must stay below maxBlockingThreads; using {most}"
+        );
+        limits.max_concurrent_slow_calls = most;
+    }
+    limits
+}
+
+/// Tokens and tenants (`accessToken`, `accessTokens`, `KMS_ACCESS_TOKEN`,
+/// `KMS_ACCESS_TOKENS=token:tenant,…`), `adminTenants`, `allowedOrigins`.
+/// The environment replaces the file's value of the same setting.
+fn access_config(ws: &Value, env: &dyn Fn(&str) -> Option<String>) -> Result<AccessConfig, SettingsError> {
+    let invalid = |m: String| SettingsError::Invalid(m);
+    let mut tokens: Vec<(String, TenantId)> = vec![];
+    let single = env("KMS_ACCESS_TOKEN").filter(|t| !t.is_empty()).or_else(|| as_string(get(ws, &["accessToken"])));
+    if let Some(t) = single {
+        tokens.push((t, TenantId::default()));
+    }
+    match env("KMS_ACCESS_TOKENS").filter(|t| !t.trim().is_empty()) {
+        Some(list) => {
+            for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+                let (token, tenant) = entry
+                    .rsplit_once(':')
+                    .ok_or_else(|| invalid("KMS_ACCESS_TOKENS entries are token:tenant".into()))?;
+                tokens.push((token.trim().to_owned(), TenantId::new(tenant.trim())));
+            }
+        }
+        None => match get(ws, &["accessTokens"]) {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(map)) => {
+                for (token, tenant) in map {
+                    let tenant = as_string(Some(tenant)).ok_or_else(|| {
+                        invalid(format!("accessTokens: the tenant of a token must be a string, got {tenant}"))
+                    })?;
+                    tokens.push((token.clone(), TenantId::new(&tenant)));
+                }
+            }
+            Some(other) => return Err(invalid(format!("accessTokens must map tokens to tenant names, got {other}"))),
+        },
+    }
+    for (i, (token, tenant)) in tokens.iter().enumerate() {
+        if token.is_empty() || tenant.as_str().is_empty() {
+            return Err(invalid("access tokens and tenant names must not be empty".into()));
+        }
+        if tokens[..i].iter().any(|(t, other)| t == token && other != tenant) {
+            return Err(invalid(format!(
+                "one access token is given to two tenants ({} and {tenant})",
+                tokens[..i].iter().find(|(t, _)| t == token).map_or("?", |(_, o)| o.as_str())
+            )));
+        }
+    }
+    let strings = |key: &str| -> Result<Option<Vec<String>>, SettingsError> {
+        match get(ws, &[key]) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|v| as_string(Some(v)).ok_or_else(|| invalid(format!("{key} must be a list of strings"))))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(_) => Err(invalid(format!("{key} must be a list of strings"))),
+        }
+    };
+    let admin_tenants = strings("adminTenants")?.unwrap_or_default().iter().map(|t| TenantId::new(t)).collect();
+    Ok(AccessConfig { tokens, admin_tenants, allowed_origins: strings("allowedOrigins")? })
 }
 
 /// `mediaServer.resources.limits.*` bounds on per-object growth.
@@ -360,5 +450,65 @@ mod tests {
     fn more_than_one_transport_is_rejected() {
         let main = serde_json::json!({"mediaServer": {"net": {"websocket": {}, "other": {}}}});
         assert!(Settings::from_values(&main, serde_json::json!({}), Path::new("/"), &|_| None).is_err());
+    }
+
+    #[test]
+    fn access_tokens_map_to_tenants_from_file_or_environment() {
+        let main = serde_json::json!({"mediaServer": {"net": {"websocket": {
+            "accessToken": "solo",
+            "accessTokens": {"ta": "alpha", "tb": "beta"},
+            "adminTenants": ["beta"],
+            "allowedOrigins": ["https://app.example.com"]
+        }}}});
+        let s = Settings::from_values(&main, serde_json::json!({}), Path::new("/"), &|_| None).unwrap();
+        let a = &s.server.access;
+        let mut tokens = a.tokens.clone();
+        tokens.sort();
+        assert_eq!(
+            tokens,
+            vec![
+                ("solo".into(), TenantId::default()),
+                ("ta".into(), TenantId::new("alpha")),
+                ("tb".into(), TenantId::new("beta"))
+            ]
+        );
+        assert_eq!(a.admin_tenants, vec![TenantId::new("beta")]);
+        assert_eq!(a.allowed_origins.as_deref(), Some(&["https://app.example.com".to_string()][..]));
+        // The environment replaces the file's map.
+        let env = |k: &str| (k == "KMS_ACCESS_TOKENS").then(|| "x:y:gamma, z:delta".to_string());
+        let s = Settings::from_values(&main, serde_json::json!({}), Path::new("/"), &env).unwrap();
+        let mut tokens = s.server.access.tokens.clone();
+        tokens.sort();
+        assert_eq!(
+            tokens,
+            vec![
+                ("solo".into(), TenantId::default()),
+                ("x:y".into(), TenantId::new("gamma")),
+                ("z".into(), TenantId::new("delta"))
+            ]
+        );
+        let bad = serde_json::json!({"mediaServer": {"net": {"websocket": {"accessTokens": ["t"]}}}});
+        assert!(Settings::from_values(&bad, serde_json::json!({}), Path::new("/"), &|_| None).is_err());
+        let clash = |k: &str| (k == "KMS_ACCESS_TOKENS").then(|| "t:a,t:b".to_string());
+        assert!(Settings::from_values(&serde_json::json!({}), serde_json::json!({}), Path::new("/"), &clash).is_err());
+    }
+
+    #[test]
+    fn outbox_and_thread_limits() {
+        let main = serde_json::json!({"mediaServer": {"resources": {"limits": {
+            "maxOutboxBytes": 1024, "maxBlockingThreads": 10, "maxTransactionWaitMs": 250
+        }}}});
+        let s = Settings::from_values(&main, serde_json::json!({}), Path::new("/"), &|_| None).unwrap();
+        let l = &s.server.limits;
+        assert_eq!(l.max_transaction_wait, Duration::from_millis(250));
+        assert_eq!((l.max_outbox_bytes, l.max_blocking_threads, l.max_concurrent_slow_calls), (1024, 10, 5));
+        let main = serde_json::json!({"mediaServer": {"resources": {"limits": {
+            "maxBlockingThreads": 4, "maxConcurrentSlowCalls": 9
+        }}}});
+        let s = Settings::from_values(&main, serde_json::json!({}), Path::new("/"), &|_| None).unwrap();
+        assert_eq!(s.server.limits.max_concurrent_slow_calls, 3, "slow calls leave a thread to quick ones");
+        let d =
+            Settings::from_values(&serde_json::json!({}), serde_json::json!({}), Path::new("/"), &|_| None).unwrap();
+        assert_eq!(d.server.limits, Limits::default());
     }
 }

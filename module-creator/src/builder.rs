@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::checked_in;
 use crate::error::KmdError;
 use crate::model::load_modules;
 use crate::resolve::ModuleSet;
@@ -62,10 +63,7 @@ impl Builder {
     /// The built-in descriptors shipped with kms-core/elements/filters, for
     /// third-party modules that import them.
     pub fn builtin_deps(self) -> Self {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        self.dep(root.join("kms-core/core.kmd.json"))
-            .dep(root.join("kms-elements/elements.kmd.json"))
-            .dep(root.join("kms-filters/filters.kmd.json"))
+        checked_in::builtin_descriptors(&checked_in::repo_root()).into_iter().fold(self, Builder::dep)
     }
 
     /// Loads and validates; returns the set and the names of the rom modules.
@@ -107,6 +105,20 @@ impl Builder {
         }
         Ok(written)
     }
+}
+
+/// For the `build.rs` of a crate whose generated code is checked in
+/// ([`crate::checked_in`]): sets the variable that code reads its
+/// `GENERATION_TIME` from ([`rust_server::GENERATION_TIME_ENV`]) to the
+/// build time, as upstream reports its module library's compile time.
+///
+/// The script reruns when `src/` changes (the library is recompiled then
+/// anyway), not for every file of the package: a new time for an edited
+/// test or README would recompile the library and everything above it.
+pub fn stamp_generation_time() {
+    println!("cargo:rerun-if-changed=src");
+    println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
+    println!("cargo:rustc-env={}={}", rust_server::GENERATION_TIME_ENV, generation_time());
 }
 
 /// Build timestamp in the `Mmm dd yyyy hh:mm:ss` form upstream reports,

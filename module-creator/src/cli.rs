@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::checked_in;
 use crate::error::KmdError;
 use crate::js_client;
-use crate::model::{BUILTIN_MODULES, Module, load_modules};
+use crate::model::{Module, load_modules};
 use crate::resolve::ModuleSet;
 use crate::rust_server::{self, RustPaths};
 use crate::scaffold::{self, NewOptions};
@@ -25,6 +26,7 @@ code, JavaScript client modules and fused descriptors.
 Usage:
   kurento-module-creator -r <files|dirs>... [options]
   kurento-module-creator new <name> [--dir <parent>] [--kurento-path <repo>]
+  kurento-module-creator builtins [--check]
 
 Options:
   -r,  --rom <files|dirs>...      descriptors of the module(s) to generate
@@ -39,6 +41,16 @@ Options:
        --rust                     Rust server code: <dir>/<module>.rs, for
                                   include!() (the default)
        --js                       JavaScript client module: <dir>/<module>/
+       --rust-auto                Rust server code to check in (one module):
+                                  <dir>/mod.rs, types.rs, events.rs, one file
+                                  per class and kmd.json, formatted with
+                                  rustfmt, headed 'do not edit'; generated
+                                  files <dir> no longer needs are removed. The
+                                  crate's build.rs must call
+                                  module_creator::builder::stamp_generation_time()
+       --check                    with --rust-auto: write nothing, compare
+                                  with <dir>; exit status 1 and a diff if they
+                                  differ
   -o,  --output-model <dir>       write the fused descriptor <dir>/<module>.kmd.json
   -s,  --show-values <keys>...    print `key = value` for keys of the fused
                                   descriptor (dotted paths, e.g. name, version,
@@ -53,6 +65,12 @@ generated JavaScript client in js/).
   --kurento-path <repo>           the kurento-rs checkout to depend on (default:
                                   the one this tool was built from)
 
+builtins: regenerates the checked-in server code of the built-in modules of
+the kurento-rs checkout this tool was built from (kms-core/src/auto,
+kms-elements/src/auto, kms-filters/src/auto); what ci/regen.sh runs.
+  --check                         write nothing; exit status 1 and a diff if
+                                  the checked-in code is stale
+
 Errors are printed as `file: json.path: message`; the exit status is then 1.
 ";
 
@@ -62,6 +80,10 @@ pub enum Command {
     Help,
     Generate(GenerateOptions),
     New(NewOptions),
+    /// Regenerate (or with `check`, compare) the built-in modules' trees.
+    Builtins {
+        check: bool,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -71,6 +93,8 @@ pub struct GenerateOptions {
     pub codegen: Option<PathBuf>,
     pub rust: bool,
     pub js: bool,
+    pub rust_auto: bool,
+    pub check: bool,
     pub output_model: Option<PathBuf>,
     pub show_values: Vec<String>,
     pub list_generated_files: bool,
@@ -100,8 +124,10 @@ fn split_eq(arg: &str) -> (&str, Option<&str>) {
 
 /// Parses the arguments (without the program name).
 pub fn parse(args: &[String]) -> Result<Command, UsageError> {
-    if args.first().map(String::as_str) == Some("new") {
-        return parse_new(&args[1..]);
+    match args.first().map(String::as_str) {
+        Some("new") => return parse_new(&args[1..]),
+        Some("builtins") => return parse_builtins(&args[1..]),
+        _ => {}
     }
     let mut o = GenerateOptions::default();
     let mut i = 0;
@@ -148,6 +174,8 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             "-lf" | "--list-generated-files" if inline.is_none() => o.list_generated_files = true,
             "--rust" if inline.is_none() => o.rust = true,
             "--js" if inline.is_none() => o.js = true,
+            "--rust-auto" if inline.is_none() => o.rust_auto = true,
+            "--check" if inline.is_none() => o.check = true,
             other if other.starts_with('-') => return Err(usage(format!("unknown option '{}'", args[i]))),
             other => return Err(usage(format!("unexpected argument '{other}' (descriptors go after -r)"))),
         }
@@ -156,16 +184,34 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     if o.rom.is_empty() {
         return Err(usage("-r/--rom is required"));
     }
-    if (o.rust || o.js || o.list_generated_files) && o.codegen.is_none() {
-        return Err(usage("--rust, --js and -lf need -c/--codegen <dir>"));
+    if (o.rust || o.js || o.rust_auto || o.list_generated_files) && o.codegen.is_none() {
+        return Err(usage("--rust, --js, --rust-auto and -lf need -c/--codegen <dir>"));
+    }
+    if o.rust_auto && (o.rust || o.js) {
+        return Err(usage("--rust-auto writes <dir> itself: not with --rust or --js"));
+    }
+    if o.check && !o.rust_auto {
+        return Err(usage("--check compares --rust-auto output: give --rust-auto"));
     }
     if o.codegen.is_none() && o.output_model.is_none() && o.show_values.is_empty() {
         return Err(usage("nothing to do: give -c/--codegen, -o/--output-model or -s/--show-values"));
     }
-    if o.codegen.is_some() && !o.js {
+    if o.codegen.is_some() && !o.js && !o.rust_auto {
         o.rust = true;
     }
     Ok(Command::Generate(o))
+}
+
+fn parse_builtins(args: &[String]) -> Result<Command, UsageError> {
+    let mut check = false;
+    for a in args {
+        match a.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "--check" => check = true,
+            other => return Err(usage(format!("unknown argument '{other}' for builtins"))),
+        }
+    }
+    Ok(Command::Builtins { check })
 }
 
 fn parse_new(args: &[String]) -> Result<Command, UsageError> {
@@ -213,29 +259,25 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             let _ = out.write_all(HELP.as_bytes());
             return 0;
         }
-        Command::Generate(o) => generate(&o, out),
+        Command::Generate(o) => generate(&o, out, err),
+        Command::Builtins { check } => {
+            let root = checked_in::repo_root();
+            checked_in::render_builtins(&root)
+                .and_then(|trees| write_or_check(&trees, check, &root, checked_in::BUILTIN_REGEN_COMMAND, out, err))
+        }
         Command::New(o) => scaffold::create(&o).map(|created| {
             let _ = writeln!(out, "created {}", created.dir.display());
             let _ = writeln!(out, "build and run it: cd {} && cargo run", created.dir.display());
+            Outcome::Done
         }),
     };
     match result {
-        Ok(()) => 0,
+        Ok(Outcome::Done) => 0,
+        Ok(Outcome::Stale) => 1,
         Err(e) => {
             let _ = writeln!(err, "{e}");
             1
         }
-    }
-}
-
-/// The built-in descriptors of the kurento-rs checkout this tool was built
-/// from (used for core/elements/filters when `-dr` does not give them).
-fn builtin_descriptor(name: &str) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    match name {
-        "core" => root.join("kms-core/core.kmd.json"),
-        "elements" => root.join("kms-elements/elements.kmd.json"),
-        _ => root.join("kms-filters/filters.kmd.json"),
     }
 }
 
@@ -250,9 +292,10 @@ pub fn load(o: &GenerateOptions) -> Result<(ModuleSet, Vec<String>), KmdError> {
             all.push(d);
         }
     }
-    for b in BUILTIN_MODULES {
-        let path = builtin_descriptor(b);
-        if !all.iter().any(|m| m.name == *b) && path.is_file() {
+    // core, elements, filters not given with -dr: this tool's checkout's.
+    for b in checked_in::BUILTINS {
+        let path = checked_in::repo_root().join(b.descriptor);
+        if !all.iter().any(|m| m.name == b.module) && path.is_file() {
             all.extend(load_modules(&[path])?);
         }
     }
@@ -272,8 +315,79 @@ fn write_file(path: &Path, contents: &str) -> Result<(), KmdError> {
     std::fs::write(path, contents).map_err(|e| io_err(path, "cannot write", e))
 }
 
-fn generate(o: &GenerateOptions, out: &mut dyn Write) -> Result<(), KmdError> {
+/// How a successful run ends: `--check` finding stale code is not an error
+/// of the tool, but it must end with status 1.
+enum Outcome {
+    Done,
+    Stale,
+}
+
+/// Writes the trees, or with `check` compares them with what is checked in
+/// and prints every difference; paths are shown relative to `base`.
+fn write_or_check(
+    trees: &[checked_in::Tree],
+    check: bool,
+    base: &Path,
+    regen: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<Outcome, KmdError> {
+    let show = |p: &Path| p.strip_prefix(base).unwrap_or(p).display().to_string();
+    let mut stale = false;
+    for t in trees {
+        if check {
+            for m in checked_in::compare(t)? {
+                stale = true;
+                let _ = writeln!(err, "{}", m.relative_to(base));
+            }
+        } else {
+            for p in checked_in::write(t)? {
+                let _ = writeln!(out, "{}", show(&p));
+            }
+        }
+    }
+    if stale {
+        let _ = writeln!(err, "the checked-in generated code is stale; regenerate it with {regen}");
+        return Ok(Outcome::Stale);
+    }
+    Ok(Outcome::Done)
+}
+
+/// `kurento-module-creator -r ... -c <dir> --rust-auto`, as given, for the
+/// header of the files it writes.
+fn regen_command(o: &GenerateOptions) -> String {
+    let list = |v: &[PathBuf]| v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" ");
+    let mut cmd = format!("kurento-module-creator -r {}", list(&o.rom));
+    if !o.deprom.is_empty() {
+        cmd += &format!(" -dr {}", list(&o.deprom));
+    }
+    cmd += &format!(" -c {} --rust-auto", o.codegen.as_deref().unwrap_or(Path::new(".")).display());
+    format!("`{cmd}`")
+}
+
+fn generate(o: &GenerateOptions, out: &mut dyn Write, err: &mut dyn Write) -> Result<Outcome, KmdError> {
     let (set, names) = load(o)?;
+    if o.rust_auto {
+        let [module] = names.as_slice() else {
+            return Err(KmdError::new(
+                "<command line>",
+                "",
+                format!("--rust-auto generates one module into <dir>; -r gave {}", names.len()),
+            ));
+        };
+        let dir = o.codegen.as_deref().expect("checked by parse");
+        if o.list_generated_files {
+            for f in rust_server::generate_tree(&set, module, &RustPaths::default(), "", "")? {
+                let _ = writeln!(out, "{}", dir.join(f.name).display());
+            }
+            return Ok(Outcome::Done);
+        }
+        let sources = o.rom.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+        let regen = regen_command(o);
+        let header = checked_in::header(&sources, &regen);
+        let tree = checked_in::render(&set, module, &RustPaths::default(), &header, dir)?;
+        return write_or_check(&[tree], o.check, Path::new(""), &regen, out, err);
+    }
     let modules: Vec<&Module> = names.iter().filter_map(|n| set.module(n)).collect();
     for m in &modules {
         let fused = set.fused_json(m);
@@ -312,7 +426,7 @@ fn generate(o: &GenerateOptions, out: &mut dyn Write) -> Result<(), KmdError> {
             }
         }
     }
-    Ok(())
+    Ok(Outcome::Done)
 }
 
 /// The value at a dotted path of the fused descriptor: strings bare, other

@@ -2,10 +2,12 @@
 //! §12) into Rust server code, Rust and JavaScript client bindings, and new
 //! module scaffolds.
 //!
-//! Module crates call [`Builder`] from their `build.rs`; the
+//! Third-party module crates call [`Builder`] from their `build.rs`; the
+//! built-in modules' code is checked in ([`checked_in`]); the
 //! `kurento-module-creator` binary wraps the same library.
 
 pub mod builder;
+pub mod checked_in;
 pub mod cli;
 pub mod emit_kmd;
 pub mod error;

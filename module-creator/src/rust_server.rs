@@ -1,7 +1,17 @@
 //! Rust server code generation: for one module, the complex types, events,
 //! one trait per remote class, constructor parameter structs, the invoke
 //! dispatcher (with parent fallback), class descriptors and the module
-//! descriptor. The output is one file meant for `include!` from `OUT_DIR`.
+//! descriptor.
+//!
+//! Two layouts of the same items:
+//!
+//! * [`generate`]: one file holding `pub mod <module> { ... }`, meant for
+//!   `include!` from `OUT_DIR` (what `build.rs` of a third-party module
+//!   does);
+//! * [`generate_tree`]: a source tree to check in, gstreamer-rs' `src/auto/`
+//!   convention: `mod.rs` (constants, module descriptor), `types.rs`,
+//!   `events.rs`, one `<class>.rs` per remote class, and `kmd.json`, each
+//!   Rust file headed "generated, do not edit" (see [`crate::checked_in`]).
 //!
 //! Generated code only names the runtime through the configured path (by
 //! default `::kms_core::rt`), so third-party module crates get the same code
@@ -12,6 +22,7 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
+use crate::error::KmdError;
 use crate::model::*;
 use crate::names::{self, doc_lines, field, lit, snake};
 use crate::resolve::{ModuleSet, Resolved};
@@ -64,7 +75,8 @@ struct Gen<'a> {
     out: String,
 }
 
-/// Generates the Rust server code of `module` (which must be in `set`).
+/// Generates the Rust server code of `module` (which must be in `set`) as
+/// one file for `include!`.
 pub fn generate(set: &ModuleSet, module: &str, paths: &RustPaths, kmd_json: &str, generation_time: &str) -> String {
     let m = set.module(module).expect("module is part of the set");
     let mut g = Gen { set, m, paths, r: paths.runtime.clone(), out: String::new() };
@@ -72,9 +84,115 @@ pub fn generate(set: &ModuleSet, module: &str, paths: &RustPaths, kmd_json: &str
     g.out
 }
 
+/// One file of a generated source tree, named relative to the tree's root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratedFile {
+    pub name: String,
+    pub contents: String,
+}
+
+/// The environment variable the crate's build script sets to the build
+/// time, which tree-layout code reports as `generationTime`: a time written
+/// into checked-in code would make every regeneration a change, and upstream
+/// reports its module library's compile time there anyway (spec §12.4). See
+/// [`crate::builder::stamp_generation_time`].
+pub const GENERATION_TIME_ENV: &str = "KMS_GENERATION_TIME";
+
+/// Files of the tree layout that are not a class's.
+const TREE_FILES: &[&str] = &["mod", "types", "events"];
+
+/// Generates the Rust server code of `module` as a source tree to check in
+/// (unformatted: [`crate::checked_in`] runs rustfmt over it). `header` is
+/// the comment every Rust file starts with; `kmd_json` lands in `kmd.json`.
+pub fn generate_tree(
+    set: &ModuleSet,
+    module: &str,
+    paths: &RustPaths,
+    kmd_json: &str,
+    header: &str,
+) -> Result<Vec<GeneratedFile>, KmdError> {
+    let m = set.module(module).expect("module is part of the set");
+    let mut g = Gen { set, m, paths, r: paths.runtime.clone(), out: String::new() };
+    let r = paths.runtime.clone();
+    let allow = format!("#![allow({LINT_ALLOWS})]\n");
+    let uses = format!("\nuse super::*;\nuse {r}::{{FromJson as _, ToJson as _}};\n\n");
+    let mut files = vec![];
+    let mut file = |name: String, body: String| files.push(GeneratedFile { name, contents: format!("{header}{body}") });
+
+    // One module per class; the module name is the class's snake-case name,
+    // so it must not collide with the tree's own files.
+    let mut class_mods: Vec<(String, &RemoteClass)> = vec![];
+    for c in &m.remote_classes {
+        let stem = snake(&c.name);
+        if TREE_FILES.contains(&stem.as_str()) || class_mods.iter().any(|(s, _)| *s == stem) {
+            return Err(KmdError::new(
+                &c.origin.file,
+                &format!("{}.name", c.origin.path),
+                format!("class file name '{stem}.rs' is taken; generate this module with the one-file layout"),
+            ));
+        }
+        class_mods.push((stem, c));
+    }
+
+    let mut modrs = format!(
+        "//! The `{}` module: complex types, events, one trait per remote class,\n\
+         //! dispatchers and class descriptors.\n{allow}\nuse {r}::{{FromJson as _, ToJson as _}};\n\n",
+        m.name,
+    );
+    modrs += &g.module_consts(
+        "include_str!(\"kmd.json\").trim_ascii_end()",
+        "When this module was built (free-form, reported in `ModuleInfo.generationTime`); stamped by the crate's build script.",
+        &format!(
+            "env!({}, \"set by the crate's build script: module_creator::builder::stamp_generation_time()\")",
+            lit(GENERATION_TIME_ENV)
+        ),
+    );
+    if !m.complex_types.is_empty() {
+        modrs += "mod types;\npub use self::types::*;\n";
+        let mut body = format!("//! Complex types of the `{}` module (spec §6).\n{allow}{uses}", m.name);
+        for c in &m.complex_types {
+            body += &g.capture(|g| g.emit_complex(c));
+        }
+        file("types.rs".into(), body);
+    }
+    modrs += "pub mod events;\n";
+    file(
+        "events.rs".into(),
+        format!("//! Events declared by the `{}` module (spec §7).\n{allow}{uses}{}", m.name, g.event_items()),
+    );
+    for (stem, c) in &class_mods {
+        let _ = writeln!(modrs, "mod {};\npub use self::{}::*;", field(stem), field(stem));
+        let body = g.capture(|g| g.emit_class(c));
+        file(
+            format!("{stem}.rs"),
+            format!(
+                "//! The `{}` remote class: trait, dispatcher, constructor, class descriptor.\n{allow}{uses}{body}",
+                c.name
+            ),
+        );
+    }
+    modrs += "\n";
+    modrs += &g.capture(|g| g.emit_module_descriptor());
+    file("mod.rs".into(), modrs);
+    files.push(GeneratedFile { name: "kmd.json".into(), contents: format!("{kmd_json}\n") });
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(files)
+}
+
+/// Lints generated code may trip over for some descriptors (names kept from
+/// the wire, parameters a class ignores, ...).
+const LINT_ALLOWS: &str = "clippy::all, clippy::pedantic, non_camel_case_types, non_snake_case, unused_imports, unused_variables, dead_code, clippy::upper_case_acronyms";
+
 impl<'a> Gen<'a> {
     fn w(&mut self, s: impl AsRef<str>) {
         self.out.push_str(s.as_ref());
+    }
+
+    /// What `f` writes, without adding it to the output.
+    fn capture(&mut self, f: impl FnOnce(&mut Self)) -> String {
+        let saved = std::mem::take(&mut self.out);
+        f(self);
+        std::mem::replace(&mut self.out, saved)
     }
 
     /// Path prefix for an item of module `owner`, as seen from the generated module.
@@ -170,33 +288,45 @@ impl<'a> Gen<'a> {
         let r = self.r.clone();
         self.w(format!(
             "// Generated by kurento-module-creator from the '{}' module descriptor. Do not edit.\n\
-             #[allow(clippy::all, clippy::pedantic, non_camel_case_types, non_snake_case, unused_imports, unused_variables, dead_code, clippy::upper_case_acronyms)]\n\
+             #[allow({LINT_ALLOWS})]\n\
              pub mod {} {{\n\
              use {r}::{{FromJson as _, ToJson as _}};\n\n",
             m.name,
             names::field(&m.name).trim_start_matches("r#")
         ));
-        self.w(format!(
-            "/// Module name as listed by `ServerManager.getInfo`.\npub const MODULE_NAME: &str = {};\n\
-             /// Module version.\npub const MODULE_VERSION: &str = {};\n\
-             /// Namespace of qualified names and `__module__`.\npub const MODULE_NAMESPACE: &str = {};\n\
-             /// When this code was generated (free-form, reported in `ModuleInfo.generationTime`).\npub const GENERATION_TIME: &str = {};\n\
-             /// The fused descriptor returned by `ServerManager.getKmd`.\npub const KMD_JSON: &str = {};\n\n",
-            lit(&m.name),
-            lit(&m.version),
-            lit(m.namespace()),
-            lit(generation_time),
-            lit(kmd_json)
-        ));
+        let consts = self.module_consts(
+            &lit(kmd_json),
+            "When this code was generated (free-form, reported in `ModuleInfo.generationTime`).",
+            &lit(generation_time),
+        );
+        self.w(consts);
         for c in &m.complex_types {
             self.emit_complex(c);
         }
-        self.emit_events();
+        let events = self.event_items();
+        self.w(format!(
+            "/// Events declared by this module (spec §7).\npub mod events {{\n    use super::*;\n{events}}}\n\n"
+        ));
         for c in &m.remote_classes {
             self.emit_class(c);
         }
         self.emit_module_descriptor();
         self.w("}\n");
+    }
+
+    /// The module's constants; `kmd` and `time` are Rust expressions.
+    fn module_consts(&self, kmd: &str, time_doc: &str, time: &str) -> String {
+        let m = self.m;
+        format!(
+            "/// Module name as listed by `ServerManager.getInfo`.\npub const MODULE_NAME: &str = {};\n\
+             /// Module version.\npub const MODULE_VERSION: &str = {};\n\
+             /// Namespace of qualified names and `__module__`.\npub const MODULE_NAMESPACE: &str = {};\n\
+             /// {time_doc}\npub const GENERATION_TIME: &str = {time};\n\
+             /// The fused descriptor returned by `ServerManager.getKmd`.\npub const KMD_JSON: &str = {kmd};\n\n",
+            lit(&m.name),
+            lit(&m.version),
+            lit(m.namespace()),
+        )
     }
 
     fn emit_complex(&mut self, c: &'a ComplexType) {
@@ -313,10 +443,11 @@ impl<'a> Gen<'a> {
         }
     }
 
-    fn emit_events(&mut self) {
+    /// The event structs, indented for the `events` module of the one-file
+    /// layout.
+    fn event_items(&self) -> String {
         let r = self.r.clone();
-        let mut s =
-            String::from("/// Events declared by this module (spec §7).\npub mod events {\n    use super::*;\n");
+        let mut s = String::new();
         for e in &self.m.events {
             if e.name == "RaiseBase" || e.name == "Media" {
                 continue;
@@ -354,8 +485,7 @@ impl<'a> Gen<'a> {
             }
             s += "        }\n    }\n";
         }
-        s += "}\n\n";
-        self.w(s);
+        s
     }
 
     /// Getter/setter names that a method of the same name does not shadow.

@@ -167,11 +167,7 @@ pub fn create(o: &NewOptions) -> Result<Created, KmdError> {
     // its JS client generated, now: a broken sample fails here, not later.
     let kmd = dir.join(format!("{name}.kmd.json"));
     let mut modules = load_modules(std::slice::from_ref(&kmd))?;
-    modules.extend(load_modules(&[
-        repo.join("kms-core/core.kmd.json"),
-        repo.join("kms-elements/elements.kmd.json"),
-        repo.join("kms-filters/filters.kmd.json"),
-    ])?);
+    modules.extend(load_modules(&crate::checked_in::builtin_descriptors(&repo))?);
     let set = ModuleSet::new(modules)?;
     written.extend(generate_js(&set, name, &dir.join("js"))?);
     Ok(Created { dir, files: written })

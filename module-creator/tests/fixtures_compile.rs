@@ -7,6 +7,10 @@
 //! `tests/golden/`), implements the four plugin classes and builds their
 //! module descriptors.
 //!
+//! The golden descriptors are also generated in the layout that is checked
+//! in (`--rust-auto`, one file per class), into `tests/compile-fixtures/trees/`,
+//! and compiled there as modules of a third-party crate.
+//!
 //! The crate is built with `cargo build --offline` in the same target
 //! directory as this test, so the dependencies compiled for the workspace
 //! are reused.
@@ -14,8 +18,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use module_creator::checked_in;
 use module_creator::rust_server::{self, RustPaths};
 use module_creator::{ModuleSet, load_modules};
+
+/// Golden cases, each with one module named like the case.
+const GOLDEN: &[&str] = &["names", "split", "tiny"];
 
 const MODULES: &[&str] =
     &["core", "elements", "filters", "chroma", "crowddetector", "platedetector", "pointerdetector"];
@@ -63,6 +71,20 @@ fn generated_code_of_every_fixture_compiles() {
     // Same dependency versions as the workspace, so nothing new is fetched
     // and compiled dependencies are shared.
     std::fs::copy(manifest_dir().join("../Cargo.lock"), krate.join("Cargo.lock")).unwrap();
+    for case in GOLDEN {
+        let mut modules = load_modules(&[manifest_dir().join(format!("tests/golden/{case}/input"))]).unwrap();
+        modules.extend(
+            load_modules(
+                &checked_in::BUILTINS.iter().map(|b| checked_in::repo_root().join(b.descriptor)).collect::<Vec<_>>(),
+            )
+            .unwrap(),
+        );
+        let set = ModuleSet::new(modules).unwrap_or_else(|e| panic!("{e}"));
+        let header = checked_in::header(&format!("tests/golden/{case}/input"), "tests/fixtures_compile.rs");
+        let tree = checked_in::render(&set, case, &RustPaths::default(), &header, &krate.join("trees").join(case))
+            .unwrap_or_else(|e| panic!("{case}: {e}"));
+        checked_in::write(&tree).unwrap_or_else(|e| panic!("{e}"));
+    }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = Command::new(cargo)
         .args(["build", "--offline", "--quiet", "--manifest-path"])

@@ -1,10 +1,10 @@
 //! Typed async client for Kurento Media Server (spec: the Kurento Protocol,
 //! JSON-RPC over WebSocket).
 //!
-//! The proxies, complex types and events are generated at build time from
-//! the same module descriptors the server is generated from (`core`,
-//! `elements`, `filters`), so they cannot drift apart; the transport is
-//! hand-written.
+//! The proxies, complex types and events are generated from the same module
+//! descriptors the server is generated from (`core`, `elements`, `filters`)
+//! and checked in under `src/auto/`; a test fails when they are stale, so
+//! client and server cannot drift apart. The transport is hand-written.
 //!
 //! ```no_run
 //! use kurento_client::{Client, MediaPipeline, MediaPipelineParams, MediaType, PassThrough, PassThroughParams};
@@ -79,13 +79,10 @@ pub mod rt;
 mod subscription;
 mod types;
 
-mod generated {
-    include!(concat!(env!("OUT_DIR"), "/core_client.rs"));
-    include!(concat!(env!("OUT_DIR"), "/elements_client.rs"));
-    include!(concat!(env!("OUT_DIR"), "/filters_client.rs"));
-}
+// Generated from the built-in descriptors and checked in (`ci/regen.sh`).
+mod auto;
 
-pub use generated::{core, elements, filters};
+pub use auto::{core, elements, filters};
 
 pub use core::*;
 pub use elements::*;

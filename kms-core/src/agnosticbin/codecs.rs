@@ -285,11 +285,14 @@ pub fn make_encoder(codec: Codec, bitrate: u32) -> Option<gst::Element> {
     match *name {
         "vp8enc" | "vp9enc" => {
             enc.set_property("target-bitrate", bitrate as i32);
+            // Real time at libvpx's fastest setting, as KMS configures it
+            // (cpu-used 16): half the CPU of cpu-used 8 for 640x480.
             enc.set_property("deadline", 1i64);
-            enc.set_property("cpu-used", 8i32);
+            enc.set_property("cpu-used", 16i32);
             enc.set_property("lag-in-frames", 0i32);
             enc.set_property_from_str("end-usage", "cbr");
             enc.set_property("keyframe-max-dist", 300i32);
+            enc.set_property("resize-allowed", true);
             enc.set_property("threads", 1i32);
             enc.set_property("buffer-size", 1000i32);
             enc.set_property("buffer-initial-size", 500i32);
@@ -333,6 +336,15 @@ pub fn make_decoder(codec: Codec) -> Option<gst::Element> {
     let dec = gst::ElementFactory::make(name).build().ok()?;
     if dec.has_property("max-threads") {
         dec.set_property("max-threads", 1i32);
+    }
+    // libav keeps references to the frames it decodes into, so with direct
+    // rendering every output frame is not writable and the base decoder
+    // copies it into freshly malloc'd memory (an mmap, page faults and a
+    // munmap per frame at our fixed mmap threshold). Without it libav
+    // decodes into its own buffers and the frame is copied once into a
+    // pooled buffer.
+    if dec.has_property("direct-rendering") {
+        dec.set_property("direct-rendering", false);
     }
     if *name == "vp8dec" || *name == "vp9dec" {
         dec.set_property("threads", 1u32);
@@ -421,6 +433,14 @@ pub fn set_audio_encoder_bitrate(enc: &gst::Element, bitrate: u32) {
 }
 
 /// Depayloader followed by what turns its output into [`Codec::es_caps`].
+///
+/// H.264 leaves the depayloader as `avc`/`au` and `h264parse` makes the
+/// byte stream: asked for `byte-stream` directly, `rtph264depay` emits the
+/// SPS/PPS that precede an IDR (a STAP-A, as browsers send them) as a
+/// buffer of their own, which decoders count as one more frame — every
+/// keyframe became two pictures downstream. `config-interval=-1` puts the
+/// parameter sets back in front of every IDR for consumers that start
+/// later (recorders, re-payloaders).
 pub fn make_depayloader(codec: Codec) -> Option<Vec<gst::Element>> {
     let depay = gst::ElementFactory::make(codec.depayloader()).build().ok()?;
     // After a loss nothing decodable comes until the next keyframe: drop
@@ -432,7 +452,9 @@ pub fn make_depayloader(codec: Codec) -> Option<Vec<gst::Element>> {
     }
     let mut v = vec![depay];
     if codec == Codec::H264 {
-        v.push(gst::ElementFactory::make("h264parse").build().ok()?);
+        let avc = gst::Caps::builder("video/x-h264").field("stream-format", "avc").field("alignment", "au").build();
+        v.push(gst::ElementFactory::make("capsfilter").property("caps", avc).build().ok()?);
+        v.push(gst::ElementFactory::make("h264parse").property("config-interval", -1i32).build().ok()?);
         v.push(gst::ElementFactory::make("capsfilter").property("caps", codec.es_caps()).build().ok()?);
     }
     Some(v)

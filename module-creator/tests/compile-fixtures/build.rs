@@ -8,6 +8,9 @@
 //!   each at `crate::plugins::<module>`;
 //! * `golden/`: the golden test descriptors (`../golden/<case>/input`), so
 //!   the code checked in there compiles too, each at `crate::golden::<module>`.
+//!
+//! It also stamps the build time the checked-in layout of the golden
+//! descriptors (`trees/`, written by `tests/fixtures_compile.rs`) reads.
 use std::path::{Path, PathBuf};
 
 const BUILTINS: &[&str] = &["core", "elements", "filters"];
@@ -21,6 +24,7 @@ const PLUGINS: &[(&str, &str)] = &[
 ];
 
 fn main() {
+    module_creator::builder::stamp_generation_time();
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/kmd");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
 

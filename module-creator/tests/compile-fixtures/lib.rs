@@ -30,6 +30,16 @@ pub mod golden {
     include!(concat!(env!("OUT_DIR"), "/golden/tiny.rs"));
 }
 
+// The golden test descriptors again, in the layout that is checked in
+// (`--rust-auto`), as a third-party crate would check them in: written into
+// `trees/` by `tests/fixtures_compile.rs` before it builds this crate.
+#[path = "trees/names/mod.rs"]
+pub mod names_tree;
+#[path = "trees/split/mod.rs"]
+pub mod split_tree;
+#[path = "trees/tiny/mod.rs"]
+pub mod tiny_tree;
+
 use std::sync::Arc;
 
 use kms_core::agnosticbin::AgnosticBin;

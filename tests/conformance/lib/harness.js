@@ -65,16 +65,16 @@ async function rawPeer(url) {
   return {
     ws,
     events,
-    send(method, params, id) {
+    send(method, params, id, timeoutMs) {
       const rid = id === undefined ? nextId++ : id;
       const msg = { jsonrpc: '2.0', id: rid, method };
       if (params !== undefined) msg.params = params;
-      return this.sendRaw(JSON.stringify(msg), rid);
+      return this.sendRaw(JSON.stringify(msg), rid, timeoutMs);
     },
-    sendRaw(text, expectId) {
+    sendRaw(text, expectId, timeoutMs = 10000) {
       return new Promise((resolve, reject) => {
         const key = JSON.stringify(expectId === undefined ? null : expectId);
-        const t = setTimeout(() => { pending.delete(key); reject(new Error(`no answer for ${key}`)); }, 10000);
+        const t = setTimeout(() => { pending.delete(key); reject(new Error(`no answer for ${key}`)); }, timeoutMs);
         pending.set(key, (m) => { clearTimeout(t); resolve(m); });
         ws.send(text);
       });

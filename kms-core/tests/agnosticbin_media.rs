@@ -296,11 +296,37 @@ fn a_forced_codec_and_rate_transcode_variable_rate_rtp_input() {
     let p = r.create(&s, "MediaPipeline", None).unwrap();
     let a = r.create(&s, "PassThrough", Some(&json!({"mediaPipeline": p}))).unwrap();
     invoke(&r, &s, &a, "setVideoFormat", video_caps("H264", 15, 1));
-    let h264 = gst::Caps::builder("application/x-rtp").field("encoding-name", "H264").build();
-    let out = tap(&r, &a, MediaType::Video, Some(h264));
+    // A consumer taking anything: without the forced format it would get
+    // the VP8 packets as they come.
+    let rtp = gst::Caps::builder("application/x-rtp").build();
+    let out = tap(&r, &a, MediaType::Video, Some(rtp));
     // WebRTC-like input: VP8 over RTP, whose decoded caps have no fixed rate.
     feed(&r, &a, MediaType::Video, &format!("{RAW_VIDEO} ! vp8enc deadline=1 ! rtpvp8pay pt=96"));
-    wait_until("H.264 packets", Duration::from_secs(20), || out.count() > 30);
+    wait_until("H.264 packets", Duration::from_secs(20), || out.count() > 60);
     assert_eq!(out.last_caps().unwrap().structure(0).unwrap().get::<&str>("encoding-name").unwrap(), "H264");
+    // One RTP timestamp per frame: at most 15 distinct ones per second of
+    // media from a 30 fps source.
+    let pts = out.received.lock().pts.clone();
+    let mut frames = pts.clone();
+    frames.dedup();
+    let rate = pts_rate(&frames);
+    assert!(rate < 16.5, "forced 15 fps, got {rate:.1} fps");
+    r.release(&s, &p).unwrap();
+}
+
+#[test]
+fn a_consumer_failing_stops_only_its_own_branch() {
+    let r = registry();
+    let s = SessionId::new_random();
+    let p = r.create(&s, "MediaPipeline", None).unwrap();
+    let a = r.create(&s, "PassThrough", Some(&json!({"mediaPipeline": p}))).unwrap();
+    let healthy = tap(&r, &a, MediaType::Video, None);
+    let failing = tap(&r, &a, MediaType::Video, None);
+    feed(&r, &a, MediaType::Video, RAW_VIDEO);
+    wait_until("both fed", Duration::from_secs(20), || healthy.count() > 5 && failing.count() > 5);
+    // A consumer going away without being unlinked answers FLUSHING.
+    failing.sink.static_pad("sink").unwrap().set_active(false).unwrap();
+    let n = healthy.count();
+    wait_until("the healthy consumer still fed", Duration::from_secs(20), || healthy.count() > n + 30);
     r.release(&s, &p).unwrap();
 }

@@ -104,25 +104,6 @@ fn a_constructor_failing_after_building_its_cores_leaves_the_pipeline_unchanged(
 }
 
 #[test]
-fn release_is_idempotent() {
-    let r = registry();
-    let s = SessionId::new_random();
-    let p = r.create(&s, "MediaPipeline", None).unwrap();
-    let a = r.create(&s, "PassThrough", Some(&json!({"mediaPipeline": p}))).unwrap();
-    let b = r.create(&s, "PassThrough", Some(&json!({"mediaPipeline": p}))).unwrap();
-    invoke(&r, &s, &a, "connect", json!({"sink": b}));
-    let pipeline = pipeline_of(&r, &a);
-    let h = r.get(&a).unwrap();
-    let core = h.remote.element().unwrap();
-    core.release();
-    core.release();
-    assert_eq!(pipeline.children().len(), 1, "only B left");
-    assert!(invoke(&r, &s, &b, "getSourceConnections", json!({})).as_array().unwrap().is_empty());
-    r.release(&s, &a).unwrap();
-    r.release(&s, &p).unwrap();
-}
-
-#[test]
 fn media_descriptions_per_element_are_capped_with_40009_and_no_pad() {
     let mut cfg = CoreConfig::default();
     cfg.limits.max_media_descriptions = 3;

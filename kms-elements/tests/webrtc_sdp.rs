@@ -259,3 +259,97 @@ fn candidates_before_negotiation_are_queued_and_bad_ones_rejected() {
     assert_eq!(invoke(&r, &s, &ep, "addIceCandidate", far).unwrap_err().0, 40401);
     r.release(&s, &p).unwrap();
 }
+
+/// What kurento-client's own test suite offers: plain RTP/AVP, no ICE, no
+/// DTLS.
+const PLAIN_RTP_OFFER: &str = "v=0\r
+o=- 12345 12345 IN IP4 192.168.1.18\r
+s=-\r
+c=IN IP4 192.168.1.18\r
+t=0 0\r
+m=audio 45324 RTP/AVP 0\r
+a=rtpmap:0 PCMU/8000\r
+a=sendonly\r
+m=video 45325 RTP/AVP 96\r
+a=rtpmap:96 H264/90000\r
+a=sendonly\r
+";
+
+/// A DTLS video section first, then a plain RTP/AVP audio one.
+const MIXED_OFFER: &str = "v=0\r
+o=- 4611731400430051336 2 IN IP4 127.0.0.1\r
+s=-\r
+t=0 0\r
+a=group:BUNDLE 0\r
+m=video 9 UDP/TLS/RTP/SAVPF 96\r
+c=IN IP4 0.0.0.0\r
+a=rtcp:9 IN IP4 0.0.0.0\r
+a=ice-ufrag:abcd\r
+a=ice-pwd:abcdefghijklmnopqrstuvwx\r
+a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r
+a=setup:actpass\r
+a=mid:0\r
+a=sendrecv\r
+a=rtcp-mux\r
+a=rtpmap:96 VP8/90000\r
+a=rtcp-fb:96 nack pli\r
+m=audio 45324 RTP/AVP 0\r
+c=IN IP4 192.168.1.18\r
+a=mid:1\r
+a=rtpmap:0 PCMU/8000\r
+a=sendonly\r
+";
+
+/// The lines of the `n`-th section of an SDP.
+fn section_lines(sdp: &str, n: usize) -> Vec<String> {
+    let mut idx: i64 = -1;
+    let mut out = vec![];
+    for l in sdp.lines() {
+        if l.starts_with("m=") {
+            idx += 1;
+        }
+        if idx == n as i64 {
+            out.push(l.to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn plain_rtp_offer_is_answered_with_every_section_rejected() {
+    let r = registry();
+    let s = SessionId::new_random();
+    let p = r.create(&s, "MediaPipeline", None).unwrap();
+    let ep = r.create(&s, "WebRtcEndpoint", Some(&json!({"mediaPipeline": p}))).unwrap();
+    let answer = invoke(&r, &s, &ep, "processOffer", json!({"offer": PLAIN_RTP_OFFER})).unwrap();
+    let answer = answer.as_str().unwrap();
+    let parsed = gst_sdp::SDPMessage::parse_buffer(answer.as_bytes()).expect("the answer parses");
+    assert_eq!(parsed.medias_len(), 2, "{answer}");
+    assert_eq!(sections(answer), vec!["m=audio 0 RTP/AVP 0", "m=video 0 RTP/AVP 96"], "{answer}");
+    for i in 0..2 {
+        assert!(section_lines(answer, i).contains(&"a=inactive".to_string()), "{answer}");
+    }
+    assert!(answer.contains("s=Kurento Media Server"));
+    assert_eq!(invoke(&r, &s, &ep, "getLocalSessionDescriptor", json!({})).unwrap(), json!(answer));
+    assert_eq!(invoke(&r, &s, &ep, "processOffer", json!({"offer": PLAIN_RTP_OFFER})).unwrap_err().0, 40208);
+    r.release(&s, &p).unwrap();
+}
+
+#[test]
+fn mixed_offer_rejects_only_the_plain_rtp_section() {
+    let r = registry();
+    let s = SessionId::new_random();
+    let p = r.create(&s, "MediaPipeline", None).unwrap();
+    let ep = r.create(&s, "WebRtcEndpoint", Some(&json!({"mediaPipeline": p}))).unwrap();
+    let answer = invoke(&r, &s, &ep, "processOffer", json!({"offer": MIXED_OFFER})).unwrap();
+    let answer = answer.as_str().unwrap();
+    let m = sections(answer);
+    assert_eq!(m.len(), 2, "{answer}");
+    assert!(m[0].starts_with("m=video 9 UDP/TLS/RTP/SAVPF 96"), "{answer}");
+    assert_eq!(m[1], "m=audio 0 RTP/AVP 0", "{answer}");
+    let audio = section_lines(answer, 1);
+    assert!(audio.contains(&"a=inactive".to_string()) && audio.contains(&"a=mid:1".to_string()), "{answer}");
+    assert!(section_lines(answer, 0).contains(&"a=mid:0".to_string()), "{answer}");
+    assert!(answer.contains("a=group:BUNDLE 0\r\n"), "{answer}");
+    r.release(&s, &p).unwrap();
+}

@@ -29,28 +29,33 @@ use crate::api::elements::CertificateKeyType;
 
 /// The PEM (certificate followed by its private key) an endpoint of this key
 /// type presents, or `None` for GStreamer's built-in RSA certificate.
-pub fn pem_for(cfg: &CoreConfig, key_type: CertificateKeyType) -> Option<Arc<str>> {
+///
+/// A configured file that does not exist is ignored with a warning, as
+/// upstream does (a generated certificate is used). A file that exists but
+/// is no usable certificate is an error: the endpoint would otherwise
+/// present another certificate than the one the operator configured (and
+/// e.g. pinned), with nothing but a log line to say so.
+pub fn pem_for(cfg: &CoreConfig, key_type: CertificateKeyType) -> Result<Option<Arc<str>>, String> {
     let key = match key_type {
         CertificateKeyType::Ecdsa => "pemCertificateECDSA",
         _ => "pemCertificateRSA",
     };
     if let Some(path) = cfg.module_str("kurento", "WebRtcEndpoint", key).filter(|p| !p.trim().is_empty()) {
         match load(cfg, path.trim()) {
-            Ok(pem) => return Some(pem),
-            // Upstream ignores an unusable file and falls back to a generated
-            // certificate; the operator needs to hear about it.
-            Err(why) => tracing::warn!("{key} '{path}' ignored: {why}"),
+            Ok(Some(pem)) => return Ok(Some(pem)),
+            Ok(None) => tracing::warn!("{key} '{path}' ignored: file not found"),
+            Err(why) => return Err(format!("{key} '{path}' is not a usable certificate: {why}")),
         }
     }
-    match key_type {
+    Ok(match key_type {
         CertificateKeyType::Ecdsa => generated_ecdsa(),
         _ => None,
-    }
+    })
 }
 
 /// Reads a configured PEM, resolving a relative path against the module
 /// configuration directories (`<dir>/kurento`, `<dir>`) and `/etc/kurento`.
-fn load(cfg: &CoreConfig, path: &str) -> Result<Arc<str>, String> {
+fn load(cfg: &CoreConfig, path: &str) -> Result<Option<Arc<str>>, String> {
     let p = Path::new(path);
     let candidates: Vec<PathBuf> = if p.is_absolute() {
         vec![p.to_path_buf()]
@@ -61,10 +66,13 @@ fn load(cfg: &CoreConfig, path: &str) -> Result<Arc<str>, String> {
             .chain(std::iter::once(Path::new("/etc/kurento").join(p)))
             .collect()
     };
-    let file = candidates.iter().find(|c| c.is_file()).ok_or_else(|| "file not found".to_string())?;
+    let Some(file) = candidates.iter().find(|c| c.is_file()) else { return Ok(None) };
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
     validate(&text)?;
-    Ok(Arc::from(text))
+    if fingerprint(&text).is_none() {
+        return Err("the certificate cannot be decoded".into());
+    }
+    Ok(Some(Arc::from(text)))
 }
 
 /// A usable PEM has a certificate and an unencrypted private key; OpenSSL

@@ -28,6 +28,9 @@ pub struct DataState {
     /// An SCTP section was negotiated.
     pub negotiated: bool,
     channels: Vec<Channel>,
+    /// `createDataChannel` calls between their limit check and the
+    /// channel's registration.
+    reserved: usize,
     pub opened_total: i64,
     pub closed_total: i64,
 }
@@ -37,6 +40,24 @@ pub struct DataState {
 pub type ChannelStats = (i32, String, String, bool, u64, u64, u64, u64);
 
 impl DataState {
+    /// Channels that count against `maxDataChannels`: all not closed.
+    fn live(&self) -> usize {
+        self.channels.iter().filter(|c| !c.closed).count()
+    }
+
+    /// Closed channels stay for their final stats, at most `keep` of them
+    /// (the most recent), so opening and closing never grows the list.
+    fn prune_closed(&mut self, keep: usize) {
+        let mut closed = self.channels.iter().filter(|c| c.closed).count();
+        self.channels.retain(|c| {
+            if c.closed && closed > keep {
+                closed -= 1;
+                return false;
+            }
+            true
+        });
+    }
+
     pub fn stats(&self) -> Vec<ChannelStats> {
         self.channels
             .iter()
@@ -63,7 +84,7 @@ impl WebRtcEndpointImpl {
         self.webrtcbin.connect("on-data-channel", false, move |args| {
             let ch = args.get(1).and_then(|v| v.get::<gst_webrtc::WebRTCDataChannel>().ok());
             if let (Some(ep), Some(ch)) = (weak.upgrade(), ch) {
-                ep.register_channel(ch);
+                ep.register_channel(ch, false);
             }
             None
         });
@@ -75,15 +96,34 @@ impl WebRtcEndpointImpl {
         });
     }
 
-    fn register_channel(self: &Arc<Self>, ch: gst_webrtc::WebRTCDataChannel) {
+    /// Tracks a channel; `reserved`: created by `createDataChannel`, whose
+    /// reservation it takes. A channel the peer opens past
+    /// `maxDataChannels` is closed again.
+    fn register_channel(self: &Arc<Self>, ch: gst_webrtc::WebRTCDataChannel, reserved: bool) {
         // Pre-negotiated placeholder of generateOffer: not a real channel.
         if ch.is_negotiated() && ch.label().as_deref() == Some("kurento") {
             return;
         }
+        let max = self.limits.max_data_channels;
         {
             let mut d = self.data.lock();
+            if reserved {
+                d.reserved = d.reserved.saturating_sub(1);
+            }
             if d.channels.iter().any(|c| c.channel == ch) {
                 return;
+            }
+            if !reserved && max > 0 && d.live() + d.reserved >= max {
+                drop(d);
+                tracing::warn!(
+                    id = %self.base().id(),
+                    "data channel opened by the peer closed: {max} channels already (maxDataChannels)"
+                );
+                ch.close();
+                return;
+            }
+            if max > 0 {
+                d.prune_closed(max);
             }
             d.channels.push(Channel {
                 channel: ch.clone(),
@@ -123,9 +163,11 @@ impl WebRtcEndpointImpl {
             let mut d = self.data.lock();
             let Some(c) = d.channels.iter_mut().find(|c| &c.channel == ch) else { return };
             let open = state == gst_webrtc::WebRTCDataChannelState::Open && !c.opened;
-            let close = state == gst_webrtc::WebRTCDataChannelState::Closed && c.opened && !c.closed;
+            let closed_now = state == gst_webrtc::WebRTCDataChannelState::Closed && !c.closed;
+            // Closed frees its place; the event is for channels that opened.
+            let close = closed_now && c.opened;
             c.opened |= open;
-            c.closed |= close;
+            c.closed |= closed_now;
             if open {
                 d.opened_total += 1;
             }
@@ -199,6 +241,20 @@ impl WebRtcEndpointImpl {
                 "maxPacketLifeTime and maxRetransmits cannot be set at the same time".into(),
             ));
         }
+        let max = self.limits.max_data_channels;
+        {
+            let mut d = self.data.lock();
+            if max > 0 && d.live() + d.reserved >= max {
+                return Err(Error::NotEnoughResources(format!(
+                    "Reached data-channels limit: {max} (maxDataChannels); close one first"
+                )));
+            }
+            d.reserved += 1;
+        }
+        let unreserve = || {
+            let mut d = self.data.lock();
+            d.reserved = d.reserved.saturating_sub(1);
+        };
         let mut opts = gst::Structure::builder("options").field("ordered", ordered).field("protocol", protocol);
         if max_packet_life_time >= 0 {
             opts = opts.field("max-packet-lifetime", max_packet_life_time.min(65535));
@@ -208,10 +264,12 @@ impl WebRtcEndpointImpl {
         }
         let ch = self
             .webrtcbin
-            .emit_by_name::<Option<gst_webrtc::WebRTCDataChannel>>("create-data-channel", &[&label, &opts.build()])
-            .ok_or_else(|| Error::Unexpected("Cannot create data channel".into()))?;
-        let Some(me) = self.self_arc() else { return Ok(()) };
-        me.register_channel(ch);
+            .emit_by_name::<Option<gst_webrtc::WebRTCDataChannel>>("create-data-channel", &[&label, &opts.build()]);
+        let (Some(ch), Some(me)) = (ch, self.self_arc()) else {
+            unreserve();
+            return Err(Error::Unexpected("Cannot create data channel".into()));
+        };
+        me.register_channel(ch, true);
         Ok(())
     }
 

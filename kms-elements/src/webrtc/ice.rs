@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use gst::prelude::*;
 use gst_webrtc::prelude::*;
-use kms_core::Result;
+use kms_core::{Error, Result};
 
 use super::sdp::{self, err};
 use super::{WebRtcEndpointImpl, stats};
@@ -342,6 +342,13 @@ impl WebRtcEndpointImpl {
                 idx = ice.bundle_mline as i64;
             }
             if !ice.descriptions_ready {
+                let max = self.limits.max_queued_ice_candidates;
+                if max > 0 && ice.remote_queue.len() >= max {
+                    return Err(Error::NotEnoughResources(format!(
+                        "Reached queued-ICE-candidates limit: {max} (maxQueuedIceCandidates); remote candidates are \
+                         kept until the remote description is set"
+                    )));
+                }
                 ice.remote_queue.push((idx as u32, text));
                 return Ok(());
             }

@@ -74,6 +74,9 @@ pub struct WebRtcEndpointImpl {
     /// Fingerprint of a certificate of our own (configured or ECDSA), which
     /// our local descriptions must carry instead of webrtcbin's (see `cert`).
     dtls_fingerprint: Option<String>,
+    /// `mediaServer.resources.limits`: queued remote candidates, data
+    /// channels.
+    limits: kms_core::config::ObjectLimits,
 }
 
 struct LinkStates {
@@ -403,7 +406,13 @@ impl WebRtcEndpointFactory for WebRtcEndpointImpl {
             .property("latency", 0u32)
             .build()
             .map_err(|e| Error::NotAvailable(format!("GStreamer element cannot be created: {e}")))?;
-        let pem = cert::pem_for(ctx.config(), params.certificate_key_type);
+        // Read here, after the bin joined the pipeline: an unusable
+        // certificate fails the constructor, and dropping `core` takes the
+        // bin out again (tests/webrtc_ctor_cleanup.rs).
+        let pem = cert::pem_for(ctx.config(), params.certificate_key_type).map_err(|why| {
+            tracing::warn!("WebRtcEndpoint not created: {why}");
+            Error::NotAvailable(format!("WebRtcEndpoint cannot be created: {why}"))
+        })?;
         let dtls_fingerprint = pem.as_deref().and_then(cert::fingerprint);
         let rekey = pem.filter(|_| dtls_fingerprint.is_some()).map(cert::Rekey::new);
         // Each transport's bins, as webrtcbin adds them (still in NULL): the
@@ -444,6 +453,7 @@ impl WebRtcEndpointFactory for WebRtcEndpointImpl {
             }),
             me: std::sync::OnceLock::new(),
             dtls_fingerprint,
+            limits: ctx.config().limits.clone(),
         });
         let _ = ep.me.set(Arc::downgrade(&ep));
         ep.connect_signals();

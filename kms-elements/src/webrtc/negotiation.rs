@@ -103,6 +103,19 @@ impl WebRtcEndpointImpl {
             return Err(err(sdp::SDP_END_POINT_PROCESS_OFFER_ERROR, "Offer has no media"));
         }
         let sections = sdp::plan_offer(&msg, &self.codecs, self.ctor.use_data_channels);
+        if !sections.iter().any(|s| s.accepted) {
+            // Nothing we can take (e.g. plain RTP/AVP, no DTLS): KMS still
+            // answers, every section rejected; no transport is started.
+            let session_id = (u64::from(gst::glib::random_int()) << 31) | u64::from(gst::glib::random_int() >> 1);
+            let text = sdp::answer_rejecting_all(&msg, session_id);
+            let answer_msg = sdp::parse(&text, "answer")?;
+            self.prepare_ice(&answer_msg);
+            tracing::info!(id = %self.base().id(), "processOffer: no section acceptable, all rejected");
+            neg.phase = Phase::Answered;
+            neg.local = Some(text.clone());
+            neg.remote = Some(offer);
+            return Ok(text);
+        }
         let filtered_text = sdp::filter_offer(&offer, &sections);
         let filtered = sdp::parse(&filtered_text, "offer")?;
         self.apply_ice_settings();
@@ -146,6 +159,7 @@ impl WebRtcEndpointImpl {
         let answer_msg = sdp::parse(&text, "answer").map_err(|e| fail(e.to_string()))?;
         self.prepare_ice(&answer_msg);
         set_description(&self.webrtcbin, false, gst_webrtc::WebRTCSDPType::Answer, answer_msg.clone()).map_err(fail)?;
+        let text = sdp::present_rejected(&text, &msg, &sections);
         neg.phase = Phase::Answered;
         neg.local = Some(text.clone());
         neg.remote = Some(offer);

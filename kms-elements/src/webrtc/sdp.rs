@@ -210,24 +210,26 @@ pub fn filter_offer(text: &str, sections: &[Section]) -> String {
     let mut out = String::with_capacity(text.len());
     let mut current: Option<&Section> = None;
     let mut idx = 0usize;
-    // webrtcbin wants DTLS fingerprints on rejected sections too.
-    let session_fingerprint =
-        text.lines().take_while(|l| !l.starts_with("m=")).find(|l| l.starts_with("a=fingerprint:")).map(str::trim_end);
-    let mut section_has_fingerprint = true;
+    // webrtcbin wants ICE credentials and DTLS attributes on rejected
+    // sections too.
+    let borrowed = borrowed_transport(text, sections);
+    let mut missing = [false; TRANSPORT_KEYS.len()];
+    let flush = |out: &mut String, missing: &[bool; TRANSPORT_KEYS.len()]| {
+        for (line, _) in borrowed.iter().zip(missing).filter(|(_, m)| **m) {
+            if let Some(line) = line {
+                push_line(out, line);
+            }
+        }
+    };
     for raw in text.lines() {
         let line = raw.trim_end_matches('\r');
         if line.is_empty() {
             continue;
         }
         if let Some(rest) = line.strip_prefix("m=") {
-            if !section_has_fingerprint && let Some(f) = session_fingerprint {
-                push_line(&mut out, f);
-            }
-            section_has_fingerprint = true;
+            flush(&mut out, &missing);
             current = sections.get(idx);
-            if current.is_some_and(|s| !s.accepted) {
-                section_has_fingerprint = false;
-            }
+            missing = [current.is_some_and(|s| !s.accepted); TRANSPORT_KEYS.len()];
             idx += 1;
             let mut parts = rest.split(' ');
             let media = parts.next().unwrap_or_default();
@@ -262,7 +264,9 @@ pub fn filter_offer(text: &str, sections: &[Section]) -> String {
             // Port 0 says it all; webrtcbin still validates the section's
             // ICE and DTLS attributes, so they stay.
             if !line.starts_with("a=extmap") && !line.starts_with("a=ssrc") {
-                section_has_fingerprint |= line.starts_with("a=fingerprint:");
+                for (k, key) in TRANSPORT_KEYS.iter().enumerate() {
+                    missing[k] &= !line.starts_with(key);
+                }
                 push_line(&mut out, line);
             }
             continue;
@@ -283,10 +287,39 @@ pub fn filter_offer(text: &str, sections: &[Section]) -> String {
         }
         push_line(&mut out, line);
     }
-    if !section_has_fingerprint && let Some(f) = session_fingerprint {
-        push_line(&mut out, f);
-    }
+    flush(&mut out, &missing);
     out
+}
+
+/// Attributes webrtcbin checks on every section of a remote description.
+const TRANSPORT_KEYS: [&str; 4] = ["a=ice-ufrag:", "a=ice-pwd:", "a=fingerprint:", "a=setup:"];
+
+/// For each of [`TRANSPORT_KEYS`], the line a rejected section lacking it
+/// borrows: the session's, else the first accepted section's. A plain
+/// RTP/AVP section has none of them; with them it is merely rejected.
+fn borrowed_transport<'a>(text: &'a str, sections: &[Section]) -> [Option<&'a str>; TRANSPORT_KEYS.len()] {
+    let mut session = [None; TRANSPORT_KEYS.len()];
+    let mut accepted = [None; TRANSPORT_KEYS.len()];
+    let first_accepted = sections.iter().position(|s| s.accepted);
+    let mut idx: Option<usize> = None;
+    for raw in text.lines() {
+        let line = raw.trim_end_matches('\r');
+        if line.starts_with("m=") {
+            idx = Some(idx.map_or(0, |i| i + 1));
+            continue;
+        }
+        let slot = match idx {
+            None => &mut session,
+            Some(i) if Some(i) == first_accepted => &mut accepted,
+            Some(_) => continue,
+        };
+        for (k, key) in TRANSPORT_KEYS.iter().enumerate() {
+            if line.starts_with(key) && slot[k].is_none() {
+                slot[k] = Some(line);
+            }
+        }
+    }
+    std::array::from_fn(|k| session[k].or(accepted[k]))
 }
 
 fn push_line(out: &mut String, line: &str) {
@@ -306,7 +339,8 @@ fn pt_of_attribute(line: &str) -> Option<u8> {
 
 /// Marks the sections we rejected as rejected in webrtcbin's answer (port
 /// 0, out of the BUNDLE group): webrtcbin answers an offered data section
-/// even when its port is 0.
+/// even when its port is 0. This is the local description webrtcbin is
+/// given; the peer gets [`present_rejected`] of it.
 pub fn reject_in_answer(text: &str, sections: &[Section]) -> String {
     let rejected_mids: Vec<&str> = sections.iter().filter(|s| !s.accepted).filter_map(|s| s.mid.as_deref()).collect();
     let mut out = String::with_capacity(text.len());
@@ -336,6 +370,68 @@ pub fn reject_in_answer(text: &str, sections: &[Section]) -> String {
             continue;
         }
         push_line(&mut out, line);
+    }
+    out
+}
+
+/// The answer as the peer gets it: each rejected section as KMS writes it
+/// ([`push_rejected`]) instead of webrtcbin's (which keeps the transport
+/// attributes it was given only to accept the offer, and the offer's
+/// direction).
+pub fn present_rejected(text: &str, offer: &gst_sdp::SDPMessage, sections: &[Section]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut idx = 0usize;
+    let mut skipping = false;
+    for raw in text.lines() {
+        let line = raw.trim_end_matches('\r');
+        if line.is_empty() {
+            continue;
+        }
+        if line.starts_with("m=") {
+            skipping = sections.get(idx).is_some_and(|s| !s.accepted);
+            if skipping && let Some(m) = offer.media(idx as u32) {
+                push_rejected(&mut out, m);
+            }
+            idx += 1;
+        }
+        if !skipping {
+            push_line(&mut out, line);
+        }
+    }
+    // An answer has exactly the offer's m-lines (RFC 3264 §6).
+    for i in idx..offer.medias_len() as usize {
+        if let Some(m) = offer.media(i as u32) {
+            push_rejected(&mut out, m);
+        }
+    }
+    out
+}
+
+/// A rejected section of an answer, as KMS writes it (RFC 3264 §6): the
+/// offer's media, protocol and formats with port 0, its mid, `a=inactive`.
+fn push_rejected(out: &mut String, m: &gst_sdp::SDPMediaRef) {
+    let fmts: Vec<&str> = m.formats().collect();
+    let fmts = if fmts.is_empty() { "0".to_string() } else { fmts.join(" ") };
+    push_line(out, &format!("m={} 0 {} {fmts}", m.media().unwrap_or("audio"), m.proto().unwrap_or("RTP/AVP")));
+    push_line(out, "c=IN IP4 0.0.0.0");
+    if let Some(mid) = m.attribute_val("mid") {
+        push_line(out, &format!("a=mid:{mid}"));
+    }
+    push_line(out, "a=inactive");
+}
+
+/// The answer to an offer none of whose sections we accept (e.g. plain
+/// RTP/AVP, no DTLS): still an answer, every section rejected, as KMS
+/// answers it. webrtcbin is not involved: it refuses offers without DTLS
+/// fingerprints outright.
+pub fn answer_rejecting_all(offer: &gst_sdp::SDPMessage, session_id: u64) -> String {
+    let mut out = String::new();
+    push_line(&mut out, "v=0");
+    push_line(&mut out, &format!("o=- {session_id} 0 IN IP4 0.0.0.0"));
+    push_line(&mut out, &format!("s={SESSION_NAME}"));
+    push_line(&mut out, "t=0 0");
+    for m in offer.medias() {
+        push_rejected(&mut out, m);
     }
     out
 }

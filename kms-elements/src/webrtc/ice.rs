@@ -19,10 +19,37 @@ use crate::api::elements::{
 
 const ICE_ADD_CANDIDATE_ERROR: i64 = 40401;
 
-/// Stream and component ids reported for the (bundled, rtcp-muxed)
-/// transport, libnice-style.
+/// Stream and component ids reported before the transport exists (the
+/// `GATHERING` event of `gatherCandidates`): libnice numbers an agent's
+/// streams from 1, and the bundled, rtcp-muxed transport is its only one.
 const STREAM_ID: i32 = 1;
 const COMPONENT_ID: i32 = 1;
+
+/// The ids of the bundled transport as libnice and the DTLS element know
+/// them: what every ICE/DTLS event and getter reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransportIds {
+    /// libnice stream id (`GstWebRTCICEStream:stream-id`).
+    pub stream_id: u32,
+    /// ICE component (1 = RTP, also carrying RTCP: rtcp-mux).
+    pub component_id: i32,
+    /// The `connection-id` of the transport's `dtlssrtpdec`.
+    pub connection_id: String,
+}
+
+impl Default for TransportIds {
+    fn default() -> Self {
+        TransportIds { stream_id: STREAM_ID as u32, component_id: COMPONENT_ID, connection_id: String::new() }
+    }
+}
+
+/// What the ICE agent knows about the bundled transport at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IceFacts {
+    pub state: gst_webrtc::WebRTCICEConnectionState,
+    /// libnice has selected a pair (`nice_agent_get_selected_pair`).
+    pub selected: bool,
+}
 
 #[derive(Default)]
 pub struct IceState {
@@ -46,6 +73,8 @@ pub struct IceState {
     pub component_state: Option<IceComponentState>,
     pub dtls_state: Option<DtlsConnectionState>,
     pub selected_pair: Option<IceCandidatePair>,
+    /// Known once the transports are hooked.
+    pub ids: Option<TransportIds>,
     /// Bitrate the remote receiver reported (REMB), bps.
     pub remote_remb: Option<u32>,
 }
@@ -360,28 +389,76 @@ impl WebRtcEndpointImpl {
 
     /// Connects the ICE and DTLS transports' state signals (once).
     pub(super) fn hook_transports(&self) {
-        let dtls = {
-            // Bundled: every transceiver shares the first one's transport.
-            let Some(trans) =
-                self.webrtcbin.emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>("get-transceiver", &[&0i32])
-            else {
-                return self.hook_sctp_transport();
-            };
-            trans.receiver().and_then(|r| r.transport())
-        };
-        let Some(dtls) = dtls else { return self.hook_sctp_transport() };
-        self.hook_dtls(&dtls);
-    }
-
-    fn hook_sctp_transport(&self) {
-        // Data-only sessions: the SCTP transport carries the DTLS one.
-        if !self.webrtcbin.has_property("sctp-transport") {
-            return;
-        }
-        let Some(sctp) = self.webrtcbin.property::<Option<gst::glib::Object>>("sctp-transport") else { return };
-        if let Ok(dtls) = sctp.property_value("transport").get::<gst_webrtc::WebRTCDTLSTransport>() {
+        if let Some(dtls) = self.dtls_transport() {
             self.hook_dtls(&dtls);
         }
+    }
+
+    /// The bundled DTLS transport: the first transceiver's (every
+    /// transceiver shares it), or for data-only sessions the SCTP one's.
+    fn dtls_transport(&self) -> Option<gst_webrtc::WebRTCDTLSTransport> {
+        let media = self
+            .webrtcbin
+            .emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>("get-transceiver", &[&0i32])
+            .and_then(|t| t.receiver())
+            .and_then(|r| r.transport());
+        if media.is_some() {
+            return media;
+        }
+        if !self.webrtcbin.has_property("sctp-transport") {
+            return None;
+        }
+        let sctp = self.webrtcbin.property::<Option<gst::glib::Object>>("sctp-transport")?;
+        sctp.property_value("transport").get::<gst_webrtc::WebRTCDTLSTransport>().ok()
+    }
+
+    /// The libnice stream of an ICE transport.
+    fn ice_stream(ice_t: &gst_webrtc::WebRTCICETransport) -> Option<gst_webrtc::WebRTCICEStream> {
+        if !ice_t.has_property("stream") {
+            return None;
+        }
+        ice_t.property::<Option<gst_webrtc::WebRTCICEStream>>("stream")
+    }
+
+    /// The transport's ids, read from libnice's stream and the DTLS decoder.
+    fn transport_ids(&self, ice_t: &gst_webrtc::WebRTCICETransport) -> TransportIds {
+        use gst_webrtc::prelude::WebRTCICEStreamExt as _;
+        let stream_id = Self::ice_stream(ice_t).map_or(STREAM_ID as u32, |s| s.stream_id());
+        let component_id = match ice_t.component() {
+            gst_webrtc::WebRTCICEComponent::Rtcp => 2,
+            _ => 1,
+        };
+        // With max-bundle webrtcbin has one transport, so one decoder.
+        let connection_id = self
+            .webrtcbin
+            .downcast_ref::<gst::Bin>()
+            .and_then(|b| {
+                b.iterate_recurse()
+                    .into_iter()
+                    .flatten()
+                    .find(|e| e.factory().is_some_and(|f| f.name() == "dtlssrtpdec"))
+            })
+            .and_then(|d| d.property::<Option<String>>("connection-id"))
+            .unwrap_or_default();
+        TransportIds { stream_id, component_id, connection_id }
+    }
+
+    /// ICE state and selection of the bundled transport, asked of libnice
+    /// now (for `getStats`); `None` before a description created it.
+    pub(super) fn ice_facts(&self) -> Option<IceFacts> {
+        use gst_webrtc::prelude::WebRTCICEExt as _;
+        let ice_t = self.dtls_transport()?.transport()?;
+        let selected =
+            match (Self::ice_stream(&ice_t), self.webrtcbin.property::<Option<gst_webrtc::WebRTCICE>>("ice-agent")) {
+                (Some(stream), Some(agent)) => agent.selected_pair(&stream).is_some(),
+                _ => false,
+            };
+        Some(IceFacts { state: ice_t.state(), selected })
+    }
+
+    /// The ids events and getters report (defaults until hooked).
+    fn ids(&self) -> TransportIds {
+        self.ice.lock().ids.clone().unwrap_or_default()
     }
 
     fn hook_dtls(&self, dtls: &gst_webrtc::WebRTCDTLSTransport) {
@@ -393,6 +470,9 @@ impl WebRtcEndpointImpl {
             }
             ice.transports_hooked = true;
         }
+        let ids = self.transport_ids(&ice_t);
+        tracing::debug!(id = %self.base().id(), ?ids, "transport hooked");
+        self.ice.lock().ids = Some(ids);
         self.apply_dscp(&ice_t);
         let Some(ep) = self.self_arc() else { return };
         let weak = Arc::downgrade(&ep);
@@ -404,9 +484,10 @@ impl WebRtcEndpointImpl {
                 ice.component_state.replace(s) != Some(s)
             };
             if changed {
+                let ids = ep.ids();
                 ep.base().raise(&IceComponentStateChanged {
-                    stream_id: STREAM_ID,
-                    component_id: COMPONENT_ID,
+                    stream_id: ids.stream_id as i32,
+                    component_id: ids.component_id,
                     state: s,
                 });
             }
@@ -427,10 +508,11 @@ impl WebRtcEndpointImpl {
             };
             ep.slots.set_send_open(s == DtlsConnectionState::Connected);
             if changed {
+                let ids = ep.ids();
                 ep.base().raise(&DtlsConnectionStateChange {
-                    stream_id: STREAM_ID.to_string(),
-                    component_id: COMPONENT_ID.to_string(),
-                    connection_id: format!("{}", d.session_id()),
+                    stream_id: ids.stream_id.to_string(),
+                    component_id: ids.component_id.to_string(),
+                    connection_id: ids.connection_id,
                     state: s,
                 });
             }
@@ -471,7 +553,7 @@ impl WebRtcEndpointImpl {
         let promise = gst::Promise::with_change_func(move |reply| {
             let Some(ep) = weak.upgrade() else { return };
             let Ok(Some(s)) = reply else { return };
-            let Some(pair) = stats::selected_pair(s) else { return };
+            let Some(pair) = stats::selected_pair(s, &ep.ids()) else { return };
             let changed = {
                 let mut ice = ep.ice.lock();
                 ice.selected_pair.replace(pair.clone()).as_ref() != Some(&pair)
@@ -485,19 +567,21 @@ impl WebRtcEndpointImpl {
 
     pub(super) fn ice_connections(&self) -> Vec<IceConnection> {
         let ice = self.ice.lock();
+        let ids = ice.ids.clone().unwrap_or_default();
         ice.component_state
-            .map(|state| IceConnection { stream_id: STREAM_ID.to_string(), component_id: COMPONENT_ID, state })
+            .map(|state| IceConnection { stream_id: ids.stream_id.to_string(), component_id: ids.component_id, state })
             .into_iter()
             .collect()
     }
 
     pub(super) fn dtls_connections(&self) -> Vec<DtlsConnection> {
         let ice = self.ice.lock();
+        let ids = ice.ids.clone().unwrap_or_default();
         ice.dtls_state
             .map(|state| DtlsConnection {
-                stream_id: STREAM_ID.to_string(),
-                component_id: COMPONENT_ID.to_string(),
-                connection_id: format!("{STREAM_ID}-{COMPONENT_ID}"),
+                stream_id: ids.stream_id.to_string(),
+                component_id: ids.component_id.to_string(),
+                connection_id: ids.connection_id,
                 state,
             })
             .into_iter()

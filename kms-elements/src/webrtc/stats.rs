@@ -13,6 +13,7 @@ use kms_core::api::core::{
 use kms_core::rt::Polymorphic;
 
 use super::WebRtcEndpointImpl;
+use super::ice::{IceFacts, TransportIds};
 use crate::api::elements::IceCandidatePair;
 
 fn now_millis() -> i64 {
@@ -75,8 +76,9 @@ fn candidate_text(c: &gst::StructureRef) -> String {
     )
 }
 
-/// The candidate pair ICE selected, from a stats reply.
-pub fn selected_pair(reply: &gst::StructureRef) -> Option<IceCandidatePair> {
+/// The candidate pair ICE selected, from a stats reply (webrtcbin names a
+/// pair's candidates only once libnice selected it).
+pub fn selected_pair(reply: &gst::StructureRef, ids: &TransportIds) -> Option<IceCandidatePair> {
     let all = entries(reply);
     let find = |id: &str| all.iter().find(|(n, s)| n == id || string(s, "id") == id).map(|(_, s)| s.clone());
     let transport_pair = all
@@ -94,11 +96,47 @@ pub fn selected_pair(reply: &gst::StructureRef) -> Option<IceCandidatePair> {
     let local = find(&string(&pair, "local-candidate-id"))?;
     let remote = find(&string(&pair, "remote-candidate-id"))?;
     Some(IceCandidatePair {
-        stream_id: "1".into(),
-        component_id: 1,
+        stream_id: ids.stream_id.to_string(),
+        component_id: ids.component_id,
         local_candidate: candidate_text(&local),
         remote_candidate: candidate_text(&remote),
     })
+}
+
+/// A candidate pair's ICE state as the kmd's stats report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PairFacts {
+    pub state: RTCStatsIceCandidatePairState,
+    pub nominated: bool,
+    pub writable: bool,
+    pub readable: bool,
+}
+
+/// Maps what libnice knows about the transport onto the pair's stats.
+/// libnice has no per-pair query: it reports the component's state (which
+/// reaches CONNECTED once a check succeeded both ways, i.e. a valid pair we
+/// can send on and were checked on) and the pair it selected (the
+/// nominated one). So a pair is `succeeded`, nominated, writable and
+/// readable exactly while libnice has selected it and the component is
+/// connected; before that it is in progress (checking) or frozen (no
+/// checks yet), after a failure failed.
+pub fn pair_facts(ice: Option<IceFacts>) -> PairFacts {
+    use gst_webrtc::WebRTCICEConnectionState as S;
+    let none = |state| PairFacts { state, nominated: false, writable: false, readable: false };
+    let Some(f) = ice else { return none(RTCStatsIceCandidatePairState::Frozen) };
+    match f.state {
+        S::Connected | S::Completed if f.selected => PairFacts {
+            state: RTCStatsIceCandidatePairState::Succeeded,
+            nominated: true,
+            writable: true,
+            readable: true,
+        },
+        S::Connected | S::Completed | S::Checking => none(RTCStatsIceCandidatePairState::Inprogress),
+        S::Failed | S::Disconnected | S::Closed => {
+            PairFacts { nominated: f.selected, ..none(RTCStatsIceCandidatePairState::Failed) }
+        }
+        _ => none(RTCStatsIceCandidatePairState::Frozen),
+    }
 }
 
 /// The endpoint's own record: latencies measured by its element core while
@@ -160,6 +198,7 @@ pub fn collect(ep: &WebRtcEndpointImpl, media_type: Option<MediaType>) -> Vec<(S
     let Some(reply) = reply else { return out };
     let all = entries(&reply);
     let kinds = ssrc_kinds(ep);
+    let ice = ep.ice_facts();
     let remote_of = |id: &str| all.iter().find(|(n, _)| n == id).map(|(_, s)| s.clone());
     for (id, s) in &all {
         let Some(t) = stat_type(s) else { continue };
@@ -252,23 +291,30 @@ pub fn collect(ep: &WebRtcEndpointImpl, media_type: Option<MediaType>) -> Vec<(S
             )),
             T::CandidatePair => out.push((
                 id.clone(),
-                Polymorphic::of(&RTCIceCandidatePairStats {
-                    id: id.clone(),
-                    r#type: StatsType::Candidatepair,
-                    timestamp_millis: ts,
-                    transport_id: string(s, "transport-id"),
-                    local_candidate_id: string(s, "local-candidate-id"),
-                    remote_candidate_id: string(s, "remote-candidate-id"),
-                    state: RTCStatsIceCandidatePairState::Succeeded,
-                    priority: int(s, "priority"),
-                    nominated: true,
-                    writable: true,
-                    readable: true,
-                    bytes_sent: int(s, "bytes-sent"),
-                    bytes_received: int(s, "bytes-received"),
-                    round_trip_time: float(s, "current-round-trip-time"),
-                    available_outgoing_bitrate: float(s, "available-outgoing-bitrate"),
-                    available_incoming_bitrate: float(s, "available-incoming-bitrate"),
+                // webrtcbin 1.22 gives no state for a pair; libnice is asked
+                // (`ice_facts`), and the pair is the selected one when
+                // webrtcbin named its candidates.
+                Polymorphic::of(&{
+                    let named = !string(s, "local-candidate-id").is_empty();
+                    let p = pair_facts(ice.map(|f| IceFacts { selected: f.selected && named, ..f }));
+                    RTCIceCandidatePairStats {
+                        id: id.clone(),
+                        r#type: StatsType::Candidatepair,
+                        timestamp_millis: ts,
+                        transport_id: string(s, "transport-id"),
+                        local_candidate_id: string(s, "local-candidate-id"),
+                        remote_candidate_id: string(s, "remote-candidate-id"),
+                        state: p.state,
+                        priority: int(s, "priority"),
+                        nominated: p.nominated,
+                        writable: p.writable,
+                        readable: p.readable,
+                        bytes_sent: int(s, "bytes-sent"),
+                        bytes_received: int(s, "bytes-received"),
+                        round_trip_time: float(s, "current-round-trip-time"),
+                        available_outgoing_bitrate: float(s, "available-outgoing-bitrate"),
+                        available_incoming_bitrate: float(s, "available-incoming-bitrate"),
+                    }
                 }),
             )),
             T::LocalCandidate | T::RemoteCandidate => out.push((
@@ -321,4 +367,36 @@ pub fn collect(ep: &WebRtcEndpointImpl, media_type: Option<MediaType>) -> Vec<(S
         }),
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gst_webrtc::WebRTCICEConnectionState as S;
+
+    #[test]
+    fn a_pair_succeeds_only_when_libnice_selected_it_on_a_connected_component() {
+        let f = |state, selected| pair_facts(Some(IceFacts { state, selected }));
+        assert_eq!(pair_facts(None).state, RTCStatsIceCandidatePairState::Frozen);
+        assert_eq!(f(S::New, false).state, RTCStatsIceCandidatePairState::Frozen);
+        let checking = f(S::Checking, false);
+        assert_eq!(checking.state, RTCStatsIceCandidatePairState::Inprogress);
+        assert!(!checking.nominated && !checking.writable && !checking.readable);
+        assert_eq!(f(S::Connected, false).state, RTCStatsIceCandidatePairState::Inprogress);
+        let up = f(S::Connected, true);
+        assert_eq!(
+            up,
+            PairFacts {
+                state: RTCStatsIceCandidatePairState::Succeeded,
+                nominated: true,
+                writable: true,
+                readable: true
+            }
+        );
+        assert_eq!(f(S::Completed, true).state, RTCStatsIceCandidatePairState::Succeeded);
+        let lost = f(S::Disconnected, true);
+        assert_eq!(lost.state, RTCStatsIceCandidatePairState::Failed);
+        assert!(lost.nominated && !lost.writable && !lost.readable);
+        assert_eq!(f(S::Failed, false).state, RTCStatsIceCandidatePairState::Failed);
+    }
 }

@@ -1,4 +1,9 @@
 use std::sync::LazyLock;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+
+use super::seq::SeqTracker;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use gst::glib;
@@ -9,6 +14,30 @@ pub struct RtpNoJitter {
     sinkpad: gst::Pad,
     srcpad: gst::Pad,
     pushed: AtomicU64,
+    /// Taken per packet by the one streaming thread and by `stats` readers
+    /// for a copy; never held across a push.
+    seq: Mutex<SeqTracker>,
+}
+
+/// Arrival times are measured from here (jitter only needs differences).
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+impl RtpNoJitter {
+    /// Sequence accounting of one packet (RTP header: seq at 2, timestamp
+    /// at 4).
+    fn track(&self, buffer: &gst::BufferRef, now_ns: u64) {
+        let mut head = [0u8; 8];
+        if buffer.copy_to_slice(0, &mut head).is_err() || head[0] >> 6 != 2 {
+            return;
+        }
+        let seq = u16::from_be_bytes([head[2], head[3]]);
+        let ts = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+        self.seq.lock().on_packet(seq, ts, now_ns);
+    }
+}
+
+fn now_ns() -> u64 {
+    EPOCH.elapsed().as_nanos() as u64
 }
 
 #[glib::object_subclass]
@@ -25,6 +54,7 @@ impl ObjectSubclass for RtpNoJitter {
                     || Err(gst::FlowError::Error),
                     |s| {
                         s.pushed.fetch_add(1, Ordering::Relaxed);
+                        s.track(&buffer, now_ns());
                         s.srcpad.push(buffer)
                     },
                 )
@@ -35,9 +65,20 @@ impl ObjectSubclass for RtpNoJitter {
                     || Err(gst::FlowError::Error),
                     |s| {
                         s.pushed.fetch_add(list.len() as u64, Ordering::Relaxed);
+                        let now = now_ns();
+                        list.iter().for_each(|b| s.track(b, now));
                         s.srcpad.push_list(list)
                     },
                 )
+            })
+            .event_function(|pad, parent, event| {
+                if let gst::EventView::Caps(c) = event.view()
+                    && let Some(rate) = c.caps().structure(0).and_then(|st| st.get::<i32>("clock-rate").ok())
+                    && let Some(el) = parent.and_then(|p| p.downcast_ref::<super::RtpNoJitter>())
+                {
+                    el.imp().seq.lock().set_clock_rate(rate.max(0) as u32);
+                }
+                gst::Pad::event_default(pad, parent, event)
             })
             .flags(gst::PadFlags::PROXY_CAPS | gst::PadFlags::PROXY_ALLOCATION)
             .build();
@@ -53,7 +94,7 @@ impl ObjectSubclass for RtpNoJitter {
             })
             .flags(gst::PadFlags::PROXY_CAPS | gst::PadFlags::PROXY_ALLOCATION)
             .build();
-        RtpNoJitter { sinkpad, srcpad, pushed: AtomicU64::new(0) }
+        RtpNoJitter { sinkpad, srcpad, pushed: AtomicU64::new(0), seq: Mutex::new(SeqTracker::default()) }
     }
 }
 
@@ -110,18 +151,23 @@ impl ObjectImpl for RtpNoJitter {
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         match pspec.name() {
-            "stats" => gst::Structure::builder("application/x-rtp-jitterbuffer-stats")
-                .field("num-pushed", self.pushed.load(Ordering::Relaxed))
-                .field("num-lost", 0u64)
-                .field("num-late", 0u64)
-                .field("num-duplicates", 0u64)
-                .field("avg-jitter", 0u64)
-                .field("rtx-count", 0u64)
-                .field("rtx-success-count", 0u64)
-                .field("rtx-per-packet", 0f64)
-                .field("rtx-rtt", 0u64)
-                .build()
-                .to_value(),
+            "stats" => {
+                let seq = self.seq.lock().stats();
+                gst::Structure::builder("application/x-rtp-jitterbuffer-stats")
+                    .field("num-pushed", self.pushed.load(Ordering::Relaxed))
+                    .field("num-lost", seq.lost)
+                    .field("num-late", seq.late)
+                    .field("num-duplicates", seq.duplicates)
+                    .field("avg-jitter", seq.jitter_ns)
+                    .field("rtx-count", 0u64)
+                    .field("rtx-success-count", 0u64)
+                    .field("rtx-per-packet", 0f64)
+                    .field("rtx-rtt", 0u64)
+                    .build()
+                    .to_value()
+            }
+            // Buffering level: a pass-through never buffers, so it is never
+            // below the 100 % rtpjitterbuffer reports when not buffering.
             "percent" => 100i32.to_value(),
             _ => pspec.default_value().clone(),
         }

@@ -7,13 +7,16 @@
 //! element passes packets through in the receiving thread. It implements
 //! the properties and signals rtpbin and webrtcbin use on a jitterbuffer so
 //! they keep working (`stats`, `request-pt-map`, `set-active`, ...); RTCP
-//! handed to it is dropped. Without it NACKs are not generated on receive
+//! handed to it is dropped. Its `stats` (lost, late, duplicates, jitter)
+//! come from sequence-number accounting of what passes ([`seq`]); webrtcbin
+//! reports `num-lost` as the inbound stream's `packets-lost`. Without it NACKs are not generated on receive
 //! (config `WebRtcEndpoint.jitterBuffer=1` brings `rtpjitterbuffer` back).
 
 use gst::glib;
 use gst::prelude::*;
 
 mod imp;
+pub mod seq;
 
 glib::wrapper! {
     pub struct RtpNoJitter(ObjectSubclass<imp::RtpNoJitter>) @extends gst::Element, gst::Object;

@@ -103,6 +103,25 @@ pub fn selected_pair(reply: &gst::StructureRef, ids: &TransportIds) -> Option<Ic
     })
 }
 
+/// Packets lost of a received stream: the jitterbuffer's count when
+/// webrtcbin attached it (`packets-lost`, from `kmsrtpnojitter` or
+/// `rtpjitterbuffer`), else the RTP session's own (RFC 3550 cumulative
+/// loss of the source). webrtcbin 1.22 attaches the jitterbuffer's only
+/// for streams it can map to one (e.g. announced with `a=ssrc`).
+fn inbound_lost(s: &gst::StructureRef) -> i64 {
+    if s.has_field("packets-lost") {
+        return int(s, "packets-lost");
+    }
+    s.get::<gst::Structure>("gst-rtpsource-stats").map(|src| int(&src, "packets-lost")).unwrap_or(0)
+}
+
+/// The fraction lost our last receiver report gave the sender (0..1).
+fn inbound_fraction_lost(s: &gst::StructureRef) -> Option<f64> {
+    let src = s.get::<gst::Structure>("gst-rtpsource-stats").ok()?;
+    src.get::<bool>("sent-rb").ok().filter(|b| *b)?;
+    Some(int(&src, "sent-rb-fractionlost") as f64 / 256.0)
+}
+
 /// A candidate pair's ICE state as the kmd's stats report it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PairFacts {
@@ -223,8 +242,9 @@ pub fn collect(ep: &WebRtcEndpointImpl, media_type: Option<MediaType>) -> Vec<(S
                         nack_count: int(s, "nack-count"),
                         sli_count: 0,
                         remb: ep.last_remb().unwrap_or(0) as i64,
-                        packets_lost: int(s, "packets-lost"),
-                        fraction_lost: remote.as_ref().map(|r| float(r, "fraction-lost")).unwrap_or(0.0),
+                        packets_lost: inbound_lost(s),
+                        fraction_lost: inbound_fraction_lost(s)
+                            .unwrap_or_else(|| remote.as_ref().map(|r| float(r, "fraction-lost")).unwrap_or(0.0)),
                         packets_received: int(s, "packets-received"),
                         bytes_received: int(s, "bytes-received"),
                         jitter: float(s, "jitter"),

@@ -32,6 +32,17 @@ impl RtpNoJitter {
         }
         let seq = u16::from_be_bytes([head[2], head[3]]);
         let ts = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+        let pt = head[1] & 0x7f;
+        if self.seq.lock().needs_clock_rate(pt) {
+            // As rtpjitterbuffer does: rtpbin answers from the negotiated
+            // payload types (caps events here carry no clock rate). Asked
+            // without holding the tracker.
+            let caps = self.obj().emit_by_name::<Option<gst::Caps>>("request-pt-map", &[&u32::from(pt)]);
+            if let Some(rate) = caps.as_ref().and_then(|c| c.structure(0)).and_then(|s| s.get::<i32>("clock-rate").ok())
+            {
+                self.seq.lock().set_clock_rate(rate.max(0) as u32);
+            }
+        }
         self.seq.lock().on_packet(seq, ts, now_ns);
     }
 }

@@ -45,6 +45,8 @@ pub struct SeqTracker {
     last: Option<(u64, u32)>,
     /// Jitter in RTP timestamp units, ×16 (RFC 3550 A.8 fixed point).
     jitter16: u64,
+    /// Payload type whose clock rate was asked for.
+    pt: Option<u8>,
 }
 
 impl SeqTracker {
@@ -54,6 +56,12 @@ impl SeqTracker {
             self.clock_rate = rate;
             self.last = None;
         }
+    }
+
+    /// Whether the clock rate of payload type `pt` must be looked up
+    /// (first packet, or the payload type changed); records `pt`.
+    pub fn needs_clock_rate(&mut self, pt: u8) -> bool {
+        self.pt.replace(pt) != Some(pt)
     }
 
     fn bit(&self, ext: u64) -> bool {

@@ -2,7 +2,7 @@
 //! stats mapped onto the kmd's RTC* types.
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gst::prelude::*;
 use kms_core::api::core::{
@@ -122,6 +122,38 @@ fn inbound_fraction_lost(s: &gst::StructureRef) -> Option<f64> {
     Some(int(&src, "sent-rb-fractionlost") as f64 / 256.0)
 }
 
+/// How long `getStats` waits for webrtcbin's stats.
+pub const STATS_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Why webrtcbin's stats are missing from a `getStats` answer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StatsError {
+    #[error("webrtcbin gave no stats within {0:?}")]
+    Timeout(Duration),
+    #[error("webrtcbin stats failed: {0}")]
+    Failed(String),
+}
+
+/// Asks `webrtcbin` (anything with its `get-stats` action signal) for its
+/// stats, waiting at most `timeout`; a promise not answered by then is
+/// interrupted.
+pub fn fetch(webrtcbin: &gst::Element, timeout: Duration) -> Result<gst::Structure, StatsError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let promise = gst::Promise::with_change_func(move |reply| {
+        let _ = tx.send(reply.map(|s| s.map(|s| s.to_owned())).map_err(|e| format!("{e:?}")));
+    });
+    webrtcbin.emit_by_name::<()>("get-stats", &[&None::<gst::Pad>, &promise]);
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(Some(s))) => Ok(s),
+        Ok(Ok(None)) => Err(StatsError::Failed("empty reply".into())),
+        Ok(Err(e)) => Err(StatsError::Failed(e)),
+        Err(_) => {
+            promise.interrupt();
+            Err(StatsError::Timeout(timeout))
+        }
+    }
+}
+
 /// A candidate pair's ICE state as the kmd's stats report it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PairFacts {
@@ -205,17 +237,22 @@ fn candidate_type(s: &str) -> RTCStatsIceCandidateType {
 
 /// Stats of webrtcbin (RTP streams, codecs, transport, candidates,
 /// candidate pair, data channels, peer connection).
+///
+/// If webrtcbin does not answer within [`STATS_TIMEOUT`] the answer is
+/// partial (the endpoint's own records: data channels, peer connection,
+/// and the element stats the core adds) and a warning is logged: a
+/// monitoring client sees the gap in the log instead of an empty map.
 pub fn collect(ep: &WebRtcEndpointImpl, media_type: Option<MediaType>) -> Vec<(String, Polymorphic)> {
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    let promise = gst::Promise::with_change_func(move |reply| {
-        let _ = tx.send(reply.ok().flatten().map(|s| s.to_owned()));
-    });
-    ep.webrtcbin.emit_by_name::<()>("get-stats", &[&None::<gst::Pad>, &promise]);
-    let reply = rx.recv_timeout(std::time::Duration::from_secs(3)).ok().flatten();
+    let reply = match fetch(&ep.webrtcbin, STATS_TIMEOUT) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::warn!(id = %ep.base().id(), "getStats: {e}; answering without RTP, ICE and transport stats");
+            None
+        }
+    };
     let ts = now_millis();
     let mut out: Vec<(String, Polymorphic)> = vec![];
-    let Some(reply) = reply else { return out };
-    let all = entries(&reply);
+    let all = reply.as_deref().map(entries).unwrap_or_default();
     let kinds = ssrc_kinds(ep);
     let ice = ep.ice_facts();
     let remote_of = |id: &str| all.iter().find(|(n, _)| n == id).map(|(_, s)| s.clone());
@@ -393,6 +430,70 @@ pub fn collect(ep: &WebRtcEndpointImpl, media_type: Option<MediaType>) -> Vec<(S
 mod tests {
     use super::*;
     use gst_webrtc::WebRTCICEConnectionState as S;
+
+    /// An element with webrtcbin's `get-stats` action: answers when named
+    /// `answering`, never otherwise (a webrtcbin whose operations are stuck).
+    mod fake {
+        use gst::glib;
+        use gst::prelude::*;
+        use gst::subclass::prelude::*;
+        use std::sync::LazyLock;
+
+        #[derive(Default)]
+        pub struct Stats;
+
+        #[glib::object_subclass]
+        impl ObjectSubclass for Stats {
+            const NAME: &'static str = "KmsTestFakeStats";
+            type Type = super::FakeStats;
+            type ParentType = gst::Element;
+        }
+
+        impl ObjectImpl for Stats {
+            fn signals() -> &'static [glib::subclass::Signal] {
+                static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> = LazyLock::new(|| {
+                    vec![
+                        glib::subclass::Signal::builder("get-stats")
+                            .param_types([gst::Pad::static_type(), gst::Promise::static_type()])
+                            .action()
+                            .class_handler(|args| {
+                                let me = args[0].get::<gst::Element>().unwrap();
+                                let promise = args[2].get::<gst::Promise>().unwrap();
+                                if me.name() == "answering" {
+                                    promise.reply(Some(gst::Structure::new_empty("application/x-webrtc-stats")));
+                                } else {
+                                    std::mem::forget(promise); // never answered
+                                }
+                                None
+                            })
+                            .build(),
+                    ]
+                });
+                SIGNALS.as_ref()
+            }
+        }
+
+        impl GstObjectImpl for Stats {}
+        impl ElementImpl for Stats {}
+    }
+
+    gst::glib::wrapper! {
+        pub struct FakeStats(ObjectSubclass<fake::Stats>) @extends gst::Element, gst::Object;
+    }
+
+    #[test]
+    fn a_stats_query_that_is_never_answered_times_out_with_an_error() {
+        gst::init().unwrap();
+        let silent: gst::Element =
+            gst::glib::Object::builder::<FakeStats>().property("name", "silent").build().upcast();
+        let t0 = std::time::Instant::now();
+        let r = fetch(&silent, Duration::from_millis(200));
+        assert_eq!(r.unwrap_err(), StatsError::Timeout(Duration::from_millis(200)));
+        assert!(t0.elapsed() >= Duration::from_millis(200) && t0.elapsed() < Duration::from_secs(2));
+        let answering: gst::Element =
+            gst::glib::Object::builder::<FakeStats>().property("name", "answering").build().upcast();
+        assert_eq!(fetch(&answering, Duration::from_secs(2)).unwrap().name(), "application/x-webrtc-stats");
+    }
 
     #[test]
     fn a_pair_succeeds_only_when_libnice_selected_it_on_a_connected_component() {

@@ -353,3 +353,21 @@ fn mixed_offer_rejects_only_the_plain_rtp_section() {
     assert!(answer.contains("a=group:BUNDLE 0\r\n"), "{answer}");
     r.release(&s, &p).unwrap();
 }
+
+#[test]
+fn mixed_offer_with_the_plain_section_first_keeps_the_order() {
+    let r = registry();
+    let s = SessionId::new_random();
+    let p = r.create(&s, "MediaPipeline", None).unwrap();
+    let ep = r.create(&s, "WebRtcEndpoint", Some(&json!({"mediaPipeline": p}))).unwrap();
+    let video_at = MIXED_OFFER.find("m=video").unwrap();
+    let audio_at = MIXED_OFFER.find("m=audio").unwrap();
+    let offer = format!("{}{}{}", &MIXED_OFFER[..video_at], &MIXED_OFFER[audio_at..], &MIXED_OFFER[video_at..audio_at]);
+    let answer = invoke(&r, &s, &ep, "processOffer", json!({"offer": offer})).unwrap();
+    let answer = answer.as_str().unwrap();
+    let m = sections(answer);
+    assert_eq!(m[0], "m=audio 0 RTP/AVP 0", "{answer}");
+    assert!(m[1].starts_with("m=video 9 UDP/TLS/RTP/SAVPF 96"), "{answer}");
+    assert!(section_lines(answer, 0).contains(&"a=inactive".to_string()), "{answer}");
+    r.release(&s, &p).unwrap();
+}

@@ -75,6 +75,9 @@ pub struct IceState {
     pub selected_pair: Option<IceCandidatePair>,
     /// Known once the transports are hooked.
     pub ids: Option<TransportIds>,
+    /// Media and connection state (`MediaStateChanged`,
+    /// `ConnectionStateChanged`).
+    pub link: super::LinkStates,
     /// Bitrate the remote receiver reported (REMB), bps.
     pub remote_remb: Option<u32>,
 }

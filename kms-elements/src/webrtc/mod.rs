@@ -55,6 +55,22 @@ struct Ctor {
     use_data_channels: bool,
 }
 
+/// The endpoint. Its mutable state is split by who changes it, one lock
+/// each. `neg` is held by an RPC for a whole negotiation (webrtcbin
+/// promises included) and is never taken by callbacks; the others are
+/// taken briefly, one at a time, and never across a webrtcbin signal
+/// emission or an event (webrtcbin calls back on its own threads, which
+/// take the same small locks):
+///
+/// | Lock | Guards | Taken by |
+/// | --- | --- | --- |
+/// | `neg` | SDP state machine, local/remote descriptions | RPC calls, for a whole negotiation; never callbacks |
+/// | `settings` | properties and module configuration | RPC setters, readers anywhere |
+/// | `ice` | ICE, DTLS and link (media/connection) state | webrtcbin/libnice callbacks, RPC getters |
+/// | `data` | data channels and their counters | data channel callbacks, RPC calls |
+/// | `remb` | REMB estimate (`remb.rs`) | RTCP callbacks, settings changes |
+///
+/// `slots` (the send/receive pads) has its own lock inside `io.rs`.
 pub struct WebRtcEndpointImpl {
     core: ElementCore,
     webrtcbin: gst::Element,
@@ -64,11 +80,10 @@ pub struct WebRtcEndpointImpl {
     settings: Mutex<Settings>,
     /// Held for a whole negotiation call; never taken by callbacks.
     neg: Mutex<negotiation::Negotiation>,
-    /// ICE/DTLS/connection state shared with webrtcbin callbacks.
+    /// ICE/DTLS/link state shared with webrtcbin callbacks.
     ice: Mutex<ice::IceState>,
     data: Mutex<data::DataState>,
     remb: Mutex<remb::RembState>,
-    states: Mutex<LinkStates>,
     /// Itself, for callbacks connected after construction.
     me: std::sync::OnceLock<std::sync::Weak<WebRtcEndpointImpl>>,
     /// Fingerprint of a certificate of our own (configured or ECDSA), which
@@ -79,9 +94,16 @@ pub struct WebRtcEndpointImpl {
     limits: kms_core::config::ObjectLimits,
 }
 
-struct LinkStates {
+/// `getMediaState` / `getConnectionState` (kept in [`ice::IceState`]).
+pub(crate) struct LinkStates {
     media: MediaState,
     connection: ConnectionState,
+}
+
+impl Default for LinkStates {
+    fn default() -> Self {
+        LinkStates { media: MediaState::Disconnected, connection: ConnectionState::Disconnected }
+    }
 }
 
 impl WebRtcEndpointImpl {
@@ -95,8 +117,8 @@ impl WebRtcEndpointImpl {
 
     fn set_media_state(&self, new: MediaState) {
         let old = {
-            let mut st = self.states.lock();
-            std::mem::replace(&mut st.media, new)
+            let mut ice = self.ice.lock();
+            std::mem::replace(&mut ice.link.media, new)
         };
         if old != new {
             self.base().raise(&MediaStateChanged { old_state: old, new_state: new });
@@ -105,8 +127,8 @@ impl WebRtcEndpointImpl {
 
     fn set_connection_state(&self, new: ConnectionState) {
         let old = {
-            let mut st = self.states.lock();
-            std::mem::replace(&mut st.connection, new)
+            let mut ice = self.ice.lock();
+            std::mem::replace(&mut ice.link.connection, new)
         };
         if old != new {
             self.base().raise(&kms_core::api::core::events::ConnectionStateChanged { old_state: old, new_state: new });
@@ -223,11 +245,11 @@ impl BaseRtpEndpoint for WebRtcEndpointImpl {
     }
 
     fn get_media_state(&self, _ctx: &Ctx) -> Result<MediaState> {
-        Ok(self.states.lock().media)
+        Ok(self.ice.lock().link.media)
     }
 
     fn get_connection_state(&self, _ctx: &Ctx) -> Result<ConnectionState> {
-        Ok(self.states.lock().connection)
+        Ok(self.ice.lock().link.connection)
     }
 
     fn get_mtu(&self, _ctx: &Ctx) -> Result<i32> {
@@ -447,10 +469,6 @@ impl WebRtcEndpointFactory for WebRtcEndpointImpl {
             ice: Mutex::new(ice::IceState::default()),
             data: Mutex::new(data::DataState::default()),
             remb: Mutex::new(remb::RembState::default()),
-            states: Mutex::new(LinkStates {
-                media: MediaState::Disconnected,
-                connection: ConnectionState::Disconnected,
-            }),
             me: std::sync::OnceLock::new(),
             dtls_fingerprint,
             limits: ctx.config().limits.clone(),

@@ -250,9 +250,19 @@ pub fn collect(ep: &WebRtcEndpointImpl, media_type: Option<MediaType>) -> Vec<(S
             None
         }
     };
+    assemble(ep, reply.as_deref(), media_type)
+}
+
+/// The stats of one answer: webrtcbin's `reply` mapped (when there is
+/// one) plus the endpoint's own records.
+fn assemble(
+    ep: &WebRtcEndpointImpl,
+    reply: Option<&gst::StructureRef>,
+    media_type: Option<MediaType>,
+) -> Vec<(String, Polymorphic)> {
     let ts = now_millis();
     let mut out: Vec<(String, Polymorphic)> = vec![];
-    let all = reply.as_deref().map(entries).unwrap_or_default();
+    let all = reply.map(entries).unwrap_or_default();
     let kinds = ssrc_kinds(ep);
     let ice = ep.ice_facts();
     let remote_of = |id: &str| all.iter().find(|(n, _)| n == id).map(|(_, s)| s.clone());
@@ -479,6 +489,32 @@ mod tests {
 
     gst::glib::wrapper! {
         pub struct FakeStats(ObjectSubclass<fake::Stats>) @extends gst::Element, gst::Object;
+    }
+
+    #[test]
+    fn without_webrtcbin_stats_the_answer_is_partial_not_empty() {
+        use kms_jsonrpc::{MediaBackend, SessionHub, SessionId};
+        kms_core::module::init().unwrap();
+        let hub = SessionHub::new(&kms_jsonrpc::config::ServerConfig::default());
+        let r = kms_core::Registry::new(
+            vec![kms_core::module::descriptor(), crate::descriptor()],
+            hub.notifier(),
+            kms_core::CoreConfig::default(),
+        );
+        let s = SessionId::new_random();
+        let p = r.create(&s, "MediaPipeline", None).unwrap();
+        let id = r.create(&s, "WebRtcEndpoint", Some(&serde_json::json!({"mediaPipeline": p}))).unwrap();
+        let ep = r.get(&id).unwrap().any.clone().downcast::<WebRtcEndpointImpl>().expect("a WebRtcEndpointImpl");
+        let partial = assemble(&ep, None, None);
+        assert!(
+            partial.iter().any(|(id, _)| id == "peerconnection"),
+            "{:?}",
+            partial.iter().map(|e| &e.0).collect::<Vec<_>>()
+        );
+        // With webrtcbin's answer the same records are there, and more.
+        let full = assemble(&ep, Some(&fetch(&ep.webrtcbin, STATS_TIMEOUT).unwrap()), None);
+        assert!(full.len() >= partial.len());
+        r.release(&s, &p).unwrap();
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod cert;
 mod data;
 mod ice;
 pub mod io;
+pub mod loss;
 mod negotiation;
 pub mod nojitter;
 mod remb;
@@ -541,6 +542,7 @@ impl WebRtcEndpointImpl {
     /// Loss accounting for REMB, and our consumers' bitrate wishes, on the
     /// received video.
     fn watch_received_video(&self, pad: &gst::Pad) {
+        loss::block_requests_if_disabled(pad);
         let slots = self.slots.clone();
         pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |_, info| {
             let count = |b: &gst::BufferRef| {

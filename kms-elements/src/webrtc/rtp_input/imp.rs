@@ -280,6 +280,11 @@ impl RtpInput {
     }
 
     fn src_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
+        // A NACK webrtcbin's `rtprtxsend` did not answer: its sequence
+        // number is ours, meaningless to whoever feeds us.
+        if crate::webrtc::loss::is_retransmission_request(&event) {
+            return true;
+        }
         gst::Pad::event_default(pad, Some(&*self.obj()), event)
     }
 

@@ -148,6 +148,7 @@ impl WebRtcEndpointImpl {
         };
         let text = sdp::finish_local(&answer.sdp().as_text().map_err(|e| fail(e.to_string()))?, max_a, max_v);
         let text = sdp::reject_in_answer(&text, &sections);
+        let text = super::remb::advertise_remb(&text, Some(&offer));
         let text = match &self.dtls_fingerprint {
             Some(fp) => sdp::set_fingerprint(&text, fp),
             None => text,
@@ -228,6 +229,7 @@ impl WebRtcEndpointImpl {
             (s.max_audio_recv_bandwidth, s.max_video_recv_bandwidth)
         };
         let text = sdp::finish_local(&offer.sdp().as_text().map_err(|e| fail(e.to_string()))?, max_a, max_v);
+        let text = super::remb::advertise_remb(&text, None);
         let text = match &self.dtls_fingerprint {
             Some(fp) => sdp::set_fingerprint(&text, fp),
             None => text,
@@ -401,12 +403,9 @@ impl WebRtcEndpointImpl {
     /// What receivers of our video may be sent: REMB they reported, within
     /// `[minVideoSendBandwidth, maxVideoSendBandwidth]`.
     pub(super) fn update_send_bitrate(&self) {
-        let (min, max) = self.settings.lock().video_send_range();
+        let range = self.settings.lock().video_send_range();
         let reported = self.ice.lock().remote_remb;
-        let b = reported.unwrap_or(max).clamp(min, max);
-        if b == u32::MAX {
-            return; // no limit and no REMB yet: no wish
-        }
+        let Some(b) = super::remb::send_wish(reported, range) else { return };
         if let Some(input) = self.slots.existing_input(MediaType::Video) {
             input.push_bitrate(b);
         }

@@ -49,7 +49,8 @@ window.kms = (function () {
 
   return {
     // mode: 'sendrecv' | 'sendonly' | 'recvonly'; opts.videoCodec keeps only
-    // that codec in the offer; opts.dataChannels adds kurento-utils' channel.
+    // that codec in the offer; opts.dataChannels adds kurento-utils' channel;
+    // opts.video replaces the camera constraints (320x240, 15 fps).
     start(mode, opts) {
       opts = opts || {};
       return new Promise((resolve, reject) => {
@@ -58,7 +59,7 @@ window.kms = (function () {
           remoteVideo: mode === 'sendonly' ? undefined : document.getElementById('remote'),
           onicecandidate: (c) => window.onLocalCandidate(JSON.parse(JSON.stringify(c))),
           configuration: { iceServers: [] },
-          mediaConstraints: { audio: true, video: { width: 320, height: 240, frameRate: 15 } },
+          mediaConstraints: { audio: true, video: opts.video || { width: 320, height: 240, frameRate: 15 } },
         };
         if (opts.dataChannels) {
           options.dataChannels = true;

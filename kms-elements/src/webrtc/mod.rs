@@ -237,6 +237,7 @@ impl BaseRtpEndpoint for WebRtcEndpointImpl {
             return Err(Error::IllegalParam(format!("Invalid MTU {value}")));
         }
         self.settings.lock().mtu = value;
+        self.slots.set_mtu(value as u32);
         Ok(())
     }
 

@@ -59,6 +59,28 @@ impl WebRtcEndpointImpl {
     }
 }
 
+/// `text` without repeated identical `a=ssrc:` lines in a section:
+/// webrtcbin writes our SSRC's lines once per codec of the transceiver's
+/// caps (each carries the SSRC).
+pub fn dedupe_ssrc_lines(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut seen: Vec<&str> = vec![];
+    for line in text.lines().map(|l| l.trim_end_matches('\r')).filter(|l| !l.is_empty()) {
+        if line.starts_with("m=") {
+            seen.clear();
+        }
+        if line.starts_with("a=ssrc:") {
+            if seen.contains(&line) {
+                continue;
+            }
+            seen.push(line);
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    out
+}
+
 /// On webrtcbin's received-video pad: with retransmission off, requests of
 /// the jitter buffers downstream stop here instead of becoming NACKs.
 pub fn block_requests_if_disabled(pad: &gst::Pad) {
@@ -69,4 +91,21 @@ pub fn block_requests_if_disabled(pad: &gst::Pad) {
         Some(gst::PadProbeData::Event(ev)) if is_retransmission_request(ev) => gst::PadProbeReturn::Drop,
         _ => gst::PadProbeReturn::Ok,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_ssrc_lines_are_written_once_per_section() {
+        let sdp = "v=0\r\nm=audio 9 X 0\r\na=ssrc:1 cname:a\r\na=ssrc:1 cname:a\r\n\
+                   m=video 9 X 96 97\r\na=ssrc-group:FID 2 3\r\na=ssrc:2 cname:a\r\na=ssrc:2 cname:a\r\n\
+                   a=ssrc:3 cname:a\r\na=ssrc:1 cname:a\r\n";
+        assert_eq!(
+            dedupe_ssrc_lines(sdp),
+            "v=0\r\nm=audio 9 X 0\r\na=ssrc:1 cname:a\r\nm=video 9 X 96 97\r\na=ssrc-group:FID 2 3\r\n\
+             a=ssrc:2 cname:a\r\na=ssrc:3 cname:a\r\na=ssrc:1 cname:a\r\n"
+        );
+    }
 }

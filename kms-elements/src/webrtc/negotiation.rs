@@ -148,7 +148,7 @@ impl WebRtcEndpointImpl {
         };
         let text = sdp::finish_local(&answer.sdp().as_text().map_err(|e| fail(e.to_string()))?, max_a, max_v);
         let text = sdp::reject_in_answer(&text, &sections);
-        let text = super::remb::advertise_remb(&text, Some(&offer));
+        let text = super::loss::dedupe_ssrc_lines(&super::remb::advertise_remb(&text, Some(&offer)));
         let text = match &self.dtls_fingerprint {
             Some(fp) => sdp::set_fingerprint(&text, fp),
             None => text,
@@ -229,7 +229,7 @@ impl WebRtcEndpointImpl {
             (s.max_audio_recv_bandwidth, s.max_video_recv_bandwidth)
         };
         let text = sdp::finish_local(&offer.sdp().as_text().map_err(|e| fail(e.to_string()))?, max_a, max_v);
-        let text = super::remb::advertise_remb(&text, None);
+        let text = super::loss::dedupe_ssrc_lines(&super::remb::advertise_remb(&text, None));
         let text = match &self.dtls_fingerprint {
             Some(fp) => sdp::set_fingerprint(&text, fp),
             None => text,

@@ -17,7 +17,7 @@ BUILD_PKGS=(
   curl ca-certificates procps
 )
 # Tests only: the browser, file inspection and node for the official clients.
-TEST_PKGS=(chromium ffmpeg nodejs openssl tcpdump)
+TEST_PKGS=(chromium ffmpeg iproute2 nftables nodejs openssl tcpdump)
 
 want=("${BUILD_PKGS[@]}")
 if [[ "${1:-}" == "--with-tests" ]]; then

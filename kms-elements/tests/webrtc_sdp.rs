@@ -159,7 +159,15 @@ fn firefox_offer_is_answered_with_our_codecs_and_data_channels() {
     assert_eq!(m.len(), 3, "{answer}");
     assert!(m[0].starts_with("m=audio 9 UDP/TLS/RTP/SAVPF 109"), "{}", m[0]);
     assert!(m[1].starts_with("m=video 9 UDP/TLS/RTP/SAVPF 120"), "{}", m[1]);
-    assert!(!m[1].contains(" 124") && !m[1].contains(" 97 "), "no rtx, no packetization-mode 0: {}", m[1]);
+    assert!(!m[1].contains(" 97 "), "no packetization-mode 0: {}", m[1]);
+    // Loss recovery for the codec in use: NACK, and its rtx payload type
+    // (124, apt=120) sent on an SSRC of its own.
+    let (audio, video) = answer.split_at(answer.find("m=video").unwrap());
+    assert!(m[1].ends_with(" 124"), "{}", m[1]);
+    assert!(video.contains("a=rtcp-fb:120 nack\r\n"), "{video}");
+    assert!(video.contains("a=rtpmap:124 rtx/90000\r\n") && video.contains("a=fmtp:124 apt=120\r\n"), "{video}");
+    assert!(video.contains("a=ssrc-group:FID "), "{video}");
+    assert!(!audio.contains(" nack"), "no NACK for audio: {audio}");
     assert!(m[2].starts_with("m=application 9"), "{}", m[2]);
     assert!(answer.contains("a=setup:active"));
     assert!(answer.contains("s=Kurento Media Server"));

@@ -177,8 +177,9 @@ impl AgnosticBin {
                 continue;
             }
             let want = if b.ghost.peer().is_some() { b.ghost.peer_query_caps(None) } else { gst::Caps::new_empty() };
-            let desired = plan::plan(snap.caps.as_ref(), &want, snap.forced.as_ref());
             let mtu = query_mtu(&b.ghost);
+            let desired =
+                plan::fit_mtu(plan::plan(snap.caps.as_ref(), &want, snap.forced.as_ref()), snap.caps.as_ref(), mtu);
             let current = g.wired.get(&b.id).map(|w| w.source);
             if valid && current == desired {
                 learned.push(Learned { id: b.id, mtu, bitrate: None });

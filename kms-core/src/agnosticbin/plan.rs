@@ -304,6 +304,23 @@ pub fn upstream_wish(
         .min()
 }
 
+/// `desired` adjusted to the consumer's MTU (`kms-mtu`): RTP is forwarded
+/// as it arrives only to consumers whose MTU takes the packets producers
+/// make ([`codecs::DEFAULT_MTU`]: browsers and our payloaders). A consumer
+/// with a smaller MTU gets the stream re-payloaded (depayloader →
+/// payloader at its MTU, no decoding), since a browser cannot be told to
+/// packetize smaller. Packets bigger than the default that arrive later
+/// are not looked for.
+pub fn fit_mtu(desired: Option<Source>, input: Option<&gst::Caps>, consumer_mtu: Option<u32>) -> Option<Source> {
+    let (Some(Source::In), Some(input), Some(mtu)) = (desired, input, consumer_mtu) else { return desired };
+    match Format::from_caps(input) {
+        Some(Format::Rtp(c)) if mtu < codecs::DEFAULT_MTU && c.can_forward() && codecs::exists(c.payloader()) => {
+            Some(Source::Pay(c))
+        }
+        _ => desired,
+    }
+}
+
 /// MTU of the payloader of `c`: the smallest any of its consumers asked
 /// for, else the bin's setting.
 pub fn payloader_mtu(branches: &[BranchWish], c: Codec, default: u32) -> u32 {
@@ -416,6 +433,19 @@ mod tests {
         let small = gst::Caps::builder("video/x-raw").field("width", 160).field("height", 120).build();
         assert!(raw_rule.holds(&small));
         assert!(!raw_rule.holds(&Codec::Vp8.es_caps()));
+    }
+
+    #[test]
+    fn rtp_for_a_consumer_with_a_small_mtu_is_repayloaded_not_forwarded() {
+        gst::init().unwrap();
+        let vp8 = rtp("VP8");
+        assert_eq!(fit_mtu(Some(Source::In), Some(&vp8), Some(600)), Some(Source::Pay(Codec::Vp8)));
+        assert_eq!(fit_mtu(Some(Source::In), Some(&vp8), Some(1200)), Some(Source::In));
+        assert_eq!(fit_mtu(Some(Source::In), Some(&vp8), None), Some(Source::In), "no MTU asked");
+        // Only forwarding changes: our own payloaders already obey it.
+        assert_eq!(fit_mtu(Some(Source::Pay(Codec::H264)), Some(&vp8), Some(600)), Some(Source::Pay(Codec::H264)));
+        let raw = gst::Caps::builder("video/x-raw").build();
+        assert_eq!(fit_mtu(Some(Source::In), Some(&raw), Some(600)), Some(Source::In), "not RTP");
     }
 
     #[test]

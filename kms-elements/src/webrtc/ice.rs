@@ -590,10 +590,6 @@ impl WebRtcEndpointImpl {
             .into_iter()
             .collect()
     }
-
-    /// REMB to send to our video senders changed (settings): the next
-    /// RTCP carries the new value.
-    pub(super) fn remb_changed(&self) {}
 }
 
 #[cfg(test)]

@@ -59,11 +59,26 @@ impl Slots {
             return Some(i.clone());
         }
         let input = RtpInput::new(&format!("input_{}", media_type_name(t)));
+        input.set_mtu(self.mtu.load(std::sync::atomic::Ordering::Relaxed));
         input.set_open(self.send_open.load(std::sync::atomic::Ordering::Acquire));
         bin.add(&input).ok()?;
         input.sync_state_with_parent().ok()?;
         inner.inputs.insert(t, input.clone());
         Some(input)
+    }
+
+    /// `setMtu`: the largest RTP packet the endpoint sends, asked of
+    /// whatever payloads for its inputs (see `RtpInput::set_mtu`).
+    pub fn set_mtu(&self, mtu: u32) {
+        let inputs: Vec<RtpInput> = {
+            let inner = self.inner.lock();
+            self.mtu.store(mtu, std::sync::atomic::Ordering::Relaxed);
+            inner.inputs.values().cloned().collect()
+        };
+        // Outside the lock: the change travels upstream as an event.
+        for i in inputs {
+            i.set_mtu(mtu);
+        }
     }
 
     /// SSRC of the video being received, once some arrived.

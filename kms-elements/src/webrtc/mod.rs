@@ -15,6 +15,7 @@ mod cert;
 mod data;
 mod ice;
 pub mod io;
+pub mod loss;
 mod negotiation;
 pub mod nojitter;
 mod remb;
@@ -261,6 +262,7 @@ impl BaseRtpEndpoint for WebRtcEndpointImpl {
             return Err(Error::IllegalParam(format!("Invalid MTU {value}")));
         }
         self.settings.lock().mtu = value;
+        self.slots.set_mtu(value as u32);
         Ok(())
     }
 
@@ -569,6 +571,7 @@ impl WebRtcEndpointImpl {
     /// Loss accounting for REMB, and our consumers' bitrate wishes, on the
     /// received video.
     fn watch_received_video(&self, pad: &gst::Pad) {
+        loss::block_requests_if_disabled(pad);
         let slots = self.slots.clone();
         pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |_, info| {
             let count = |b: &gst::BufferRef| {

@@ -28,6 +28,8 @@ pub struct Negotiation {
     pub phase: Phase,
     pub local: Option<String>,
     pub remote: Option<String>,
+    /// (m-line, SSRC) of the streams our offer announced.
+    pub send_ssrcs: Vec<(u32, u32)>,
 }
 
 /// Runs a webrtcbin action taking a promise and waits for its reply.
@@ -124,24 +126,31 @@ impl WebRtcEndpointImpl {
             err(sdp::SDP_END_POINT_PROCESS_OFFER_ERROR, format!("Cannot process offer: {e}"))
         };
         // Transceivers in m-line order, so webrtcbin associates each with
-        // its section; codec preferences = what we accepted.
+        // its section; codec preferences = what we accepted, with the SSRC
+        // we will send with (webrtcbin answers it, and its retransmission
+        // SSRC, as `a=ssrc`/`a=ssrc-group:FID`).
+        let mut send_ssrcs = vec![];
         for s in sections.iter().filter(|s| s.accepted) {
-            if let sdp::SectionKind::Media(_) = s.kind {
+            if let sdp::SectionKind::Media(kind) = s.kind {
                 let m = filtered.media(s.index as u32).ok_or_else(|| fail("section vanished".into()))?;
+                let ssrc = random_ssrc();
                 let mut caps = gst::Caps::new_empty();
                 for (pt, _) in &s.payloads {
                     if let Some(c) = m.caps_from_media(*pt as i32) {
                         let mut c = c.to_owned();
                         if let Some(st) = c.make_mut().structure_mut(0) {
                             st.set_name("application/x-rtp");
+                            st.set("ssrc", ssrc);
                         }
                         caps.merge(c);
                     }
                 }
-                self.webrtcbin.emit_by_name::<gst_webrtc::WebRTCRTPTransceiver>(
+                let t = self.webrtcbin.emit_by_name::<gst_webrtc::WebRTCRTPTransceiver>(
                     "add-transceiver",
                     &[&gst_webrtc::WebRTCRTPTransceiverDirection::Sendrecv, &caps],
                 );
+                self.configure_transceiver(&t, media_type(kind));
+                send_ssrcs.push((s.index as u32, ssrc));
             }
         }
         set_description(&self.webrtcbin, true, gst_webrtc::WebRTCSDPType::Offer, filtered).map_err(fail)?;
@@ -152,6 +161,7 @@ impl WebRtcEndpointImpl {
         };
         let text = sdp::finish_local(&answer.sdp().as_text().map_err(|e| fail(e.to_string()))?, max_a, max_v);
         let text = sdp::reject_in_answer(&text, &sections);
+        let text = super::loss::dedupe_ssrc_lines(&super::remb::advertise_remb(&text, Some(&offer)));
         let text = match &self.dtls_fingerprint {
             Some(fp) => sdp::set_fingerprint(&text, fp),
             None => text,
@@ -164,7 +174,7 @@ impl WebRtcEndpointImpl {
         neg.local = Some(text.clone());
         neg.remote = Some(offer);
         drop(neg);
-        self.wire_send_streams(&answer_msg, true);
+        self.wire_send_streams(&answer_msg, true, &send_ssrcs);
         self.descriptions_ready(sections.iter().any(|s| s.kind == sdp::SectionKind::Data && s.accepted));
         self.base().raise(&MediaSessionStarted {});
         Ok(text)
@@ -194,16 +204,25 @@ impl WebRtcEndpointImpl {
         self.apply_ice_settings();
         let mut next_pt = 96u8;
         let mut any = false;
+        let mut mline = 0u32;
         for (kind, n) in [(Kind::Audio, n_audio), (Kind::Video, n_video)] {
             let codecs = self.codecs.for_kind(kind);
             if codecs.is_empty() {
                 continue;
             }
             for _ in 0..n {
-                let caps = sdp::offer_caps(kind, codecs, &mut next_pt);
-                self.webrtcbin
+                let mut caps = sdp::offer_caps(kind, codecs, &mut next_pt);
+                if !self.ctor.recvonly {
+                    let ssrc = random_ssrc();
+                    caps.make_mut().iter_mut().for_each(|s| s.set("ssrc", ssrc));
+                    neg.send_ssrcs.push((mline, ssrc));
+                }
+                let t = self
+                    .webrtcbin
                     .emit_by_name::<gst_webrtc::WebRTCRTPTransceiver>("add-transceiver", &[&direction, &caps]);
+                self.configure_transceiver(&t, media_type(kind));
                 any = true;
+                mline += 1;
             }
         }
         if self.ctor.use_data_channels {
@@ -224,6 +243,7 @@ impl WebRtcEndpointImpl {
             (s.max_audio_recv_bandwidth, s.max_video_recv_bandwidth)
         };
         let text = sdp::finish_local(&offer.sdp().as_text().map_err(|e| fail(e.to_string()))?, max_a, max_v);
+        let text = super::loss::dedupe_ssrc_lines(&super::remb::advertise_remb(&text, None));
         let text = match &self.dtls_fingerprint {
             Some(fp) => sdp::set_fingerprint(&text, fp),
             None => text,
@@ -259,8 +279,9 @@ impl WebRtcEndpointImpl {
         neg.phase = Phase::AnswerProcessed;
         neg.remote = Some(answer);
         let local = neg.local.clone().unwrap_or_default();
+        let send_ssrcs = neg.send_ssrcs.clone();
         drop(neg);
-        self.wire_send_streams(&msg, false);
+        self.wire_send_streams(&msg, false, &send_ssrcs);
         let data = msg.medias().any(|m| m.media() == Some("application") && m.port() != 0);
         self.descriptions_ready(data && self.ctor.use_data_channels);
         self.base().raise(&MediaSessionStarted {});
@@ -271,7 +292,8 @@ impl WebRtcEndpointImpl {
     /// its `kmsrtpinput`, linked to webrtcbin and told the negotiated
     /// formats. `sdp_is_local_answer`: `msg` is our answer (directions are
     /// ours) rather than the remote answer (directions are the peer's).
-    fn wire_send_streams(&self, msg: &gst_sdp::SDPMessage, sdp_is_local_answer: bool) {
+    /// `send_ssrcs`: (m-line, SSRC) announced in our description.
+    fn wire_send_streams(&self, msg: &gst_sdp::SDPMessage, sdp_is_local_answer: bool, send_ssrcs: &[(u32, u32)]) {
         let mut done: Vec<MediaType> = vec![];
         for (idx, m) in msg.medias().enumerate() {
             if m.port() == 0 && m.attribute_val("bundle-only").is_none() {
@@ -321,7 +343,8 @@ impl WebRtcEndpointImpl {
                 tracing::warn!(id = %self.base().id(), media = %t, "cannot link send stream");
                 continue;
             }
-            input.set_formats(formats, random_ssrc());
+            let ssrc = send_ssrcs.iter().find(|(m, _)| *m == idx as u32).map_or_else(random_ssrc, |(_, s)| *s);
+            input.set_formats(formats, ssrc);
             done.push(t);
         }
         self.update_send_bitrate();
@@ -394,12 +417,9 @@ impl WebRtcEndpointImpl {
     /// What receivers of our video may be sent: REMB they reported, within
     /// `[minVideoSendBandwidth, maxVideoSendBandwidth]`.
     pub(super) fn update_send_bitrate(&self) {
-        let (min, max) = self.settings.lock().video_send_range();
+        let range = self.settings.lock().video_send_range();
         let reported = self.ice.lock().remote_remb;
-        let b = reported.unwrap_or(max).clamp(min, max);
-        if b == u32::MAX {
-            return; // no limit and no REMB yet: no wish
-        }
+        let Some(b) = super::remb::send_wish(reported, range) else { return };
         if let Some(input) = self.slots.existing_input(MediaType::Video) {
             input.push_bitrate(b);
         }

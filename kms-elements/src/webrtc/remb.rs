@@ -20,6 +20,9 @@ use kms_core::api::core::RembParams;
 
 use super::WebRtcEndpointImpl;
 
+/// How soon a changed REMB limit goes out (an early RTCP packet).
+const REMB_CHANGE_DEADLINE: gst::ClockTime = gst::ClockTime::from_mseconds(100);
+
 /// Received-packet accounting of the incoming video, updated lock-free on
 /// the streaming thread.
 #[derive(Default)]
@@ -135,7 +138,74 @@ pub fn parse_remb_fci(fci: &[u8]) -> Option<u32> {
     Some((mantissa << exp).min(u32::MAX as u64) as u32)
 }
 
+/// Our description with `a=rtcp-fb:<pt> goog-remb` on each video codec
+/// payload type: GStreamer 1.22 writes only nack, nack pli, ccm fir and
+/// transport-cc from caps, so webrtcbin's descriptions never announce the
+/// REMB we send and read. In an answer (`remote_offer` given) only where
+/// the offer has it for that payload type (or for `*`).
+pub fn advertise_remb(local: &str, remote_offer: Option<&str>) -> String {
+    let remote_sections: Option<Vec<&str>> = remote_offer.map(|o| o.split("\nm=").skip(1).collect());
+    let offered = |idx: usize, pt: &str| match &remote_sections {
+        None => true,
+        Some(sections) => sections.get(idx).is_some_and(|sec| {
+            sec.lines().any(|l| {
+                let l = l.trim_end();
+                l == format!("a=rtcp-fb:{pt} goog-remb") || l == "a=rtcp-fb:* goog-remb"
+            })
+        }),
+    };
+    let mut out = String::with_capacity(local.len() + 64);
+    let mut section: Option<(usize, bool)> = None; // (index, is video)
+    let mut next = 0usize;
+    let lines: Vec<&str> = local.lines().map(|l| l.trim_end_matches('\r')).filter(|l| !l.is_empty()).collect();
+    for line in &lines {
+        if let Some(rest) = line.strip_prefix("m=") {
+            section = Some((next, rest.starts_with("video ")));
+            next += 1;
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+        let Some((idx, true)) = section else { continue };
+        let Some(rest) = line.strip_prefix("a=rtpmap:") else { continue };
+        let mut parts = rest.split_whitespace();
+        let (Some(pt), Some(enc)) = (parts.next(), parts.next()) else { continue };
+        let enc = enc.split('/').next().unwrap_or_default().to_ascii_lowercase();
+        let remb_line = format!("a=rtcp-fb:{pt} goog-remb");
+        if ["rtx", "red", "ulpfec", "flexfec-03"].contains(&enc.as_str())
+            || lines.iter().any(|l| *l == remb_line)
+            || !offered(idx, pt)
+        {
+            continue;
+        }
+        out.push_str(&remb_line);
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// The bitrate (bps) a receiver of our video may be sent: its REMB within
+/// `[min, max]` (`video_send_range`), or `max` before any REMB; `None`
+/// when neither bounds it.
+pub fn send_wish(remote_remb: Option<u32>, (min, max): (u32, u32)) -> Option<u32> {
+    let b = remote_remb.unwrap_or(max).clamp(min, max.max(min));
+    (b != u32::MAX).then_some(b)
+}
+
 impl WebRtcEndpointImpl {
+    /// The REMB limits changed (`setMaxVideoRecvBandwidth`, ...): ask the
+    /// RTP sessions for an early RTCP packet, which carries the new value
+    /// (see `append_remb`), instead of waiting for the regular interval.
+    /// `send-rtcp-full` only schedules it (the session's own lock, briefly).
+    pub(super) fn remb_changed(&self) {
+        let Some(rtpbin) = self.rtpbin() else { return };
+        let hooked = self.remb.lock().hooked.clone();
+        for id in hooked {
+            if let Some(session) = rtpbin.emit_by_name::<Option<glib::Object>>("get-internal-session", &[&id]) {
+                let _ = session.emit_by_name::<bool>("send-rtcp-full", &[&(REMB_CHANGE_DEADLINE.nseconds())]);
+            }
+        }
+    }
+
     /// Connects REMB generation and parsing to webrtcbin's RTP sessions
     /// (they exist once a description is set).
     pub(super) fn hook_rtp_sessions(self: &Arc<Self>) {
@@ -231,6 +301,7 @@ pub struct RembState {
     pub estimator: Estimator,
     pub consumers: Option<u32>,
     pub last_sent: Option<u32>,
+    /// RTP sessions whose RTCP carries our REMB.
     hooked: Vec<u32>,
 }
 
@@ -264,6 +335,35 @@ mod tests {
         // Then linear growth above the threshold.
         let next = e.update(&p, (400, 400));
         assert!(next > dropped);
+    }
+
+    #[test]
+    fn goog_remb_is_announced_for_video_codecs_the_offer_has_it_for() {
+        let offer = "v=0\r\nm=audio 9 X 111\r\na=rtcp-fb:111 transport-cc\r\n\
+                     m=video 9 X 96 97 102\r\na=rtcp-fb:96 goog-remb\r\na=rtcp-fb:102 nack\r\n";
+        let answer = "v=0\r\nm=audio 9 X 111\r\na=rtpmap:111 opus/48000/2\r\n\
+                      m=video 9 X 96 97 102\r\na=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 nack\r\n\
+                      a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\na=rtpmap:102 H264/90000\r\n";
+        let out = advertise_remb(answer, Some(offer));
+        assert!(out.contains("a=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 goog-remb\r\na=rtcp-fb:96 nack\r\n"), "{out}");
+        assert!(!out.contains("a=rtcp-fb:97 goog-remb"), "not for rtx");
+        assert!(!out.contains("a=rtcp-fb:102 goog-remb"), "not where the offer lacks it");
+        assert!(!out.contains("a=rtcp-fb:111 goog-remb"), "not for audio");
+        // Our own offers: every video codec; never twice.
+        let ours = advertise_remb(answer, None);
+        assert!(ours.contains("a=rtcp-fb:102 goog-remb\r\n"));
+        assert_eq!(advertise_remb(&ours, None), ours);
+    }
+
+    #[test]
+    fn the_send_wish_is_the_remb_within_the_send_range() {
+        let range = (100_000, 500_000);
+        assert_eq!(send_wish(None, range), Some(500_000), "the cap before any REMB");
+        assert_eq!(send_wish(Some(250_000), range), Some(250_000));
+        assert_eq!(send_wish(Some(50_000), range), Some(100_000));
+        assert_eq!(send_wish(Some(9_000_000), range), Some(500_000));
+        assert_eq!(send_wish(None, (0, u32::MAX)), None, "unbounded and no REMB: no wish");
+        assert_eq!(send_wish(Some(300_000), (0, u32::MAX)), Some(300_000));
     }
 
     #[test]

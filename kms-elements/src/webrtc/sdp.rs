@@ -115,6 +115,10 @@ pub struct Section {
     pub kind: SectionKind,
     /// Accepted payload types with their codec, in offer order.
     pub payloads: Vec<(u8, Codec)>,
+    /// Retransmission (`rtx`) payload types of accepted payloads: kept in
+    /// the offer webrtcbin sees, which answers them when the transceiver
+    /// does NACK (see `negotiation`).
+    pub rtx: Vec<u8>,
     pub accepted: bool,
 }
 
@@ -170,6 +174,19 @@ pub fn attr_for_pt(m: &gst_sdp::SDPMediaRef, key: &str, pt: u8) -> Option<String
         .map(|v| v[prefix.len()..].trim().to_string())
 }
 
+/// The `rtx` payload types of `m` whose `apt` is one of `payloads`.
+pub fn rtx_payloads(m: &gst_sdp::SDPMediaRef, payloads: &[(u8, Codec)]) -> Vec<u8> {
+    m.formats()
+        .filter_map(|f| f.parse::<u8>().ok())
+        .filter(|pt| {
+            attr_for_pt(m, "rtpmap", *pt).is_some_and(|r| r.to_ascii_lowercase().starts_with("rtx/"))
+                && attr_for_pt(m, "fmtp", *pt)
+                    .and_then(|f| f.split(';').find_map(|p| p.trim().strip_prefix("apt=")?.parse::<u8>().ok()))
+                    .is_some_and(|apt| payloads.iter().any(|(p, _)| *p == apt))
+        })
+        .collect()
+}
+
 /// Decides how each section of an offer is answered.
 pub fn plan_offer(offer: &gst_sdp::SDPMessage, codecs: &CodecSet, data_channels: bool) -> Vec<Section> {
     offer
@@ -195,7 +212,8 @@ pub fn plan_offer(offer: &gst_sdp::SDPMessage, codecs: &CodecSet, data_channels:
                 SectionKind::Data => (vec![], data_channels && !rejected),
                 SectionKind::Other => (vec![], false),
             };
-            Section { index, mid, kind, payloads, accepted }
+            let rtx = rtx_payloads(m, &payloads);
+            Section { index, mid, kind, payloads, rtx, accepted }
         })
         .collect()
 }
@@ -240,7 +258,13 @@ pub fn filter_offer(text: &str, sections: &[Section]) -> String {
                 Some(s) if s.accepted => {
                     let port = if port.split('/').next() == Some("0") { "9" } else { port };
                     let fmts: Vec<String> = match s.kind {
-                        SectionKind::Media(_) => s.payloads.iter().map(|(pt, _)| pt.to_string()).collect(),
+                        SectionKind::Media(_) => s
+                            .payloads
+                            .iter()
+                            .map(|(pt, _)| *pt)
+                            .chain(s.rtx.iter().copied())
+                            .map(|pt| pt.to_string())
+                            .collect(),
                         _ => fmts.iter().map(|s| s.to_string()).collect(),
                     };
                     push_line(&mut out, &format!("m={media} {port} {proto} {}", fmts.join(" ")));
@@ -282,6 +306,7 @@ pub fn filter_offer(text: &str, sections: &[Section]) -> String {
         if let SectionKind::Media(_) = s.kind
             && let Some(pt) = pt_of_attribute(line)
             && !s.payloads.iter().any(|(p, _)| *p == pt)
+            && !s.rtx.contains(&pt)
         {
             continue;
         }
@@ -612,11 +637,13 @@ mod tests {
         assert!(plan[0].accepted && plan[1].accepted && !plan[2].accepted);
         let filtered = filter_offer(CHROME_OFFER, &plan);
         assert!(filtered.contains("m=audio 9 UDP/TLS/RTP/SAVPF 111 0 8\r\n"));
-        assert!(filtered.contains("m=video 9 UDP/TLS/RTP/SAVPF 96 102\r\n"));
+        // VP8's retransmission payload (97, apt=96) stays.
+        assert_eq!(plan[1].rtx, vec![97]);
+        assert!(filtered.contains("m=video 9 UDP/TLS/RTP/SAVPF 96 102 97\r\n"));
+        assert!(filtered.contains("a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n"));
         assert!(filtered.contains("a=group:BUNDLE 0 1\r\n"));
         assert!(filtered.contains("m=application 0 UDP/DTLS/SCTP webrtc-datachannel"));
         assert!(!filtered.contains("a=extmap:"));
-        assert!(!filtered.contains("rtx/90000"));
         assert!(!filtered.contains("ssrc-group"));
         assert!(!filtered.contains("a=rtcp-fb:111 transport-cc") || filtered.contains("a=rtpmap:111"));
         assert!(parse(&filtered, "offer").is_ok());
@@ -633,7 +660,7 @@ mod tests {
         let plan = plan_offer(&msg, &codecs(), false);
         assert!(plan[1].accepted);
         let filtered = filter_offer(&offer, &plan);
-        assert!(filtered.contains("m=video 9 UDP/TLS/RTP/SAVPF 96 102\r\n"));
+        assert!(filtered.contains("m=video 9 UDP/TLS/RTP/SAVPF 96 102 97\r\n"));
         assert!(!filtered.contains("bundle-only"));
     }
 

@@ -40,8 +40,9 @@ function startServer(opts = {}) {
   });
 }
 
-/** Serves the test page and the kurento-utils bundle on 127.0.0.1. */
-async function startPageServer() {
+/** Serves the test page and the kurento-utils bundle on 127.0.0.1 (or
+ * `host`, e.g. an address a browser in a network namespace reaches). */
+async function startPageServer(host = '127.0.0.1') {
   const srv = http.createServer((req, res) => {
     const name = req.url.split('?')[0].replace(/^\/+/, '') || 'index.html';
     const file = name === 'bundle.js' ? BUNDLE : path.join(PAGE_DIR, path.basename(name));
@@ -51,22 +52,24 @@ async function startPageServer() {
       res.end(data);
     });
   });
-  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${srv.address().port}/index.html`, close: () => new Promise((r) => srv.close(r)) };
+  await new Promise((r) => srv.listen(0, host, r));
+  return { url: `http://${host}:${srv.address().port}/index.html`, close: () => new Promise((r) => srv.close(r)) };
 }
 
-/** Headless Debian Chromium with a fake camera and microphone. */
-async function launchBrowser() {
+/** Headless Debian Chromium with a fake camera and microphone;
+ * `opts.executablePath` replaces the binary (e.g. a wrapper that starts it
+ * in a network namespace), `opts.args` adds command line switches. */
+async function launchBrowser(opts = {}) {
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kms-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
+    executablePath: opts.executablePath || CHROMIUM,
     headless: true,
     args: [
       '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
       '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
       '--disable-features=WebRtcHideLocalIpsWithMdns',
-    ],
+    ].concat(opts.args || []),
   });
   return {
     context,
@@ -143,4 +146,6 @@ function pageStats(page) {
   return page.evaluate(() => window.kms.stats());
 }
 
-module.exports = { startServer, startPageServer, launchBrowser, connect, call, waitFor, negotiate, pageStats, kurentoClient, BIN };
+module.exports = {
+  startServer, startPageServer, launchBrowser, connect, call, waitFor, negotiate, pageStats, kurentoClient, BIN, CHROMIUM,
+};

@@ -28,6 +28,14 @@ window.kms = (function () {
           }
           return true;
         });
+        // Retransmission (rtx) payload types of the codecs kept stay.
+        const rtx = pts.filter((pt) => {
+          const map = lines.find((x) => x.startsWith('a=rtpmap:' + pt + ' '));
+          const fmtp = lines.find((x) => x.startsWith('a=fmtp:' + pt + ' ')) || '';
+          const apt = /apt=(\d+)/.exec(fmtp);
+          return map && / rtx\//i.test(map) && apt && allowed.includes(apt[1]);
+        });
+        allowed = allowed.concat(rtx);
         out.push(parts.slice(0, 3).concat(allowed).join(' '));
         continue;
       }
@@ -41,7 +49,8 @@ window.kms = (function () {
 
   return {
     // mode: 'sendrecv' | 'sendonly' | 'recvonly'; opts.videoCodec keeps only
-    // that codec in the offer; opts.dataChannels adds kurento-utils' channel.
+    // that codec in the offer; opts.dataChannels adds kurento-utils' channel;
+    // opts.video replaces the camera constraints (320x240, 15 fps).
     start(mode, opts) {
       opts = opts || {};
       return new Promise((resolve, reject) => {
@@ -50,7 +59,7 @@ window.kms = (function () {
           remoteVideo: mode === 'sendonly' ? undefined : document.getElementById('remote'),
           onicecandidate: (c) => window.onLocalCandidate(JSON.parse(JSON.stringify(c))),
           configuration: { iceServers: [] },
-          mediaConstraints: { audio: true, video: { width: 320, height: 240, frameRate: 15 } },
+          mediaConstraints: { audio: true, video: opts.video || { width: 320, height: 240, frameRate: 15 } },
         };
         if (opts.dataChannels) {
           options.dataChannels = true;
@@ -84,9 +93,18 @@ window.kms = (function () {
           out.framesDecoded += s.framesDecoded || 0;
           out.videoPacketsReceived += s.packetsReceived || 0;
           out.videoCodec = codecs[s.codecId] || out.videoCodec;
+          // Loss recovery seen by the receiver: NACKs it sent, packets lost.
+          out.videoNacksSent = (out.videoNacksSent || 0) + (s.nackCount || 0);
+          out.videoPacketsLost = (out.videoPacketsLost || 0) + (s.packetsLost || 0);
+          out.retransmittedPacketsReceived = (out.retransmittedPacketsReceived || 0) + (s.retransmittedPacketsReceived || 0);
         }
         if (s.type === 'inbound-rtp' && s.kind === 'audio') out.audioPacketsReceived += s.packetsReceived || 0;
-        if (s.type === 'outbound-rtp' && s.kind === 'video') out.framesSent += s.framesEncoded || 0;
+        if (s.type === 'outbound-rtp' && s.kind === 'video') {
+          out.framesSent += s.framesEncoded || 0;
+          // NACKs the sender got and the packets it sent again.
+          out.videoNacksReceived = (out.videoNacksReceived || 0) + (s.nackCount || 0);
+          out.retransmittedPacketsSent = (out.retransmittedPacketsSent || 0) + (s.retransmittedPacketsSent || 0);
+        }
       });
       // The certificate the server presented in the DTLS handshake.
       const certs = {};

@@ -34,6 +34,9 @@ pub struct RtpInput {
     ssrc: AtomicU32,
     /// Bitrate the receiver can take (bps, 0 = not known).
     bitrate: AtomicU32,
+    /// Largest RTP packet this stream may send (the endpoint's MTU, 0 =
+    /// not set): the `kms-mtu` answer to whoever payloads for us.
+    mtu: AtomicU32,
     packets: AtomicU64,
     bytes: AtomicU64,
     /// Whether the transport is up (DTLS connected). webrtcbin blocks its
@@ -89,6 +92,7 @@ impl ObjectSubclass for RtpInput {
             state: Mutex::new(State::default()),
             ssrc: AtomicU32::new(0),
             bitrate: AtomicU32::new(0),
+            mtu: AtomicU32::new(0),
             packets: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             open: AtomicBool::new(false),
@@ -156,6 +160,11 @@ impl RtpInput {
     }
 
     /// Returns whether it changed.
+    pub(super) fn set_mtu(&self, mtu: u32) -> bool {
+        self.mtu.swap(mtu, Ordering::AcqRel) != mtu
+    }
+
+    /// Returns whether it changed.
     pub(super) fn set_bitrate(&self, bps: u32) -> bool {
         self.bitrate.swap(bps, Ordering::AcqRel) != bps
     }
@@ -204,6 +213,16 @@ impl RtpInput {
             gst::QueryViewMut::AcceptCaps(q) => {
                 let ok = self.accepted().can_intersect(q.caps());
                 q.set_result(ok);
+                true
+            }
+            gst::QueryViewMut::Custom(q)
+                if q.structure().is_some_and(|s| s.name() == kms_core::agnosticbin::MTU_QUERY) =>
+            {
+                let mtu = self.mtu.load(Ordering::Acquire);
+                if mtu == 0 {
+                    return false;
+                }
+                q.structure_mut().set("mtu", mtu);
                 true
             }
             gst::QueryViewMut::Custom(q)
@@ -280,6 +299,11 @@ impl RtpInput {
     }
 
     fn src_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
+        // A NACK webrtcbin's `rtprtxsend` did not answer: its sequence
+        // number is ours, meaningless to whoever feeds us.
+        if crate::webrtc::loss::is_retransmission_request(&event) {
+            return true;
+        }
         gst::Pad::event_default(pad, Some(&*self.obj()), event)
     }
 

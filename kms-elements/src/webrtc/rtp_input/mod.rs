@@ -44,6 +44,16 @@ impl RtpInput {
         self.imp().ssrc()
     }
 
+    /// Sets the largest RTP packet (header included) this stream sends;
+    /// upstream agnosticbins learn it with the `kms-mtu` query, asked again
+    /// after the `RECONFIGURE` a change sends: their payloaders use it, and
+    /// RTP bigger than it is re-payloaded instead of forwarded.
+    pub fn set_mtu(&self, mtu: u32) {
+        if self.imp().set_mtu(mtu) {
+            self.push_upstream(gst::event::Reconfigure::new());
+        }
+    }
+
     /// Tells upstream which bitrate the remote receiver can take (REMB);
     /// also what upstream learns when it links later (a bitrate query).
     pub fn push_bitrate(&self, bps: u32) {

@@ -8,6 +8,7 @@
 extern crate self as kms_elements;
 
 pub mod api;
+pub mod uri;
 pub mod webrtc;
 
 /// Descriptor of the `elements` module with its implemented classes.

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kms_core::CoreConfig;
+use kms_core::config::MediaAccess;
 use kms_jsonrpc::TenantId;
 use kms_jsonrpc::config::{AccessConfig, Limits, ServerConfig, TlsConfig};
 use serde_json::{Map, Value};
@@ -274,6 +275,7 @@ impl Settings {
             max_cpu_sample_ms: as_u64(lim.get("maxCpuSampleMs")).unwrap_or(10_000),
             config_dirs: vec![config_dir.to_path_buf()],
             limits: object_limits(&lim),
+            media_access: media_access(&res),
         };
         Ok(Settings { server, core, config_dir: config_dir.to_path_buf() })
     }
@@ -300,6 +302,24 @@ impl Settings {
 
 /// `maxBlockingThreads` and `maxConcurrentSlowCalls`: slow calls must leave
 /// threads for quick ones, so their budget stays below the pool's.
+/// `mediaServer.resources.mediaRoots` (a list, or one string) and
+/// `allowedHosts`; absent keys keep the defaults of [`MediaAccess`].
+fn media_access(res: &Value) -> MediaAccess {
+    fn list(v: Option<&Value>) -> Option<Vec<String>> {
+        match v? {
+            Value::String(s) => Some(s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect()),
+            Value::Array(a) => Some(a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()),
+            _ => None,
+        }
+    }
+    let mut m = MediaAccess::default();
+    if let Some(roots) = list(res.get("mediaRoots")) {
+        m.media_roots = roots.into_iter().map(PathBuf::from).collect();
+    }
+    m.allowed_hosts = list(res.get("allowedHosts"));
+    m
+}
+
 fn thread_limits(mut limits: Limits, lim: &Value) -> Limits {
     let threads = as_u64(lim.get("maxBlockingThreads")).map(|v| (v as usize).max(1));
     let slow = as_u64(lim.get("maxConcurrentSlowCalls")).map(|v| (v as usize).max(1));

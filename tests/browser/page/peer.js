@@ -86,7 +86,12 @@ window.kms = (function () {
           out.videoCodec = codecs[s.codecId] || out.videoCodec;
         }
         if (s.type === 'inbound-rtp' && s.kind === 'audio') out.audioPacketsReceived += s.packetsReceived || 0;
-        if (s.type === 'outbound-rtp' && s.kind === 'video') out.framesSent += s.framesEncoded || 0;
+        if (s.type === 'outbound-rtp' && s.kind === 'video') {
+          out.framesSent += s.framesEncoded || 0;
+          out.sentWidth = s.frameWidth;
+          out.sentHeight = s.frameHeight;
+          out.sentFps = s.framesPerSecond;
+        }
       });
       // The certificate the server presented in the DTLS handshake.
       const certs = {};

@@ -25,8 +25,8 @@ let pages;
 let browser;
 
 /** A server whose media root is `dir` (and a short GC period). */
-function startServer() {
-  return kms.startServer({
+async function startServer() {
+  const s = await kms.startServer({
     bin: h.BIN,
     prefix: 'kms-rec-srv-',
     env: { KMS_LOG: 'info' },
@@ -37,6 +37,14 @@ function startServer() {
       },
     }),
   });
+  // KMS_REC_LOG=<file>: the servers' logs, for debugging.
+  const stop = s.stop.bind(s);
+  s.stop = async () => {
+    const r = await stop();
+    if (process.env.KMS_REC_LOG) fs.appendFileSync(process.env.KMS_REC_LOG, s.log());
+    return r;
+  };
+  return s;
 }
 
 test.before(async () => {
@@ -187,6 +195,9 @@ async function recorder(pipeline, source, uri, mediaProfile, extra = {}) {
     r.on(ev, (e) => events.push(ev === 'UriEndpointStateChanged' ? `${ev}:${e.state}` : ev));
   }
   await call(source, 'connect', r);
+  // KMS's advice: record once every recorded media type flows in.
+  const kinds = (EXPECT[mediaProfile] || []).map((c) => (['vp8', 'h264', 'mjpeg'].includes(c) ? 'VIDEO' : 'AUDIO'));
+  for (const k of kinds) await waitFor(`${mediaProfile} ${k} flowing in`, 20000, () => call(r, 'isMediaFlowingIn', k));
   return { r, events, uri };
 }
 

@@ -261,7 +261,7 @@ impl Shared {
         let e = Arc::downgrade(entry);
         src.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |pad, info| {
             let (Some(shared), Some(entry)) = (weak.upgrade(), e.upgrade()) else {
-                return gst::PadProbeReturn::Drop;
+                return consume(info);
             };
             let buffers: Vec<gst::Buffer> = match info.data.take() {
                 Some(gst::PadProbeData::Buffer(b)) => vec![b],
@@ -311,9 +311,9 @@ impl Shared {
                     }
                     // The source ending does not end the file: only stop()
                     // (or stopOnEndOfStream) does.
-                    gst::PadProbeReturn::Drop
+                    consume(info)
                 }
-                gst::EventView::FlushStart(_) | gst::EventView::FlushStop(_) => gst::PadProbeReturn::Drop,
+                gst::EventView::FlushStart(_) | gst::EventView::FlushStop(_) => consume(info),
                 gst::EventView::Caps(_) => {
                     // Muxers fix a track's format at its first caps; streams
                     // stored as they come (VP8, Opus) describe size changes
@@ -321,7 +321,7 @@ impl Shared {
                     if entry.fresh.swap(false, Ordering::AcqRel) || !entry.track.chain.is_empty() {
                         gst::PadProbeReturn::Ok
                     } else {
-                        gst::PadProbeReturn::Drop
+                        consume(info)
                     }
                 }
                 _ => gst::PadProbeReturn::Ok,
@@ -491,6 +491,15 @@ impl Shared {
         }
         Some(finish)
     }
+}
+
+/// Drops the probed item by consuming it. Not `PadProbeReturn::Drop`:
+/// gstreamer-rs takes the item out of the probe info, so GStreamer would
+/// then unref a NULL pointer (a CRITICAL per dropped event).
+fn consume(info: &mut gst::PadProbeInfo) -> gst::PadProbeReturn {
+    drop(info.data.take());
+    info.flow_res = Ok(gst::FlowSuccess::Ok);
+    gst::PadProbeReturn::Handled
 }
 
 /// The recorder's pads: the profile's tracks, and a sink that discards

@@ -107,6 +107,7 @@ impl Feeds {
                 b.set_flags(gst::BufferFlags::DISCONT);
             }
         }
+        tracing::trace!(media = %t, pts = ?pts, "player push");
         match feed.pad.push(out) {
             // The media pipeline side is being torn down or nobody is
             // linked: the playback goes on regardless.

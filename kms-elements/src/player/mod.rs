@@ -82,9 +82,12 @@ impl PlayerEndpointImpl {
             self.feeds.reset();
             ctl.playback = Some(pb);
         }
-        if let Some(pb) = &ctl.playback
-            && let Err(e) = pb.set_state(target)
-        {
+        let r = match (&ctl.playback, target) {
+            (Some(pb), gst::State::Playing) => pb.play(),
+            (Some(pb), _) => pb.pause(),
+            (None, _) => Ok(()),
+        };
+        if let Err(e) = r {
             // The bus has the reason; it arrives as an `Error` event and
             // ends this playback (`on_happening`).
             tracing::debug!(id = %self.base().id(), error = %e, "player: state change failed");

@@ -43,9 +43,19 @@ pub enum Happening {
 type Notify = Arc<dyn Fn(u64, Happening) + Send + Sync>;
 
 /// The playback pipeline. Dropping it stops it.
+///
+/// It enters PLAYING only from a completed preroll (PAUSED, then PLAYING
+/// on ASYNC_DONE), never in one step: GStreamer 1.22's basesink, when it
+/// commits a preroll straight to PLAYING, keeps believing it holds a
+/// preroll buffer, so the next PLAYING→PAUSED neither blocks the sinks nor
+/// stops the clock waits — the pause does not pause, and the seeks after
+/// it never resume (the upstream KMS player's symptoms on 1.22).
 pub struct Playback {
     pipeline: gst::Pipeline,
     pub generation: u64,
+    /// Whether the pipeline should be PLAYING once prerolled. Held while
+    /// changing state (RPC threads and the async-call pool only).
+    want_playing: Arc<Mutex<bool>>,
 }
 
 impl Playback {
@@ -89,8 +99,20 @@ impl Playback {
         // The first EOS or error, in bus order, is the one reported (a
         // source's error is followed by its bins' "state change failed").
         let first: Arc<Mutex<Option<Happening>>> = Arc::default();
+        let want_playing: Arc<Mutex<bool>> = Arc::default();
+        let want = want_playing.clone();
         bus.set_sync_handler(move |_, msg| {
-            if let Some(h) = happening(msg) {
+            if let gst::MessageView::AsyncDone(_) = msg.view()
+                && let Some(p) = msg.src().and_then(|s| s.clone().downcast::<gst::Pipeline>().ok())
+            {
+                let want = want.clone();
+                p.call_async(move |p| {
+                    let w = want.lock();
+                    if *w {
+                        let _ = p.set_state(gst::State::Playing);
+                    }
+                });
+            } else if let Some(h) = happening(msg) {
                 let mut f = first.lock();
                 if f.is_none()
                     && let Some(src) = msg.src().and_then(|s| s.clone().downcast::<gst::Element>().ok())
@@ -107,11 +129,25 @@ impl Playback {
             }
             gst::BusSyncReply::Drop
         });
-        Ok(Playback { pipeline, generation })
+        Ok(Playback { pipeline, generation, want_playing })
     }
 
-    pub fn set_state(&self, s: gst::State) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
-        self.pipeline.set_state(s)
+    /// Toward PLAYING: prerolls first (see the type's docs); live sources
+    /// (RTSP) do not preroll and go on at once.
+    pub fn play(&self) -> Result<(), gst::StateChangeError> {
+        let mut w = self.want_playing.lock();
+        *w = true;
+        match self.pipeline.set_state(gst::State::Paused)? {
+            gst::StateChangeSuccess::Async => Ok(()),
+            _ => self.pipeline.set_state(gst::State::Playing).map(|_| ()),
+        }
+    }
+
+    /// To PAUSED: the sinks block on their next buffer and position holds.
+    pub fn pause(&self) -> Result<(), gst::StateChangeError> {
+        let mut w = self.want_playing.lock();
+        *w = false;
+        self.pipeline.set_state(gst::State::Paused).map(|_| ())
     }
 
     /// Playback position, ms.
@@ -146,6 +182,15 @@ impl Playback {
     /// Flushing seek to `ms`. Decoded media seeks accurately; encoded media
     /// to the keyframe before, so consumers never start on a delta frame.
     pub fn seek(&self, ms: i64, accurate: bool) -> bool {
+        // Seek in PAUSED; a PLAYING playback returns to PLAYING from the
+        // new preroll (ASYNC_DONE), never by the seek's own lost-state
+        // commit (see the type's docs).
+        {
+            let _w = self.want_playing.lock();
+            if self.pipeline.set_state(gst::State::Paused).is_err() {
+                return false;
+            }
+        }
         let flags = if accurate {
             gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE
         } else {

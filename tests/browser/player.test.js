@@ -60,7 +60,10 @@ test.before(async () => {
     bin: h.BIN,
     prefix: 'kms-player-',
     env: { KMS_LOG: 'info' },
-    files: { 'modules/kurento/UriEndpoint.conf.ini': `defaultPath=file://${root}/sub/\n` },
+    files: {
+      'modules/kurento/UriEndpoint.conf.ini': `defaultPath=file://${root}/sub/\n`,
+      'modules/kurento/PlayerEndpoint.conf.ini': 'rtspClientPortRange=47000-47999\n',
+    },
     config: (port) => ({
       mediaServer: {
         resources: { garbageCollectorPeriod: 240, mediaRoots: [root] },
@@ -237,6 +240,12 @@ test('an RTSP source plays; a dropped stream is an Error and the player can play
     await call(p.player, 'play');
     const s = await decodedAtLeast(p.page, 60, 30000);
     assert.equal(s.videoCodec, 'video/VP8');
+    // networkCache is rtspsrc's latency; the client ports come from the
+    // configured range.
+    const dot = await call(p.player, 'getElementGstreamerDot');
+    assert.match(dot, /GstRTSPSrc/);
+    assert.match(dot, /latency=200/);
+    assert.match(dot, /port-range=\\?"47000-47999/);
     rtsp.child.kill('SIGKILL');
     await waitFor('an Error for the dropped stream', 20000, () => p.events.errors.length > 0);
     assert.equal(p.events.errors[0].type, 'INVALID_URI');

@@ -76,11 +76,14 @@ function decode(file, kind) {
   return { frames: Number(last('frame') || 0), seconds: Number(last('out_time_us') || 0) / 1e6 };
 }
 
-/** Top-level MP4 boxes and the mvhd duration (s). */
+/** Top-level MP4 boxes and the movie duration (s) in the moov: mvhd's,
+ * or for a fragmented file mvex/mehd's (in mvhd's timescale). */
 function mp4Boxes(file) {
   const b = fs.readFileSync(file);
   const top = [];
   let mvhd = null;
+  let timescale = null;
+  let mehd = null;
   const walk = (start, end, depth) => {
     let pos = start;
     while (pos + 8 <= end) {
@@ -90,18 +93,22 @@ function mp4Boxes(file) {
       if (size === 1) { size = Number(b.readBigUInt64BE(pos + 8)); hdr = 16; }
       if (size === 0) size = end - pos;
       if (depth === 0) top.push(type);
-      if (type === 'moov') walk(pos + hdr, pos + size, depth + 1);
+      if (type === 'moov' || type === 'mvex') walk(pos + hdr, pos + size, depth + 1);
       if (type === 'mvhd') {
         const v = b[pos + hdr];
-        const ts = v === 0 ? b.readUInt32BE(pos + hdr + 12) : b.readUInt32BE(pos + hdr + 20);
+        timescale = v === 0 ? b.readUInt32BE(pos + hdr + 12) : b.readUInt32BE(pos + hdr + 20);
         const d = v === 0 ? b.readUInt32BE(pos + hdr + 16) : Number(b.readBigUInt64BE(pos + hdr + 24));
-        mvhd = d / ts;
+        mvhd = d / timescale;
+      }
+      if (type === 'mehd') {
+        const v = b[pos + hdr];
+        mehd = v === 0 ? b.readUInt32BE(pos + hdr + 4) : Number(b.readBigUInt64BE(pos + hdr + 4));
       }
       pos += size;
     }
   };
   walk(0, b.length, 0);
-  return { top, mvhd };
+  return { top, duration: mehd !== null && timescale ? mehd / timescale : mvhd };
 }
 
 const EBML_CUES = Buffer.from([0x1c, 0x53, 0xbb, 0x6b]);
@@ -113,9 +120,11 @@ function assertFinalized(file, what) {
     assert.ok(Number(p.format.duration) >= 4, `${what}: Matroska duration in the header (${p.format.duration})`);
     assert.ok(fs.readFileSync(file).includes(EBML_CUES), `${what}: Matroska cues written`);
   } else if (file.endsWith('.mp4')) {
-    const { top, mvhd } = mp4Boxes(file);
-    assert.ok(!top.includes('moof'), `${what}: rewritten into a plain MP4 (boxes ${top})`);
-    assert.ok(mvhd >= 4, `${what}: mvhd duration ${mvhd}`);
+    // Fragmented (crash-safe): finalized = the duration in the moov
+    // (mehd) and the random-access index (mfra) at the end.
+    const { top, duration } = mp4Boxes(file);
+    assert.ok(duration >= 4, `${what}: duration in the moov ${duration}`);
+    assert.equal(top[top.length - 1], 'mfra', `${what}: random-access index written (boxes ${top.slice(-3)})`);
   } else {
     assert.ok(Number(p.format.duration) >= 4, `${what}: duration ${p.format.duration}`);
   }
@@ -188,7 +197,7 @@ async function loopback(client) {
   return { pipeline, webrtc, page, stats };
 }
 
-async function recorder(pipeline, source, uri, mediaProfile, extra = {}) {
+async function recorder(pipeline, source, uri, mediaProfile, extra = {}, waitFlow = true) {
   const r = await call(pipeline, 'create', 'RecorderEndpoint', Object.assign({ uri, mediaProfile }, extra));
   const events = [];
   for (const ev of ['Recording', 'Paused', 'Stopped', 'UriEndpointStateChanged']) {
@@ -197,7 +206,7 @@ async function recorder(pipeline, source, uri, mediaProfile, extra = {}) {
   await call(source, 'connect', r);
   // KMS's advice: record once every recorded media type flows in.
   const kinds = (EXPECT[mediaProfile] || []).map((c) => (['vp8', 'h264', 'mjpeg'].includes(c) ? 'VIDEO' : 'AUDIO'));
-  for (const k of kinds) await waitFor(`${mediaProfile} ${k} flowing in`, 20000, () => call(r, 'isMediaFlowingIn', k));
+  for (const k of waitFlow ? kinds : []) await waitFor(`${mediaProfile} ${k} flowing in`, 20000, () => call(r, 'isMediaFlowingIn', k));
   return { r, events, uri };
 }
 
@@ -343,5 +352,68 @@ test('SIGTERM finalizes recordings; after SIGKILL a 5 s recording still decodes 
     }
     client.close();
     await s.page.close();
+  }
+});
+
+test('stopOnEndOfStream stops and finalizes at the source\'s end; record after stop starts a new file; gapsFix', async () => {
+  // A 3 s VP8/Opus clip played without decoding (useEncodedMedia).
+  execFileSync('gst-launch-1.0', ['-q', '-e', ...(`videotestsrc num-buffers=90 pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 `
+    + `! vp8enc deadline=1 keyframe-max-dist=15 ! queue ! webmmux name=m ! filesink location=${dir}/clip.webm `
+    + 'audiotestsrc num-buffers=141 ! audio/x-raw,rate=48000,channels=2 ! opusenc ! queue ! m.').split(/\s+/)],
+  { stdio: 'ignore', timeout: 60000 });
+  const server = await startServer();
+  const client = await h.connect(server.url);
+  try {
+    const pipeline = await call(client, 'create', 'MediaPipeline');
+    const player = await call(pipeline, 'create', 'PlayerEndpoint',
+      { uri: `file://${dir}/clip.webm`, useEncodedMedia: true });
+    const stops = await recorder(pipeline, player, `file://${dir}/eos/stops.webm`, 'WEBM', { stopOnEndOfStream: true }, false);
+    const keeps = await recorder(pipeline, player, `file://${dir}/eos/keeps.webm`, 'WEBM', {}, false);
+    await call(stops.r, 'record');
+    await call(keeps.r, 'record');
+    await call(player, 'play');
+    await waitFor('Stopped at the end of the stream', 15000, () => stops.events.includes('Stopped'));
+    assert.equal(await call(stops.r, 'getState'), 'STOP');
+    assert.equal(await call(keeps.r, 'getState'), 'START', 'without stopOnEndOfStream the recorder waits for more');
+    const d = Number(probe(`${dir}/eos/stops.webm`).format.duration);
+    assert.ok(d >= 2.5 && d < 4, `the clip's length (${d} s)`);
+    assert.ok(fs.readFileSync(`${dir}/eos/stops.webm`).includes(EBML_CUES), 'cues written');
+    const frames = decode(`${dir}/eos/stops.webm`, 'v').frames;
+    assert.ok(frames >= 60, `the clip's frames recorded (${frames})`);
+
+    // record() after a stop: a new recording replaces the file.
+    await call(keeps.r, 'stopAndWait');
+    const first = fs.statSync(`${dir}/eos/keeps.webm`).size;
+    assert.ok(first > 10000);
+    await call(player, 'play');
+    await call(keeps.r, 'record');
+    await sleep(1500);
+    await call(keeps.r, 'stopAndWait');
+    assert.deepEqual(keeps.events, ['UriEndpointStateChanged:START', 'Recording', 'UriEndpointStateChanged:STOP', 'Stopped',
+      'UriEndpointStateChanged:START', 'Recording', 'UriEndpointStateChanged:STOP', 'Stopped']);
+    const d2 = Number(probe(`${dir}/eos/keeps.webm`).format.duration);
+    assert.ok(d2 > 0.5 && d2 < 2.5, `the second recording only (${d2} s)`);
+    await call(pipeline, 'release');
+  } finally {
+    client.close();
+    await server.stop();
+  }
+  // gapsFix from RecorderEndpoint.conf.ini: FILL_IF_TRANSCODING is not
+  // implemented (the kmd says so): create answers 40006.
+  const bad = await kms.startServer({
+    bin: h.BIN,
+    prefix: 'kms-rec-srv-',
+    files: { 'modules/kurento/RecorderEndpoint.conf.ini': 'gapsFix=FILL_IF_TRANSCODING\n' },
+    config: (port) => ({ mediaServer: { resources: { mediaRoots: [dir] },
+      net: { websocket: { port, path: 'kurento', address: '127.0.0.1' } } } }),
+  });
+  const c2 = await h.connect(bad.url);
+  try {
+    const p = await call(c2, 'create', 'MediaPipeline');
+    const e = await call(p, 'create', 'RecorderEndpoint', { uri: `file://${dir}/x.webm` }).catch((x) => x);
+    assert.equal(e.code, 40006, `FILL_IF_TRANSCODING: ${e.message}`);
+  } finally {
+    c2.close();
+    await bad.stop();
   }
 });

@@ -117,6 +117,17 @@ impl Feeds {
     }
 }
 
+impl Feeds {
+    /// The end of the media, told to every consumer without ending them
+    /// (recorders with `stopOnEndOfStream` stop on it).
+    pub fn end_of_stream(&self) {
+        let feeds: Vec<Arc<Feed>> = self.feeds.lock().values().cloned().collect();
+        for f in feeds {
+            let _ = f.pad.push_event(crate::recorder::end_of_stream_event());
+        }
+    }
+}
+
 /// `rt + offset`, clamped to the clock's range.
 pub fn shift(rt: u64, offset: i128) -> u64 {
     (rt as i128 + offset).clamp(0, u64::MAX as i128 - 1) as u64

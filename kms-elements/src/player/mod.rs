@@ -103,7 +103,10 @@ impl PlayerEndpointImpl {
             return;
         }
         match h {
-            Happening::EndOfStream => self.base().raise(&EndOfStream {}),
+            Happening::EndOfStream => {
+                self.feeds.end_of_stream();
+                self.base().raise(&EndOfStream {})
+            }
             Happening::Error { description, code, kind } => {
                 self.base().raise(&ErrorEvent { description, error_code: code, r#type: kind })
             }

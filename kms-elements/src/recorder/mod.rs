@@ -55,6 +55,17 @@ use timeline::{GapsFix, Timeline, Verdict};
 /// finalized (the muxer's last writes, an upload's last chunk).
 pub const FINISH_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Name of the custom downstream event a source sends through its outputs
+/// when its media ends (a PlayerEndpoint at the end of the file): a real
+/// EOS would end every consumer for good, this one only tells recorders
+/// with `stopOnEndOfStream` to stop.
+pub const END_OF_STREAM_EVENT: &str = "kms-end-of-stream";
+
+/// The [`END_OF_STREAM_EVENT`] event.
+pub fn end_of_stream_event() -> gst::Event {
+    gst::event::CustomDownstream::new(gst::Structure::new_empty(END_OF_STREAM_EVENT))
+}
+
 /// At most one keyframe request per this interval while video waits for one.
 const KEYFRAME_RETRY: Duration = Duration::from_millis(500);
 
@@ -311,6 +322,15 @@ impl Shared {
                     }
                     // The source ending does not end the file: only stop()
                     // (or stopOnEndOfStream) does.
+                    consume(info)
+                }
+                gst::EventView::CustomDownstream(c)
+                    if c.structure().is_some_and(|st| st.name() == END_OF_STREAM_EVENT) =>
+                {
+                    entry.eos.store(true, Ordering::Release);
+                    if shared.stop_on_eos {
+                        shared.eos_seen();
+                    }
                     consume(info)
                 }
                 gst::EventView::FlushStart(_) | gst::EventView::FlushStop(_) => consume(info),

@@ -191,13 +191,14 @@ impl Plan {
             Container::Mp4 => Muxer {
                 factory: "mp4mux",
                 properties: if file {
-                    // A moov, then a fragment per FRAGMENT_MS; at EOS the
-                    // file is rewritten into a plain MP4 (one moov indexing
-                    // every sample, the duration in mvhd).
-                    vec![
-                        ("fragment-duration", ms.to_string()),
-                        ("fragment-mode", "first-moov-then-finalise".to_string()),
-                    ]
+                    // A moov, then a moof+mdat per FRAGMENT_MS (each track's
+                    // samples of a fragment contiguous, one trun per track);
+                    // at EOS the duration goes into the moov's mehd and a
+                    // random-access index (mfra) is appended. Not
+                    // `first-moov-then-finalise`: its interleaved fragments
+                    // sometimes get a trun that relies on defaults it never
+                    // writes (qtmux 1.22), which players refuse after a crash.
+                    vec![("fragment-duration", ms.to_string())]
                 } else {
                     vec![("fragment-duration", ms.to_string()), ("streamable", "true".to_string())]
                 },
@@ -288,10 +289,11 @@ mod tests {
 
         let mp4 = Plan::new(P::Mp4).unwrap();
         let f = mp4.muxer(Destination::File).unwrap();
-        assert_eq!(prop(&f, "fragment-mode").as_deref(), Some("first-moov-then-finalise"));
+        assert_eq!(prop(&f, "fragment-mode"), None, "DASH-style fragments");
         assert_eq!(prop(&f, "fragment-duration").as_deref(), Some("1000"));
+        assert_eq!(prop(&f, "streamable"), None, "seekable: duration and index at EOS");
         let s = mp4.muxer(Destination::Stream).unwrap();
-        assert_eq!(prop(&s, "fragment-mode"), None);
+        assert_eq!(prop(&s, "streamable").as_deref(), Some("true"));
         assert_eq!(prop(&s, "fragment-duration").as_deref(), Some("1000"));
 
         assert_eq!(Plan::new(P::Mkv).unwrap().muxer(Destination::File).unwrap().factory, "matroskamux");

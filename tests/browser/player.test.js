@@ -89,15 +89,18 @@ test.before(async () => {
 });
 
 test.after(async () => {
-  if (client) client.close();
-  if (browser) await browser.close();
-  if (pages) await pages.close();
-  if (httpSrv) httpSrv.close();
-  if (server) {
-    const r = await server.stop();
-    assert.ok(r && r.code === 0, `server exited cleanly: ${JSON.stringify(r)}`);
+  // Every step runs even if one fails, so nothing keeps the process alive.
+  let r;
+  try {
+    if (client) client.close();
+    if (browser) await browser.close();
+  } finally {
+    if (httpSrv) { httpSrv.closeAllConnections(); httpSrv.close(); }
+    if (pages) await pages.close();
+    if (server) r = await server.stop();
+    for (const d of [root, outside]) if (d) fs.rmSync(d, { recursive: true, force: true });
   }
-  for (const d of [root, outside]) if (d) fs.rmSync(d, { recursive: true, force: true });
+  if (server) assert.ok(r && r.code === 0, `server exited cleanly: ${JSON.stringify(r)}`);
 });
 
 /** A player of `uri` connected to a WebRtcEndpoint that a recvonly page

@@ -42,7 +42,8 @@ function makeClips() {
     + `${a(3)} ! opusenc ! queue ! m.`);
   gst(`${v(10)} ! vp8enc deadline=1 keyframe-max-dist=15 ! queue ! webmmux name=m ! filesink location=${root}/long.webm `
     + `${a(10)} ! opusenc ! queue ! m.`);
-  gst(`${v(3)} ! x264enc tune=zerolatency key-int-max=15 ! h264parse ! queue ! mp4mux name=m ! filesink location=${root}/short.mp4 `
+  gst(`${v(3)} ! x264enc tune=zerolatency key-int-max=15 ! video/x-h264,profile=constrained-baseline ! h264parse `
+    + `! queue ! mp4mux name=m ! filesink location=${root}/short.mp4 `
     + `${a(3)} ! avenc_aac ! aacparse ! queue ! m.`);
 }
 
@@ -105,7 +106,7 @@ test.after(async () => {
 
 /** A player of `uri` connected to a WebRtcEndpoint that a recvonly page
  * receives; the player's events are collected. */
-async function playerToBrowser(uri, params = {}) {
+async function playerToBrowser(uri, params = {}, pageOpts = {}) {
   const pipeline = await call(client, 'create', 'MediaPipeline');
   const player = await call(pipeline, 'create', 'PlayerEndpoint', Object.assign({ uri }, params));
   const events = { eos: 0, states: [], errors: [], flowOut: [] };
@@ -116,7 +117,7 @@ async function playerToBrowser(uri, params = {}) {
   const webrtc = await call(pipeline, 'create', 'WebRtcEndpoint');
   await call(player, 'connect', webrtc);
   const page = await browser.newPage(pages.url);
-  await negotiate(page, webrtc, 'recvonly');
+  await negotiate(page, webrtc, 'recvonly', pageOpts);
   return { pipeline, player, webrtc, page, events };
 }
 
@@ -157,6 +158,17 @@ test('an H.264/AAC MP4 is decoded and re-encoded for the browser, then EndOfStre
   await call(p.player, 'play');
   await decodedAtLeast(p.page, 30);
   assert.equal(await call(p.player, 'isMediaTranscoding', 'VIDEO'), true);
+  await waitFor('EndOfStream', 15000, () => p.events.eos === 1);
+  assert.equal(p.events.errors.length, 0, JSON.stringify(p.events.errors));
+  await done(p);
+});
+
+test('an H.264 MP4 with useEncodedMedia reaches an H.264 browser without transcoding', async () => {
+  const p = await playerToBrowser('file://' + path.join(root, 'short.mp4'), { useEncodedMedia: true }, { videoCodec: 'H264' });
+  await call(p.player, 'play');
+  const s = await decodedAtLeast(p.page, 30);
+  assert.equal(s.videoCodec, 'video/H264');
+  assert.equal(await call(p.player, 'isMediaTranscoding', 'VIDEO'), false, 'no decode, no encode');
   await waitFor('EndOfStream', 15000, () => p.events.eos === 1);
   assert.equal(p.events.errors.length, 0, JSON.stringify(p.events.errors));
   await done(p);

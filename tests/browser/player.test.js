@@ -76,8 +76,14 @@ test.before(async () => {
   browser = await h.launchBrowser();
   client = await h.connect(server.url);
   httpSrv = http.createServer((req, res) => {
+    if (req.url.startsWith('/private/')
+      && req.headers.authorization !== `Basic ${Buffer.from('user:p@ss').toString('base64')}`) {
+      res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="media"' });
+      res.end();
+      return;
+    }
     const file = path.join(root, path.basename(req.url));
-    if (!req.url.startsWith('/media/') || !fs.existsSync(file)) {
+    if (!/^\/(media|private)\//.test(req.url) || !fs.existsSync(file)) {
       res.writeHead(404);
       res.end('not found');
       return;
@@ -224,8 +230,8 @@ test('pause holds the picture, play resumes, setPosition moves getPosition and p
   await done(p);
 });
 
-test('an HTTP source plays', async () => {
-  const p = await playerToBrowser(`${httpBase}/media/short.webm`, { useEncodedMedia: true });
+test('an HTTP source plays, with credentials from the URI', async () => {
+  const p = await playerToBrowser(`${httpBase.replace('//', '//user:p%40ss@')}/private/short.webm`, { useEncodedMedia: true });
   await call(p.player, 'play');
   await decodedAtLeast(p.page, 30);
   await waitFor('EndOfStream', 15000, () => p.events.eos === 1);

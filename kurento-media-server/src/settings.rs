@@ -467,6 +467,23 @@ mod tests {
     }
 
     #[test]
+    fn media_roots_and_allowed_hosts_are_read_with_defaults() {
+        let s =
+            Settings::from_values(&serde_json::json!({}), serde_json::json!({}), Path::new("/"), &|_| None).unwrap();
+        assert_eq!(s.core.media_access.media_roots, vec![PathBuf::from("/var/lib/kurento")]);
+        assert_eq!(s.core.media_access.allowed_hosts, None);
+        let main = serde_json::json!({"mediaServer": {"resources": {
+            "mediaRoots": ["/srv/media", "/data"], "allowedHosts": "cdn.example.com, *.cams.example.com"
+        }}});
+        let s = Settings::from_values(&main, serde_json::json!({}), Path::new("/"), &|_| None).unwrap();
+        assert_eq!(s.core.media_access.media_roots, vec![PathBuf::from("/srv/media"), PathBuf::from("/data")]);
+        assert_eq!(
+            s.core.media_access.allowed_hosts,
+            Some(vec!["cdn.example.com".to_string(), "*.cams.example.com".to_string()])
+        );
+    }
+
+    #[test]
     fn more_than_one_transport_is_rejected() {
         let main = serde_json::json!({"mediaServer": {"net": {"websocket": {}, "other": {}}}});
         assert!(Settings::from_values(&main, serde_json::json!({}), Path::new("/"), &|_| None).is_err());

@@ -66,17 +66,23 @@ async function cpuOver(pid, secs) {
   await new Promise((r) => setTimeout(r, 2000));
   const idle = await cpuOver(pid, 5);
   const idleStatus = status(pid);
-  for (const useEncodedMedia of [true, false]) {
+  const modes = [
+    { useEncodedMedia: true, browser: true, what: 'useEncodedMedia (no decode) → WebRtcEndpoint → Chromium' },
+    { useEncodedMedia: true, browser: false, what: 'useEncodedMedia, player alone (no consumer)' },
+    { useEncodedMedia: false, browser: true, what: 'decoded + VP8 re-encode → WebRtcEndpoint → Chromium' },
+  ];
+  for (const { useEncodedMedia, browser: withBrowser, what } of modes) {
     const pipeline = await call(client, 'create', 'MediaPipeline');
     const players = [];
     const opened = [];
     for (let i = 0; i < N; i++) {
       const player = await call(pipeline, 'create', 'PlayerEndpoint', { uri: `file://${clip}`, useEncodedMedia });
+      players.push(player);
+      if (!withBrowser) continue;
       const webrtc = await call(pipeline, 'create', 'WebRtcEndpoint');
       await call(player, 'connect', webrtc);
       const page = await browser.newPage(pages.url);
       await negotiate(page, webrtc, 'recvonly');
-      players.push(player);
       opened.push(page);
     }
     for (const p of players) await call(p, 'play');
@@ -87,16 +93,16 @@ async function cpuOver(pid, secs) {
     const f0 = await Promise.all(opened.map((p) => pageStats(p)));
     const cpu = await cpuOver(pid, WINDOW);
     const f1 = await Promise.all(opened.map((p) => pageStats(p)));
-    const fps = f1.reduce((a, s, i) => a + s.framesDecoded - f0[i].framesDecoded, 0) / N / WINDOW;
+    const fps = withBrowser ? f1.reduce((a, s, i) => a + s.framesDecoded - f0[i].framesDecoded, 0) / N / WINDOW : NaN;
     const st = status(pid);
     const row = {
-      useEncodedMedia, players: N, serverCpu: +cpu.toFixed(1), idleCpu: +idle.toFixed(1),
+      what, players: N, serverCpu: +cpu.toFixed(1), idleCpu: +idle.toFixed(1),
       perPlayer: +((cpu - idle) / N).toFixed(2), fpsPerBrowser: +fps.toFixed(1),
       rssMiB: +st.rssMiB.toFixed(0), threads: st.threads,
       perPlayerRssMiB: +((st.rssMiB - idleStatus.rssMiB) / N).toFixed(1),
       perPlayerThreads: +((st.threads - idleStatus.threads) / N).toFixed(1),
     };
-    console.log(`| ${useEncodedMedia ? 'useEncodedMedia (no decode)' : 'decoded + VP8 re-encode'} | ${N} | ${row.serverCpu} | ${row.perPlayer} | ${row.fpsPerBrowser} | ${row.rssMiB} MiB | ${row.threads} |`);
+    console.log(`| ${what} | ${N} | ${row.serverCpu} | ${row.perPlayer} | ${row.fpsPerBrowser} | ${row.rssMiB} MiB | ${row.threads} |`);
     console.log(JSON.stringify(row));
     for (const page of opened) await page.close();
     await call(pipeline, 'release');

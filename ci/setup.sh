@@ -17,7 +17,9 @@ BUILD_PKGS=(
   curl ca-certificates procps
 )
 # Tests only: the browser, file inspection and node for the official clients.
-TEST_PKGS=(chromium ffmpeg iproute2 nftables nodejs openssl tcpdump)
+# The loss test: a network namespace with nftables drops; the player tests:
+# an RTSP server (gst-rtsp-server through python3-gi).
+TEST_PKGS=(chromium ffmpeg iproute2 nftables nodejs openssl tcpdump python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp)
 
 want=("${BUILD_PKGS[@]}")
 if [[ "${1:-}" == "--with-tests" ]]; then

@@ -59,6 +59,31 @@ pub struct CoreConfig {
     pub config_dirs: Vec<std::path::PathBuf>,
     /// Per-object growth bounds.
     pub limits: ObjectLimits,
+    /// Which files and hosts URI endpoints may use.
+    pub media_access: MediaAccess,
+}
+
+/// Where players and recorders may read and write
+/// (`mediaServer.resources.mediaRoots`, `mediaServer.resources.allowedHosts`).
+/// Beyond KMS, which lets any client read `/etc/shadow`: `file://` URIs
+/// must resolve inside one of the roots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaAccess {
+    /// Directories `file://` URIs may point into (after `..`, symlinks and
+    /// percent-decoding are resolved).
+    pub media_roots: Vec<std::path::PathBuf>,
+    /// Hosts network URIs (http, https, rtsp, ...) may name; `None` = any.
+    /// An entry `*.example.com` matches every subdomain.
+    pub allowed_hosts: Option<Vec<String>>,
+}
+
+/// KMS's data directory (and its `UriEndpoint` `defaultPath`).
+pub const DEFAULT_MEDIA_ROOT: &str = "/var/lib/kurento";
+
+impl Default for MediaAccess {
+    fn default() -> Self {
+        MediaAccess { media_roots: vec![DEFAULT_MEDIA_ROOT.into()], allowed_hosts: None }
+    }
 }
 
 impl CoreConfig {

@@ -16,7 +16,11 @@
 //! sessions (WebRtcEndpoint connected to itself) added step by step; per
 //! step the server's CPU, RSS and threads and the received/sent ratio.
 //! `transcode`: the same with sessions of two endpoints, VP8 in and H.264
-//! out. Results are printed as Markdown table rows and JSON lines.
+//! out. `record <n,...> --dir <media root>` (`ci/bench-record.sh`): n
+//! sessions sending to a WebRtcEndpoint each, measured without and then
+//! with a WEBM RecorderEndpoint per session; then every recording is
+//! stopped (`stopAndWait`) and its file checked with ffprobe. Results are
+//! printed as Markdown table rows and JSON lines.
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -752,6 +756,91 @@ fn ramp(rpc: &Arc<Rpc>, g: &Gen, pid: u32, steps: &[usize], transcode: bool, win
     }
 }
 
+/// Server CPU (% of one core) over `window`, and the process at its end.
+fn measure(pid: u32, window: Duration) -> (f64, Proc) {
+    let before = proc_sample(pid);
+    let t0 = Instant::now();
+    std::thread::sleep(window);
+    let after = proc_sample(pid);
+    let cpu = (after.cpu_ticks - before.cpu_ticks) as f64 / ticks_per_sec() / t0.elapsed().as_secs_f64() * 100.0;
+    (cpu, after)
+}
+
+/// Duration (s) in a file's header, per ffprobe.
+fn probed_duration(path: &str) -> Option<f64> {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", path])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+fn record(rpc: &Arc<Rpc>, g: &Gen, pid: u32, steps: &[usize], window: Duration, dir: &str) {
+    println!(
+        "| recordings | server CPU, streams only (% of one core) | with recording | per recording | RSS MiB per recording | threads per recording | stopAndWait p50 / max | finalized |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for &n in steps {
+        let counters = Arc::new(Counters::default());
+        let mut sessions = vec![];
+        let mut endpoints = vec![];
+        for _ in 0..n {
+            let p = rpc.create("MediaPipeline", json!({}));
+            let ep = rpc.create("WebRtcEndpoint", json!({"mediaPipeline": p}));
+            let peer = Peer::new(g, true, g.codec, false, counters.clone());
+            peer.negotiate(rpc, &ep);
+            endpoints.push((p.clone(), ep));
+            sessions.push(Session { pipeline: p, peers: vec![peer] });
+        }
+        std::thread::sleep(Duration::from_secs(4));
+        let (base_cpu, base) = measure(pid, window);
+        let mut recs = vec![];
+        for (i, (p, ep)) in endpoints.iter().enumerate() {
+            let path = format!("{dir}/bench-{n}-{i}.webm");
+            let r = rpc.create(
+                "RecorderEndpoint",
+                json!({"mediaPipeline": p, "uri": format!("file://{path}"), "mediaProfile": "WEBM"}),
+            );
+            rpc.invoke(ep, "connect", json!({"sink": r}));
+            recs.push((r, path));
+        }
+        for (r, _) in &recs {
+            rpc.invoke(r, "record", json!({}));
+        }
+        std::thread::sleep(Duration::from_secs(4));
+        let (cpu, after) = measure(pid, window);
+        let mut waits = vec![];
+        for (r, _) in &recs {
+            let t0 = Instant::now();
+            rpc.invoke(r, "stopAndWait", json!({}));
+            waits.push(t0.elapsed().as_secs_f64() * 1000.0);
+        }
+        let min_len = window.as_secs_f64();
+        let finalized = recs.iter().filter(|(_, p)| probed_duration(p).is_some_and(|d| d >= min_len)).count();
+        let nf = n as f64;
+        let per_cpu = (cpu - base_cpu) / nf;
+        let per_rss = after.rss_kib.saturating_sub(base.rss_kib) as f64 / 1024.0 / nf;
+        let per_threads = (after.threads as f64 - base.threads as f64) / nf;
+        let (p50, max) = (percentile(&mut waits.clone(), 0.5), percentile(&mut waits, 1.0));
+        println!(
+            "| {n} | {base_cpu:.1} | {cpu:.1} | {per_cpu:.2} | {per_rss:.2} | {per_threads:.1} | {p50:.0} ms / {max:.0} ms | {finalized}/{n} |"
+        );
+        println!(
+            "{}",
+            json!({"mode": "record", "recordings": n, "cpu_pct_streams": base_cpu, "cpu_pct": cpu,
+                "cpu_pct_per_recording": per_cpu, "rss_mib_per_recording": per_rss,
+                "threads_per_recording": per_threads, "stop_ms_p50": p50, "stop_ms_max": max, "finalized": finalized})
+        );
+        let _ = std::io::stdout().flush();
+        for s in sessions {
+            release(rpc, g, s);
+        }
+        for (_, p) in &recs {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
 fn main() {
     gst::init().unwrap();
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -760,7 +849,8 @@ fn main() {
     let pid: u32 = opt("--pid").and_then(|p| p.parse().ok()).expect("--pid <server pid>");
     let file = opt("--file").expect("--file <vp8+opus webm>");
     let window = Duration::from_secs(opt("--window").and_then(|w| w.parse().ok()).unwrap_or(10));
-    let mode_at = args.iter().position(|a| ["latency", "ramp", "transcode"].contains(&a.as_str())).expect("mode");
+    let mode_at =
+        args.iter().position(|a| ["latency", "ramp", "transcode", "record"].contains(&a.as_str())).expect("mode");
     let mode = args[mode_at].as_str();
     let param = args.get(mode_at + 1).cloned().unwrap_or_default();
     let steps: Vec<usize> = param.split(',').filter_map(|s| s.parse().ok()).collect();
@@ -770,6 +860,7 @@ fn main() {
     match mode {
         "latency" => latency(&rpc, &g, steps.first().copied().unwrap_or(20)),
         "ramp" => ramp(&rpc, &g, pid, &steps, false, window),
+        "record" => record(&rpc, &g, pid, &steps, window, &opt("--dir").expect("--dir <media root>")),
         _ => ramp(&rpc, &g, pid, &steps, true, window),
     }
 }

@@ -8,9 +8,16 @@
 extern crate self as kms_elements;
 
 pub mod api;
+pub mod player;
+pub mod recorder;
+pub mod uri;
 pub mod webrtc;
 
 /// Descriptor of the `elements` module with its implemented classes.
 pub fn descriptor() -> kms_core::rt::ModuleDescriptor {
-    api::elements::module_descriptor(vec![api::elements::web_rtc_endpoint_class::<webrtc::WebRtcEndpointImpl>()])
+    api::elements::module_descriptor(vec![
+        api::elements::web_rtc_endpoint_class::<webrtc::WebRtcEndpointImpl>(),
+        api::elements::recorder_endpoint_class::<recorder::RecorderEndpointImpl>(),
+        api::elements::player_endpoint_class::<player::PlayerEndpointImpl>(),
+    ])
 }

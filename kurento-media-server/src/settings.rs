@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kms_core::CoreConfig;
+use kms_core::config::MediaAccess;
 use kms_jsonrpc::TenantId;
 use kms_jsonrpc::config::{AccessConfig, Limits, ServerConfig, TlsConfig};
 use serde_json::{Map, Value};
@@ -274,6 +275,7 @@ impl Settings {
             max_cpu_sample_ms: as_u64(lim.get("maxCpuSampleMs")).unwrap_or(10_000),
             config_dirs: vec![config_dir.to_path_buf()],
             limits: object_limits(&lim),
+            media_access: media_access(&res),
         };
         Ok(Settings { server, core, config_dir: config_dir.to_path_buf() })
     }
@@ -300,6 +302,24 @@ impl Settings {
 
 /// `maxBlockingThreads` and `maxConcurrentSlowCalls`: slow calls must leave
 /// threads for quick ones, so their budget stays below the pool's.
+/// `mediaServer.resources.mediaRoots` (a list, or one string) and
+/// `allowedHosts`; absent keys keep the defaults of [`MediaAccess`].
+fn media_access(res: &Value) -> MediaAccess {
+    fn list(v: Option<&Value>) -> Option<Vec<String>> {
+        match v? {
+            Value::String(s) => Some(s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect()),
+            Value::Array(a) => Some(a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()),
+            _ => None,
+        }
+    }
+    let mut m = MediaAccess::default();
+    if let Some(roots) = list(res.get("mediaRoots")) {
+        m.media_roots = roots.into_iter().map(PathBuf::from).collect();
+    }
+    m.allowed_hosts = list(res.get("allowedHosts"));
+    m
+}
+
 fn thread_limits(mut limits: Limits, lim: &Value) -> Limits {
     let threads = as_u64(lim.get("maxBlockingThreads")).map(|v| (v as usize).max(1));
     let slow = as_u64(lim.get("maxConcurrentSlowCalls")).map(|v| (v as usize).max(1));
@@ -444,6 +464,23 @@ mod tests {
         assert_eq!(s.core.module_i64("kurento", "BaseRtpEndpoint", "minPort"), Some(41000));
         assert_eq!(s.core.module_str("kurento", "WebRtcEndpoint", "stunServerAddress").as_deref(), Some("10.0.0.1"));
         assert_eq!(s.server.port, 0, "absent port disables ws:// (spec §11.1)");
+    }
+
+    #[test]
+    fn media_roots_and_allowed_hosts_are_read_with_defaults() {
+        let s =
+            Settings::from_values(&serde_json::json!({}), serde_json::json!({}), Path::new("/"), &|_| None).unwrap();
+        assert_eq!(s.core.media_access.media_roots, vec![PathBuf::from("/var/lib/kurento")]);
+        assert_eq!(s.core.media_access.allowed_hosts, None);
+        let main = serde_json::json!({"mediaServer": {"resources": {
+            "mediaRoots": ["/srv/media", "/data"], "allowedHosts": "cdn.example.com, *.cams.example.com"
+        }}});
+        let s = Settings::from_values(&main, serde_json::json!({}), Path::new("/"), &|_| None).unwrap();
+        assert_eq!(s.core.media_access.media_roots, vec![PathBuf::from("/srv/media"), PathBuf::from("/data")]);
+        assert_eq!(
+            s.core.media_access.allowed_hosts,
+            Some(vec!["cdn.example.com".to_string(), "*.cams.example.com".to_string()])
+        );
     }
 
     #[test]

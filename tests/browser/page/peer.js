@@ -104,6 +104,9 @@ window.kms = (function () {
           // NACKs the sender got and the packets it sent again.
           out.videoNacksReceived = (out.videoNacksReceived || 0) + (s.nackCount || 0);
           out.retransmittedPacketsSent = (out.retransmittedPacketsSent || 0) + (s.retransmittedPacketsSent || 0);
+          out.sentWidth = s.frameWidth;
+          out.sentHeight = s.frameHeight;
+          out.sentFps = s.framesPerSecond;
         }
       });
       // The certificate the server presented in the DTLS handshake.

@@ -310,6 +310,7 @@ impl RtpEndpointImpl {
                     .collect();
                 i.set_formats(formats, self.sending_ssrc(n.kind));
                 answer_mtu(i.upcast_ref(), self.settings.lock().mtu as u32);
+                forward_keyframe_requests(i);
             }
             input
         } else {
@@ -390,6 +391,25 @@ fn answer_mtu(input: &gst::Element, mtu: u32) {
             return gst::PadProbeReturn::Handled;
         }
         gst::PadProbeReturn::Ok
+    });
+}
+
+/// A PLI/FIR from the remote receiver arrives as rtpsession's upstream
+/// `GstForceKeyUnit`, which names *our* SSRC; passed on as is, the RTP
+/// session of whoever feeds us (a WebRtcEndpoint's) would look that SSRC up
+/// among its own sources and drop the request. Upstream gets a fresh one.
+fn forward_keyframe_requests(input: &crate::webrtc::rtp_input::RtpInput) {
+    let Some(pad) = input.static_pad("src") else { return };
+    let weak = input.downgrade();
+    pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+        let Some(gst::PadProbeData::Event(ev)) = &info.data else { return gst::PadProbeReturn::Ok };
+        if !kms_core::agnosticbin::codecs::is_force_key_unit(ev) {
+            return gst::PadProbeReturn::Ok;
+        }
+        if let Some(input) = weak.upgrade() {
+            input.request_keyframe();
+        }
+        gst::PadProbeReturn::Drop
     });
 }
 

@@ -145,6 +145,10 @@ impl Shared {
             .build()
             .map_err(|e| tracing::warn!("srtpenc: {e}"))
             .ok()?;
+        // rtpbin looks the session's pads up as static pads.
+        for pad in [format!("rtp_sink_{session}"), format!("rtcp_sink_{session}")] {
+            enc.request_pad_simple(&pad)?;
+        }
         if let Some(kind) = kind_of_session(session) {
             let soft = soft.clone();
             enc.connect("soft-limit", false, move |_| {

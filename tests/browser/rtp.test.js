@@ -127,6 +127,16 @@ test('plain RTP/AVPF between two servers; a late viewer gets a keyframe through 
   assert.equal(await call(c.rB, 'getMediaState'), 'CONNECTED');
   assert.equal(await call(c.rB, 'isMediaTranscoding', 'VIDEO'), false, 'forwarded as it came');
   if (process.env.KMS_TEST_VERBOSE) console.log(`late viewer first frame after ${firstMs} ms`);
+  // getStats from rtpbin's sessions: B receives, A sends and got B's
+  // keyframe requests (FIR/PLI over RTCP).
+  const statsB = Object.values(await call(c.rB, 'getStats', 'VIDEO'));
+  assert.ok(statsB.some((x) => x.type === 'inboundrtp' && x.packetsReceived > 0 && x.bytesReceived > 0), 'inbound at B');
+  const statsA = Object.values(await call(c.rA, 'getStats'));
+  const outA = statsA.filter((x) => x.type === 'outboundrtp' && x.packetsSent > 0);
+  assert.equal(outA.length, 2, 'audio and video sent from A');
+  if (process.env.KMS_TEST_VERBOSE) console.log(JSON.stringify(statsA));
+  assert.ok(outA.some((x) => x.firCount + x.pliCount > 0), 'keyframe requests reached A');
+  assert.equal(statsA.filter((x) => x.type === 'endpoint').length, 1);
   const used = [...ports(c.offer).map((p) => [p, p + 1]).flat(), ...ports(c.answer).map((p) => [p, p + 1]).flat()];
   assert.equal(await udpFree(ports(c.offer)[0], '127.0.0.1'), false, 'port held while the endpoint lives');
   await release(c, page);
@@ -218,7 +228,7 @@ test('SDP errors and the negotiation state machine (spec §10.5, §10.8)', async
   assert.deepEqual(await code(call(ep, 'processOffer', '')), [40201, 'Empty offer not valid']);
   assert.deepEqual(await code(call(ep, 'processOffer', 'hello')), [40201, 'Invalid SDP']);
   assert.equal((await code(call(ep, 'getLocalSessionDescriptor')))[0], 40202);
-  await call(ep, 'generateOffer');
+  const offered = ports(await call(ep, 'generateOffer'));
   assert.equal((await code(call(ep, 'generateOffer')))[0], 40208);
   assert.equal((await code(call(ep, 'processOffer', 'v=0\r\n')))[0], 40208);
   assert.equal((await code(call(ep, 'getRemoteSessionDescriptor')))[0], 40203);
@@ -228,5 +238,7 @@ test('SDP errors and the negotiation state machine (spec §10.5, §10.8)', async
   assert.match(bad[1], /Master key size is wrong/);
   const b64 = await code(call(pipe, 'create', 'RtpEndpoint', { crypto: SDES({ crypto: 'AES_128_CM_HMAC_SHA1_32', keyBase64: '***' }) }));
   assert.deepEqual(b64, [40107, 'Master key is not valid Base64']);
+  assert.equal(await udpFree(offered[0], '127.0.0.1'), false);
   await call(pipe, 'release');
+  for (const p of offered) assert.ok(await udpFree(p, '127.0.0.1') && await udpFree(p + 1, '127.0.0.1'), `offered port ${p} released`);
 });

@@ -22,6 +22,7 @@ pub mod crypto;
 pub mod negotiation;
 pub mod ports;
 pub mod sdp;
+mod stats;
 mod transport;
 
 use parking_lot::Mutex;
@@ -449,6 +450,20 @@ impl RemoteObject for RtpEndpointImpl {
 impl ElementObject for RtpEndpointImpl {
     fn core(&self) -> &ElementCore {
         &self.core
+    }
+
+    fn extra_stats(&self, media_type: Option<MediaType>) -> Vec<(String, kms_core::rt::Polymorphic)> {
+        stats::collect(&self.rtpbin, &self.shared, media_type)
+    }
+
+    fn element_stats(&self, timestamp_millis: i64) -> kms_core::rt::Polymorphic {
+        kms_core::rt::Polymorphic::of(&kms_core::api::core::EndpointStats {
+            id: self.base().id().to_string(),
+            r#type: kms_core::api::core::StatsType::Endpoint,
+            timestamp_millis,
+            input_latency: self.core.input_latency(),
+            e2e_latency: self.core.e2e_latency(),
+        })
     }
 }
 

@@ -54,6 +54,9 @@ pub struct Shared {
     /// session → its srtpenc / srtpdec (one each for RTP and RTCP).
     encoders: Mutex<HashMap<u32, gst::Element>>,
     decoders: Mutex<HashMap<u32, gst::Element>>,
+    /// session → feedback received from the peer: (FIR, PLI, NACK).
+    /// rtpsession's own counters miss FIRs (their media SSRC is 0).
+    pub feedback: Mutex<HashMap<u32, (i64, i64, i64)>>,
 }
 
 /// RTP caps of one receivable payload type (for `request-pt-map`), with
@@ -127,6 +130,10 @@ pub fn hook(rtpbin: &gst::Element, shared: &Arc<Shared>, on_soft_limit: Arc<dyn 
 }
 
 impl Shared {
+    fn feedback_counter(self: &Arc<Self>) -> std::sync::Weak<Shared> {
+        Arc::downgrade(self)
+    }
+
     /// The session's srtpenc with our key (one element serves RTP and RTCP).
     fn encoder(&self, session: u32, soft: &Arc<dyn Fn(Kind) + Send + Sync>) -> Option<gst::Element> {
         let (local, _) = self.keys.lock().get(&session).cloned()?;
@@ -218,7 +225,7 @@ fn udpsink(socket: &gio::Socket, to: SocketAddr) -> Result<gst::Element, String>
 pub fn add_media(
     bin: &gst::Bin,
     rtpbin: &gst::Element,
-    shared: &Shared,
+    shared: &Arc<Shared>,
     n: &Negotiated,
     ports: PortPair,
     local_key: Option<&MasterKey>,
@@ -258,6 +265,24 @@ pub fn add_media(
             .static_pad(&format!("send_rtp_src_{session}"))
             .ok_or_else(|| format!("rtpbin: no send_rtp_src_{session}"))?;
         link(&src, &rtp_sink.static_pad("sink").expect("udpsink sink"))?;
+    }
+    if let Some(internal) = rtpbin.emit_by_name::<Option<gst::glib::Object>>("get-internal-session", &[&session]) {
+        let fb = shared.feedback_counter();
+        internal.connect("on-feedback-rtcp", false, move |args| {
+            let t = args.get(1).and_then(|v| v.get::<u32>().ok());
+            let f = args.get(2).and_then(|v| v.get::<u32>().ok());
+            if let (Some(shared), Some(t), Some(f)) = (fb.upgrade(), t, f) {
+                let mut map = shared.feedback.lock();
+                let c = map.entry(session).or_default();
+                match (t, f) {
+                    (206, 4) => c.0 += 1,
+                    (206, 1) => c.1 += 1,
+                    (205, 1) => c.2 += 1,
+                    _ => {}
+                }
+            }
+            None
+        });
     }
     for e in &elements {
         e.sync_state_with_parent().map_err(|e| e.to_string())?;

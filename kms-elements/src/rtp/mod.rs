@@ -266,7 +266,7 @@ impl RtpEndpointImpl {
         }
         let text = sdp::render(&LocalSession { addr: self.announced(), session_id: self.session_id, medias: locals });
         for (n, pair) in started {
-            self.start_media(&n, pair)?;
+            self.start_media(&n, pair, sdp::SDP_END_POINT_PROCESS_OFFER_ERROR)?;
         }
         neg.offer_answered(offer, text.clone());
         drop(neg);
@@ -278,12 +278,12 @@ impl RtpEndpointImpl {
         let mut neg = self.neg.lock();
         neg.check_can_answer()?;
         let msg = sdp::parse(&answer, "answer")?;
-        let result = sdp::apply_answer(&msg, &neg.offered, self.key.as_ref())?;
+        let result = sdp::apply_answer(&msg, &neg.offered, self.key.as_ref(), self.ipv6)?;
         let mut pairs = std::mem::take(&mut *self.offered_ports.lock());
         for (i, n) in result.into_iter().enumerate() {
             let pair = pairs.get_mut(i).and_then(Option::take);
             if let (Some(n), Some(pair)) = (n, pair) {
-                self.start_media(&n, pair)?;
+                self.start_media(&n, pair, sdp::SDP_END_POINT_PROCESS_ANSWER_ERROR)?;
             }
         }
         neg.answer_processed(answer);
@@ -295,7 +295,7 @@ impl RtpEndpointImpl {
 
     /// Sockets and rtpbin session of one negotiated media; its send input
     /// gets the formats the peer takes.
-    fn start_media(&self, n: &Negotiated, pair: ports::PortPair) -> Result<()> {
+    fn start_media(&self, n: &Negotiated, pair: ports::PortPair, code: i64) -> Result<()> {
         let t = media_type(n.kind);
         let input = if n.we_send {
             let input = self.slots.rtp_input(self.core.bin(), t);
@@ -328,7 +328,7 @@ impl RtpEndpointImpl {
         )
         .map_err(|e| {
             tracing::warn!(id = %self.base().id(), "RTP transport: {e}");
-            err(sdp::SDP_END_POINT_PROCESS_OFFER_ERROR, format!("Cannot set up the RTP transport: {e}"))
+            err(code, format!("Cannot set up the RTP transport: {e}"))
         })?;
         if let Some(i) = &input {
             i.set_open(true);

@@ -283,10 +283,14 @@ pub fn plan_answer(
             };
             taken.push(kind);
             let remote_dir = direction(m);
+            // `c=0.0.0.0` (RFC 2543 hold): nowhere to send to.
+            let hold = remote_rtp.ip().is_unspecified();
             let (we_send, we_recv, dir) = match remote_dir {
                 "sendonly" => (false, true, "recvonly"),
+                "recvonly" if hold => (false, false, "inactive"),
                 "recvonly" => (true, false, "sendonly"),
                 "inactive" => (false, false, "inactive"),
+                _ if hold => (false, true, "recvonly"),
                 _ => (true, true, "sendrecv"),
             };
             let negotiated = Negotiated {
@@ -321,6 +325,7 @@ pub fn apply_answer(
     answer: &gst_sdp::SDPMessage,
     offered: &[Offered],
     key: Option<&MasterKey>,
+    ipv6: bool,
 ) -> Result<Vec<Option<Negotiated>>, Error> {
     if answer.medias_len() as usize != offered.len() {
         return Err(err(
@@ -341,7 +346,7 @@ pub fn apply_answer(
             out.push(None);
             continue;
         };
-        if send.is_empty() {
+        if send.is_empty() || remote_rtp.is_ipv6() != ipv6 {
             out.push(None);
             continue;
         }
@@ -376,6 +381,8 @@ pub fn apply_answer(
             "inactive" => (false, false),
             _ => (true, true),
         };
+        // `c=0.0.0.0` (RFC 2543 hold): nowhere to send to.
+        let we_send = we_send && !remote_rtp.ip().is_unspecified();
         out.push(Some(Negotiated {
             index,
             kind: o.kind,
@@ -526,13 +533,20 @@ mod tests {
         let answer = "v=0\r\no=- 1 1 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\nt=0 0\r\n\
             m=audio 6000 RTP/AVPF 0\r\na=rtcp:7000\r\n\
             m=video 0 RTP/AVPF 97\r\n";
-        let got = apply_answer(&parse(answer, "answer").unwrap(), &offered, None).unwrap();
+        let got = apply_answer(&parse(answer, "answer").unwrap(), &offered, None, false).unwrap();
         let a = got[0].as_ref().unwrap();
         assert_eq!(a.send.iter().map(|p| p.codec).collect::<Vec<_>>(), vec![Codec::Pcmu]);
         assert_eq!(a.remote_rtcp, "192.0.2.9:7000".parse().unwrap());
         assert!(got[1].is_none());
         let short = "v=0\r\no=- 1 1 IN IP4 192.0.2.9\r\ns=-\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\nc=IN IP4 1.2.3.4\r\n";
-        let e = apply_answer(&parse(short, "answer").unwrap(), &offered, None).unwrap_err();
+        let e = apply_answer(&parse(short, "answer").unwrap(), &offered, None, false).unwrap_err();
         assert_eq!(e.code(), SDP_END_POINT_PROCESS_ANSWER_ERROR);
+        let v6 = answer.replace("IN IP4 192.0.2.9", "IN IP6 2001:db8::9");
+        let got = apply_answer(&parse(&v6, "answer").unwrap(), &offered, None, false).unwrap();
+        assert!(got[0].is_none(), "another address family cannot be reached");
+        let hold = answer.replace("c=IN IP4 192.0.2.9", "c=IN IP4 0.0.0.0");
+        let got = apply_answer(&parse(&hold, "answer").unwrap(), &offered, None, false).unwrap();
+        let a = got[0].as_ref().unwrap();
+        assert!(!a.we_send && a.we_recv, "on hold: receive only");
     }
 }

@@ -247,7 +247,17 @@ pub fn add_media(
     let rtp_src = udpsrc(&rtp_sock, if srtp { "application/x-srtp" } else { "application/x-rtp" })?;
     let rtcp_src = udpsrc(&rtcp_sock, if srtp { "application/x-srtcp" } else { "application/x-rtcp" })?;
     let rtp_sink = udpsink(&rtp_sock, n.remote_rtp)?;
-    let rtcp_sink = udpsink(&rtcp_sock, n.remote_rtcp)?;
+    // On hold (`c=0.0.0.0`) our RTCP goes nowhere: Linux would deliver a
+    // packet to 0.0.0.0 locally.
+    let rtcp_sink = if n.remote_rtcp.ip().is_unspecified() {
+        gst::ElementFactory::make("fakesink")
+            .property("sync", false)
+            .property("async", false)
+            .build()
+            .map_err(|e| format!("fakesink: {e}"))?
+    } else {
+        udpsink(&rtcp_sock, n.remote_rtcp)?
+    };
     let elements = vec![rtp_src.clone(), rtcp_src.clone(), rtp_sink.clone(), rtcp_sink.clone()];
     bin.add_many(&elements).map_err(|e| e.to_string())?;
     let link = |src: &gst::Pad, sink: &gst::Pad| src.link(sink).map(|_| ()).map_err(|e| format!("{e:?}"));
@@ -288,4 +298,41 @@ pub fn add_media(
         e.sync_state_with_parent().map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::elements::CryptoSuite;
+
+    /// libsrtp's soft limit needs ~2^48 packets: the signals are emitted by
+    /// hand to prove they reach `OnKeySoftLimit`'s callback.
+    #[test]
+    fn srtp_elements_carry_the_keys_and_report_soft_limits() {
+        gst::init().unwrap();
+        if gst::ElementFactory::find("srtpenc").is_none() {
+            return;
+        }
+        let shared = Shared::default();
+        let ours = MasterKey { suite: CryptoSuite::Aes256CmHmacSha132, bytes: vec![1; 46] };
+        let theirs = MasterKey { suite: CryptoSuite::Aes256CmHmacSha132, bytes: vec![2; 46] };
+        shared.keys.lock().insert(1, (ours, theirs));
+        let hits = Arc::new(Mutex::new(vec![]));
+        let h = hits.clone();
+        let cb: Arc<dyn Fn(Kind) + Send + Sync> = Arc::new(move |k| h.lock().push(k));
+        let enc = shared.encoder(1, &cb).unwrap();
+        assert!(enc.static_pad("rtp_sink_1").is_some() && enc.static_pad("rtcp_src_1").is_some());
+        assert_eq!(shared.encoder(1, &cb).unwrap(), enc, "one encoder for RTP and RTCP");
+        assert_eq!(enc.property::<gst::Buffer>("key").map_readable().unwrap().as_slice(), &[1u8; 46][..]);
+        enc.emit_by_name::<()>("soft-limit", &[]);
+        let dec = shared.decoder(1, &cb).unwrap();
+        let caps = dec.emit_by_name::<Option<gst::Caps>>("request-key", &[&7u32]).unwrap();
+        let s = caps.structure(0).unwrap();
+        assert_eq!(s.get::<gst::Buffer>("srtp-key").unwrap().map_readable().unwrap().as_slice(), &[2u8; 46][..]);
+        assert_eq!(s.get::<&str>("srtp-auth").unwrap(), "hmac-sha1-32");
+        assert_eq!(s.get::<&str>("srtcp-auth").unwrap(), "hmac-sha1-80");
+        let _ = dec.emit_by_name::<Option<gst::Caps>>("soft-limit", &[&7u32]);
+        assert_eq!(*hits.lock(), vec![Kind::Video, Kind::Video]);
+        assert!(shared.encoder(0, &cb).is_none(), "no key, no SRTP");
+    }
 }

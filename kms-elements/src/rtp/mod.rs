@@ -28,6 +28,7 @@ mod transport;
 use parking_lot::Mutex;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use gst::prelude::*;
 use kms_core::agnosticbin::codecs::Kind;
@@ -142,6 +143,8 @@ pub struct RtpEndpointImpl {
     key: Option<MasterKey>,
     ipv6: bool,
     settings: Mutex<Settings>,
+    /// `mtu`, as answered to upstream payloaders' `kms-mtu` queries.
+    mtu: Arc<AtomicU32>,
     /// Held for a whole negotiation call; never taken by callbacks.
     neg: Mutex<Negotiation>,
     /// Sockets of our offer, bound at generateOffer, used at processAnswer.
@@ -310,7 +313,7 @@ impl RtpEndpointImpl {
                     })
                     .collect();
                 i.set_formats(formats, self.sending_ssrc(n.kind));
-                answer_mtu(i.upcast_ref(), self.settings.lock().mtu as u32);
+                answer_mtu(i.upcast_ref(), self.mtu.clone());
                 forward_keyframe_requests(i);
             }
             input
@@ -353,14 +356,19 @@ impl RtpEndpointImpl {
     }
 
     /// What the remote receiver of our video may get: without REMB, the
-    /// top of `[minVideoSendBandwidth, maxVideoSendBandwidth]`.
+    /// top of `[minVideoSendBandwidth, maxVideoSendBandwidth]` (the floor
+    /// wins when set above the top; 0 = no top).
     fn update_send_bitrate(&self) {
-        let max = self.settings.lock().max_video_send_bandwidth;
-        if max <= 0 {
+        let (min, max) = {
+            let s = self.settings.lock();
+            (s.min_video_send_bandwidth.max(0) as u32, s.max_video_send_bandwidth.max(0) as u32)
+        };
+        let kbps = if max == 0 { min } else { max.max(min) };
+        if kbps == 0 {
             return;
         }
         if let Some(i) = self.slots.existing_input(MediaType::Video) {
-            i.push_bitrate(max as u32 * 1000);
+            i.push_bitrate(kbps * 1000);
         }
     }
 }
@@ -381,14 +389,14 @@ fn kind_name(kind: Kind) -> &'static str {
 
 /// Upstream payloaders (transcoding branches feeding this input) learn
 /// our MTU from the `kms-mtu` query, answered at the input's sink pad.
-fn answer_mtu(input: &gst::Element, mtu: u32) {
+fn answer_mtu(input: &gst::Element, mtu: Arc<AtomicU32>) {
     let Some(pad) = input.static_pad("sink") else { return };
     pad.add_probe(gst::PadProbeType::QUERY_DOWNSTREAM, move |_, info| {
         if let Some(gst::PadProbeData::Query(q)) = &mut info.data
             && let gst::QueryViewMut::Custom(c) = q.view_mut()
             && c.structure().is_some_and(|s| s.name() == kms_core::agnosticbin::MTU_QUERY)
         {
-            c.structure_mut().set("mtu", mtu);
+            c.structure_mut().set("mtu", mtu.load(Ordering::Relaxed));
             return gst::PadProbeReturn::Handled;
         }
         gst::PadProbeReturn::Ok
@@ -531,6 +539,7 @@ impl BaseRtpEndpoint for RtpEndpointImpl {
 
     fn set_min_video_send_bandwidth(&self, _ctx: &Ctx, value: i32) -> Result<()> {
         self.settings.lock().min_video_send_bandwidth = value.max(0);
+        self.update_send_bitrate();
         Ok(())
     }
 
@@ -561,6 +570,13 @@ impl BaseRtpEndpoint for RtpEndpointImpl {
             return Err(Error::IllegalParam(format!("Invalid MTU {value}")));
         }
         self.settings.lock().mtu = value;
+        self.mtu.store(value as u32, Ordering::Relaxed);
+        // Upstream payloaders ask again.
+        for t in [MediaType::Audio, MediaType::Video] {
+            if let Some(pad) = self.slots.existing_input(t).and_then(|i| i.static_pad("sink")) {
+                let _ = pad.push_event(gst::event::Reconfigure::new());
+            }
+        }
         Ok(())
     }
 
@@ -636,6 +652,7 @@ impl RtpEndpointFactory for RtpEndpointImpl {
             codecs,
             key,
             ipv6: params.use_ipv6,
+            mtu: Arc::new(AtomicU32::new(settings.mtu as u32)),
             settings: Mutex::new(settings),
             neg: Mutex::new(Negotiation::default()),
             offered_ports: Mutex::new(vec![]),

@@ -10,6 +10,7 @@ extern crate self as kms_elements;
 pub mod api;
 pub mod player;
 pub mod recorder;
+pub mod rtp;
 pub mod uri;
 pub mod webrtc;
 
@@ -19,5 +20,6 @@ pub fn descriptor() -> kms_core::rt::ModuleDescriptor {
         api::elements::web_rtc_endpoint_class::<webrtc::WebRtcEndpointImpl>(),
         api::elements::recorder_endpoint_class::<recorder::RecorderEndpointImpl>(),
         api::elements::player_endpoint_class::<player::PlayerEndpointImpl>(),
+        api::elements::rtp_endpoint_class::<rtp::RtpEndpointImpl>(),
     ])
 }

@@ -8,9 +8,13 @@
 extern crate self as kms_elements;
 
 pub mod api;
+pub mod http;
 pub mod webrtc;
 
 /// Descriptor of the `elements` module with its implemented classes.
 pub fn descriptor() -> kms_core::rt::ModuleDescriptor {
-    api::elements::module_descriptor(vec![api::elements::web_rtc_endpoint_class::<webrtc::WebRtcEndpointImpl>()])
+    api::elements::module_descriptor(vec![
+        api::elements::web_rtc_endpoint_class::<webrtc::WebRtcEndpointImpl>(),
+        api::elements::http_post_endpoint_class::<http::HttpPostEndpointImpl>(),
+    ])
 }

@@ -31,7 +31,7 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::server::ServerState;
-use crate::upgrade::origin_allowed;
+use crate::upgrade::origin_refusal;
 
 /// First path segment of every media URL.
 pub const ROUTE_PREFIX: &str = "kurento-http";
@@ -174,6 +174,13 @@ struct Route {
     released: watch::Sender<()>,
 }
 
+/// A route as one request sees it.
+struct Found {
+    handler: Arc<dyn RouteHandler>,
+    active: Arc<AtomicBool>,
+    released: watch::Receiver<()>,
+}
+
 #[derive(Default)]
 struct Inner {
     routes: Mutex<HashMap<RouteToken, Route>>,
@@ -264,15 +271,15 @@ impl HttpRoutes {
         Some(format!("{scheme}://{host}:{}/{ROUTE_PREFIX}/{token}", addr.port()))
     }
 
-    fn lookup(&self, token: &str) -> Option<(Arc<dyn RouteHandler>, Arc<AtomicBool>, watch::Receiver<()>)> {
+    fn lookup(&self, token: &str) -> Option<Found> {
         let routes = self.inner.routes.lock();
         let r = routes.get(&RouteToken(token.into()))?;
-        Some((r.handler.clone(), r.active.clone(), r.released.subscribe()))
+        Some(Found { handler: r.handler.clone(), active: r.active.clone(), released: r.released.subscribe() })
     }
 
     /// Serves one request for `token` (the router calls this).
     pub(crate) async fn serve(&self, token: &str, method: Method, headers: &HeaderMap, body: Body) -> Response {
-        let Some((handler, active, mut released)) = self.lookup(token) else {
+        let Some(Found { handler, active, mut released }) = self.lookup(token) else {
             return (StatusCode::NOT_FOUND, "no such media URL\n").into_response();
         };
         if method != Method::POST {
@@ -347,7 +354,7 @@ pub(crate) async fn handle(
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    if let Err(refused) = origin_allowed(&parts, &state.access) {
+    if let Some(refused) = origin_refusal(&parts, &state.access) {
         return refused;
     }
     state.routes.serve(&token, parts.method, &parts.headers, body).await

@@ -99,8 +99,8 @@ pub(crate) async fn handle(
 
 /// `allowedOrigins`: a browser request from another origin is refused
 /// (403). Also applied to media URLs (`http_routes`).
-pub(crate) fn origin_allowed(parts: &Parts, access: &AccessConfig) -> Result<(), Response> {
-    check_origin(parts, access).map_err(|r| r.response())
+pub(crate) fn origin_refusal(parts: &Parts, access: &AccessConfig) -> Option<Response> {
+    check_origin(parts, access).err().map(|r| r.response())
 }
 
 fn check_origin(parts: &Parts, access: &AccessConfig) -> Result<(), Refusal> {

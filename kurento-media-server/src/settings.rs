@@ -274,6 +274,7 @@ impl Settings {
             max_cpu_sample_ms: as_u64(lim.get("maxCpuSampleMs")).unwrap_or(10_000),
             config_dirs: vec![config_dir.to_path_buf()],
             limits: object_limits(&lim),
+            http_routes: kms_jsonrpc::HttpRoutes::default(),
         };
         Ok(Settings { server, core, config_dir: config_dir.to_path_buf() })
     }

@@ -43,8 +43,10 @@ use kms_jsonrpc::{BodyReader, HttpRefusal, HttpRoutes, RequestHead, RouteGuard, 
 use crate::api::elements::{HttpEndpoint, HttpPostEndpoint, HttpPostEndpointConstructor, HttpPostEndpointFactory};
 use upload::Uploads;
 
-/// The outputs: one agnosticbin per media type (no DATA), created on first
-/// use; uploads link their streams to them.
+/// The outputs: one agnosticbin per media type, created on first use;
+/// uploads link their streams to them. DATA exists, as on every KMS element
+/// (so `connect` without a media type works), and stays silent: an upload
+/// carries no data channel messages.
 #[derive(Default)]
 pub(crate) struct Outputs {
     bins: Mutex<Vec<(MediaType, AgnosticBin)>>,
@@ -53,9 +55,6 @@ pub(crate) struct Outputs {
 impl Outputs {
     pub(crate) fn get(&self, bin: &gst::Bin, t: MediaType) -> Option<AgnosticBin> {
         use gst::prelude::*;
-        if t == MediaType::Data {
-            return None;
-        }
         let mut bins = self.bins.lock();
         if let Some((_, a)) = bins.iter().find(|(k, _)| *k == t) {
             return Some(a.clone());

@@ -239,7 +239,11 @@ impl Uploads {
                         self.cond.wait_for(&mut st, POLL);
                     }
                     if chain.appsrc.push_buffer(gst::Buffer::from_slice(bytes)).is_err() {
-                        return if self.closing() { Fed::Closing } else { Fed::Failed("the stream was stopped".into()) };
+                        return if self.closing() {
+                            Fed::Closing
+                        } else {
+                            Fed::Failed("the stream was stopped".into())
+                        };
                     }
                 }
                 BodyEvent::End => return Fed::Complete,
@@ -294,16 +298,22 @@ impl Uploads {
         let demux = gst::ElementFactory::make(if self.use_encoded { "parsebin" } else { "decodebin" })
             .name(format!("demux{n}"))
             .build()?;
+        // decodebin and parsebin change state asynchronously (ASYNC_START
+        // until they expose their pads). Propagated, that would make the
+        // element's bin, and with it the pipeline, lose PLAYING, forever if
+        // the body is not media. The chain's own bin absorbs it, and its
+        // elements are set to PLAYING explicitly.
+        let bin = gst::Bin::builder().name(format!("upload_chain{n}")).async_handling(true).build();
         let chain = Arc::new(Chain {
+            bin,
             appsrc,
             demux,
-            extra: Mutex::new(vec![]),
             offset: OnceLock::new(),
             streams: AtomicUsize::new(0),
             eos: AtomicUsize::new(0),
             ended: AtomicBool::new(false),
         });
-        self.bin.add_many([chain.appsrc.upcast_ref::<gst::Element>(), &chain.demux])?;
+        chain.bin.add_many([chain.appsrc.upcast_ref::<gst::Element>(), &chain.demux])?;
         chain.appsrc.link(&chain.demux)?;
         let weak_chain = Arc::downgrade(&chain);
         let weak_self: Weak<Uploads> = Arc::downgrade(self);
@@ -312,8 +322,8 @@ impl Uploads {
                 me.on_stream(&chain, pad);
             }
         });
-        chain.demux.sync_state_with_parent()?;
-        chain.appsrc.sync_state_with_parent()?;
+        self.bin.add(&chain.bin)?;
+        chain.bin.set_state(gst::State::Playing).map_err(|e| gst::glib::bool_error!("{e}"))?;
         self.state.lock().chain = Some(chain.clone());
         Ok(chain)
     }
@@ -333,14 +343,13 @@ impl Uploads {
         let target = kind.and_then(|t| self.outputs.get(&self.bin, t)).and_then(|a| a.static_pad("sink"));
         let Some(target) = target.filter(|p| !p.is_linked()) else {
             tracing::info!(caps = %name, "HttpPostEndpoint: stream ignored");
-            chain.discard(&self.bin, pad);
+            chain.discard(pad);
             return;
         };
         let Ok(sync) = gst::ElementFactory::make("clocksync").build() else { return };
-        if self.bin.add(&sync).is_err() {
+        if chain.bin.add(&sync).is_err() {
             return;
         }
-        chain.extra.lock().push(sync.clone());
         // One offset for every stream of the chain keeps them in sync.
         let offset = *chain.offset.get_or_init(|| {
             let now = self.bin.current_running_time().unwrap_or(gst::ClockTime::ZERO);
@@ -348,7 +357,7 @@ impl Uploads {
         });
         let (Some(sink), Some(src)) = (sync.static_pad("sink"), sync.static_pad("src")) else { return };
         sink.set_offset(offset);
-        let _ = sync.sync_state_with_parent();
+        let _ = sync.set_state(gst::State::Playing);
         let weak_chain = Arc::downgrade(chain);
         let weak_self = Arc::downgrade(self);
         src.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
@@ -364,7 +373,9 @@ impl Uploads {
             }
             gst::PadProbeReturn::Ok
         });
-        if src.link(&target).is_err() || pad.link(&sink).is_err() {
+        let Ok(ghost) = gst::GhostPad::with_target(&src) else { return };
+        let _ = ghost.set_active(true);
+        if chain.bin.add_pad(&ghost).is_err() || ghost.link(&target).is_err() || pad.link(&sink).is_err() {
             tracing::warn!(caps = %name, "HttpPostEndpoint: cannot link the stream");
             return;
         }
@@ -373,12 +384,12 @@ impl Uploads {
     }
 }
 
-/// The elements of one stream (one body, or several resumed ones).
+/// The elements of one stream (one body, or several resumed ones), in a
+/// bin of their own.
 struct Chain {
+    bin: gst::Bin,
     appsrc: gst_app::AppSrc,
     demux: gst::Element,
-    /// clocksyncs and fakesinks added for its streams.
-    extra: Mutex<Vec<gst::Element>>,
     /// Pad offset putting the stream's timestamps on the pipeline clock.
     offset: OnceLock<i64>,
     streams: AtomicUsize,
@@ -399,27 +410,22 @@ impl Chain {
         }
     }
 
-    fn discard(&self, bin: &gst::Bin, pad: &gst::Pad) {
+    fn discard(&self, pad: &gst::Pad) {
         let Ok(fake) = gst::ElementFactory::make("fakesink").property("sync", false).property("async", false).build()
         else {
             return;
         };
-        if bin.add(&fake).is_ok() {
-            self.extra.lock().push(fake.clone());
-            let _ = fake.sync_state_with_parent();
+        if self.bin.add(&fake).is_ok() {
+            let _ = fake.set_state(gst::State::Playing);
             if let Some(p) = fake.static_pad("sink") {
                 let _ = pad.link(&p);
             }
         }
     }
 
-    /// Stops and removes every element (not from a streaming thread).
-    fn remove(&self, bin: &gst::Bin) {
-        let mut all: Vec<gst::Element> = vec![self.appsrc.clone().upcast(), self.demux.clone()];
-        all.extend(self.extra.lock().drain(..));
-        for e in &all {
-            let _ = e.set_state(gst::State::Null);
-            let _ = bin.remove(e);
-        }
+    /// Stops and removes the chain (not from a streaming thread).
+    fn remove(&self, parent: &gst::Bin) {
+        let _ = self.bin.set_state(gst::State::Null);
+        let _ = parent.remove(&self.bin);
     }
 }

@@ -170,3 +170,30 @@ test('unknown token 404, GET 405; a dropped upload ends after disconnectionTimeo
   await waitFor('EndOfStream of the dropped upload', 15000, () => events.eos === 1);
   await call(pipeline, 'release');
 });
+
+test('MP4: faststart and fragmented files stream; one with its index at the end is refused clearly', async () => {
+  const mp4 = (name, muxOpts) => {
+    const file = path.join(dir, name);
+    execFileSync('gst-launch-1.0', ['-q',
+      'videotestsrc', 'num-buffers=60', '!', 'video/x-raw,width=320,height=240,framerate=30/1', '!',
+      'x264enc', 'tune=zerolatency', '!', 'h264parse', '!', 'queue', '!', 'mp4mux', 'name=m', ...muxOpts, '!',
+      'filesink', `location=${file}`,
+      'audiotestsrc', 'num-buffers=90', '!', 'avenc_aac', '!', 'aacparse', '!', 'queue', '!', 'm.']);
+    return file;
+  };
+  for (const [name, opts] of [['faststart.mp4', ['faststart=true']], ['fragmented.mp4', ['fragment-duration=500']]]) {
+    const { pipeline, events, url } = await setup({ disconnectionTimeout: 0 });
+    assert.equal(curlPost(url, mp4(name, opts)), 200, name);
+    await waitFor(`EndOfStream of ${name}`, 15000, () => events.eos === 1);
+    assert.deepEqual(events.errors, [], name);
+    await call(pipeline, 'release');
+  }
+  const { pipeline, events, url } = await setup({ disconnectionTimeout: 0 });
+  const r = await nodePost(url, fs.readFileSync(mp4('index-at-end.mp4', [])));
+  assert.equal(r.status, 400);
+  assert.match(r.text, /index \(moov\) after the media data/);
+  await waitFor('Error event', 10000, () => events.errors.length > 0);
+  assert.equal(events.errors[0].type, 'STREAM_ERROR_FORMAT');
+  assert.match(events.errors[0].description, /faststart/);
+  await call(pipeline, 'release');
+});

@@ -26,6 +26,7 @@
 //! index at the end cannot be read from a non-seekable upload: qtdemux
 //! errors, which is reported as an `Error` event and HTTP 400.
 
+mod mp4;
 mod upload;
 
 use std::sync::{Arc, Weak};

@@ -21,6 +21,7 @@ use kms_core::object::ObjectBase;
 use kms_jsonrpc::{BodyEvent, BodyReader, HttpRefusal};
 
 use super::Outputs;
+use super::mp4::{Layout, Mp4Sniffer};
 use crate::api::elements::events::EndOfStream;
 
 /// Bytes `appsrc` may hold before the upload thread waits: with the
@@ -225,6 +226,13 @@ impl Uploads {
         loop {
             match reader.blocking_next() {
                 BodyEvent::Data(bytes) => {
+                    if chain.sniffer.lock().feed(&bytes) == Layout::IndexAtEnd {
+                        let why = "MP4 with its index (moov) after the media data (mdat) cannot be streamed; \
+                                   upload a faststart or fragmented MP4 (e.g. ffmpeg -movflags +faststart)";
+                        // Through the bus, so it becomes the endpoint's Error event.
+                        gst::element_error!(chain.appsrc, gst::StreamError::Format, ("{}", why));
+                        return Fed::Failed(why.into());
+                    }
                     loop {
                         if self.closing() {
                             return Fed::Closing;
@@ -312,6 +320,7 @@ impl Uploads {
             streams: AtomicUsize::new(0),
             eos: AtomicUsize::new(0),
             ended: AtomicBool::new(false),
+            sniffer: Mutex::new(Mp4Sniffer::default()),
         });
         chain.bin.add_many([chain.appsrc.upcast_ref::<gst::Element>(), &chain.demux])?;
         chain.appsrc.link(&chain.demux)?;
@@ -395,6 +404,8 @@ struct Chain {
     streams: AtomicUsize,
     eos: AtomicUsize,
     ended: AtomicBool,
+    /// Refuses MP4s that need seeking (see `mp4`).
+    sniffer: Mutex<Mp4Sniffer>,
 }
 
 impl Chain {

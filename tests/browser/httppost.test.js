@@ -153,6 +153,11 @@ test('a body that is not media: Error event and 400; the endpoint and server kee
   await waitFor('Error event', 10000, () => events.errors.length > 0);
   assert.match(events.errors[0].type, /STREAM_ERROR/);
   assert.equal(events.eos, 0);
+  // The failed demuxer did not take the pipeline out of PLAYING (decodebin
+  // changes state asynchronously and never completes on junk).
+  const dot = await call(pipeline, 'getGstreamerDot');
+  const top = dot.split('\n').find((l) => l.includes('<GstPipeline>'));
+  assert.match(top, /\[>\]";$/, `pipeline still PLAYING: ${top}`);
   // Same endpoint, real media now.
   assert.equal(curlPost(url, clip), 200);
   await waitFor('EndOfStream after the junk', 15000, () => events.eos === 1);

@@ -130,12 +130,15 @@ test('a chunked upload with pauses flows without decoding (useEncodedMedia); the
   await waitFor('decoded frames', 20000, async () => (await pageStats(page)).framesDecoded > 60);
   assert.equal(await call(post, 'isMediaTranscoding', 'VIDEO'), false, 'VP8 passes through undecoded');
   await waitFor('EndOfStream', 15000, () => events.eos === 1);
+  const before = (await pageStats(page)).framesDecoded;
   // While one upload is running, another POST is refused.
   const slow = nodePost(url, body, { chunk: 8 * 1024, pauseMs: 20 });
   await new Promise((res) => setTimeout(res, 300));
   assert.equal((await nodePost(url, Buffer.from('x'))).status, 409, 'concurrent upload: 409');
   assert.equal((await slow).status, 200);
   await waitFor('second EndOfStream', 15000, () => events.eos === 2);
+  const after = (await pageStats(page)).framesDecoded;
+  assert.ok(after - before > 60, `the second upload reached the browser too (${after - before} frames)`);
   assert.deepEqual(events.errors, []);
   await page.close();
   await call(pipeline, 'release');

@@ -13,7 +13,9 @@
 //! own speed, as a live source would, and the client's upload is slowed
 //! down accordingly by the route's bounded queue).
 //!
-//! * A complete body: EOS flows to the consumers, `EndOfStream` is raised.
+//! * A complete body: `EndOfStream` is raised when its end left every
+//!   stream; the EOS itself is not passed on, so consumers take the next
+//!   upload.
 //! * A connection lost mid-body: the endpoint waits `disconnectionTimeout`
 //!   seconds for the client to POST the rest (appended to the same stream);
 //!   then it ends the stream (`EndOfStream`) and raises

@@ -379,6 +379,10 @@ impl Uploads {
                     me.raise(&EndOfStream {});
                     me.cond.notify_all();
                 }
+                // EOS stays inside the endpoint: downstream elements (the
+                // WebRtcEndpoint's send path) stay finished after an EOS,
+                // and the next upload on the URL must reach them.
+                return gst::PadProbeReturn::Drop;
             }
             gst::PadProbeReturn::Ok
         });

@@ -59,6 +59,10 @@ pub struct CoreConfig {
     pub config_dirs: Vec<std::path::PathBuf>,
     /// Per-object growth bounds.
     pub limits: ObjectLimits,
+    /// Where HttpEndpoints register their media URLs; the server serves the
+    /// same table on its listener (`kms_jsonrpc::http_routes`). Without a
+    /// server (tests) it has no listener and `getUrl` fails.
+    pub http_routes: kms_jsonrpc::HttpRoutes,
     /// Which files and hosts URI endpoints may use.
     pub media_access: MediaAccess,
 }

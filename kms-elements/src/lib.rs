@@ -8,6 +8,7 @@
 extern crate self as kms_elements;
 
 pub mod api;
+pub mod http;
 pub mod player;
 pub mod recorder;
 pub mod rtp;
@@ -21,5 +22,6 @@ pub fn descriptor() -> kms_core::rt::ModuleDescriptor {
         api::elements::recorder_endpoint_class::<recorder::RecorderEndpointImpl>(),
         api::elements::player_endpoint_class::<player::PlayerEndpointImpl>(),
         api::elements::rtp_endpoint_class::<rtp::RtpEndpointImpl>(),
+        api::elements::http_post_endpoint_class::<http::HttpPostEndpointImpl>(),
     ])
 }

@@ -15,6 +15,7 @@ pub mod codec;
 pub mod config;
 pub mod dispatch;
 pub mod error;
+pub mod http_routes;
 pub mod server;
 pub mod session;
 pub mod session_table;
@@ -36,6 +37,9 @@ pub use backend::{Deferred, Description, Invoked, MediaBackend};
 pub use config::{AccessConfig, Limits, ServerConfig, TlsConfig};
 pub use dispatch::{Dispatcher, Reply, Step};
 pub use error::{Error, RpcError, codes};
+pub use http_routes::{
+    BodyEvent, BodyReader, HttpRoutes, Refusal as HttpRefusal, RequestHead, RouteGuard, RouteHandler, RouteToken,
+};
 pub use request_cache::REQUEST_CACHE_TTL;
 pub use server::Server;
 pub use session::SessionId;

@@ -18,6 +18,7 @@ use crate::backend::MediaBackend;
 use crate::config::AccessConfig;
 pub use crate::config::{Limits, ServerConfig, TlsConfig};
 use crate::error::Error;
+use crate::http_routes::{self, HttpRoutes};
 use crate::listener::bind_tcp;
 use crate::refusal_log::RefusalLog;
 pub use crate::session_hub::SessionHub;
@@ -45,6 +46,8 @@ pub(crate) struct ServerState {
     /// connection (bounded by [`WS_HARD_CAP`]).
     pub ws_max_message: usize,
     pub stop: watch::Receiver<bool>,
+    /// Media URLs of HttpEndpoints (`/kurento-http/<token>`).
+    pub routes: HttpRoutes,
 }
 
 /// A bound, not yet running server.
@@ -56,6 +59,7 @@ pub struct Server {
     wss: Option<(TcpListener, TlsAcceptor)>,
     ws_addr: Option<SocketAddr>,
     wss_addr: Option<SocketAddr>,
+    routes: HttpRoutes,
 }
 
 impl Server {
@@ -135,7 +139,26 @@ impl Server {
         if let Some(a) = wss_addr {
             tracing::info!("listening on wss://{a}/{}", config.path);
         }
-        Ok(Server { config, hub, backend, ws, wss, ws_addr, wss_addr })
+        let routes = HttpRoutes::default();
+        let mut server = Server { config, hub, backend, ws, wss, ws_addr, wss_addr, routes };
+        server.announce_routes();
+        Ok(server)
+    }
+
+    /// Serves `routes` (the table HttpEndpoints register their media URLs
+    /// in) on this server's listener: plain if there is one, else TLS.
+    pub fn with_http_routes(mut self, routes: HttpRoutes) -> Server {
+        self.routes = routes;
+        self.announce_routes();
+        self
+    }
+
+    fn announce_routes(&mut self) {
+        match (self.ws_addr, self.wss_addr) {
+            (Some(a), _) => self.routes.set_listener("http", a),
+            (None, Some(a)) => self.routes.set_listener("https", a),
+            (None, None) => {}
+        }
     }
 
     /// The ws:// listener's address.
@@ -151,7 +174,7 @@ impl Server {
     /// Serves until `shutdown` resolves; then stops accepting, closes every
     /// socket (close frame 1001), stops the GC task and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
-        let Server { config, hub, backend, ws, wss, .. } = self;
+        let Server { config, hub, backend, ws, wss, routes, .. } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let limit = config.limits.max_message_bytes;
         let ws_max_message = limit.saturating_mul(4).min(WS_HARD_CAP).max(limit.saturating_add(64 * 1024));
@@ -164,8 +187,12 @@ impl Server {
             slow_calls: Arc::new(Semaphore::new(config.limits.max_concurrent_slow_calls.max(1))),
             ws_max_message,
             stop: stop_rx.clone(),
+            routes,
         });
-        let router = Router::new().fallback(upgrade::handle).with_state(state);
+        let router = Router::new()
+            .route(&format!("/{}/{{token}}", http_routes::ROUTE_PREFIX), axum::routing::any(http_routes::handle))
+            .fallback(upgrade::handle)
+            .with_state(state);
 
         let mut listeners = JoinSet::new();
         if let Some(l) = ws {

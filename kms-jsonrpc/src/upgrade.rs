@@ -97,8 +97,13 @@ pub(crate) async fn handle(
         .on_upgrade(move |socket| connection::serve(socket, state, path_ok, slot, tenant))
 }
 
-/// The origin check, then the tenant of the request's token.
-fn admit(parts: &Parts, access: &AccessConfig) -> Result<Tenant, Refusal> {
+/// `allowedOrigins`: a browser request from another origin is refused
+/// (403). Also applied to media URLs (`http_routes`).
+pub(crate) fn origin_refusal(parts: &Parts, access: &AccessConfig) -> Option<Response> {
+    check_origin(parts, access).err().map(|r| r.response())
+}
+
+fn check_origin(parts: &Parts, access: &AccessConfig) -> Result<(), Refusal> {
     if let Some(allowed) = &access.allowed_origins
         && let Some(origin) = parts.headers.get(header::ORIGIN)
     {
@@ -108,6 +113,12 @@ fn admit(parts: &Parts, access: &AccessConfig) -> Result<Tenant, Refusal> {
             return Err(Refusal::Origin(origin.chars().take(200).collect()));
         }
     }
+    Ok(())
+}
+
+/// The origin check, then the tenant of the request's token.
+fn admit(parts: &Parts, access: &AccessConfig) -> Result<Tenant, Refusal> {
+    check_origin(parts, access)?;
     if access.tokens.is_empty() {
         return Ok(Tenant::default());
     }

@@ -620,3 +620,73 @@ fn deferred_calls_wait_without_a_thread() {
         srv.shutdown().await;
     });
 }
+
+/// Takes every upload and answers 200 once the body ended.
+struct Drain;
+
+impl kms_jsonrpc::RouteHandler for Drain {
+    fn request(
+        &self,
+        _: &kms_jsonrpc::RequestHead,
+        mut body: kms_jsonrpc::BodyReader,
+    ) -> Result<(), kms_jsonrpc::HttpRefusal> {
+        tokio::spawn(async move {
+            loop {
+                match body.next().await {
+                    kms_jsonrpc::BodyEvent::Data(_) => continue,
+                    kms_jsonrpc::BodyEvent::End => return body.finish(Ok(())),
+                    kms_jsonrpc::BodyEvent::Aborted(why) => return body.finish(Err(why)),
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_urls_are_served_on_the_websocket_listener_with_the_origin_rule() {
+    let cfg = ServerConfig {
+        access: AccessConfig {
+            allowed_origins: Some(vec!["https://app.example.com".into()]),
+            ..AccessConfig::single_token("s3cret")
+        },
+        ..ServerConfig::default()
+    };
+    let hub = SessionHub::new(&cfg);
+    let ws = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let routes = kms_jsonrpc::HttpRoutes::default();
+    let server = Server::from_listeners(cfg, hub, Arc::new(FakeBackend), Some(ws), None)
+        .unwrap()
+        .with_http_routes(routes.clone());
+    let addr = server.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async {
+        let _ = rx.await;
+    }));
+    let guard = routes.register(Arc::new(Drain));
+    let url = routes.url(guard.token(), None).unwrap();
+    assert_eq!(url, format!("http://{addr}/kurento-http/{}", guard.token()));
+    let path = format!("/kurento-http/{}", guard.token());
+    let post = |path: &str, extra: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        )
+    };
+    // The URL's token is the credential: no WebSocket access token needed.
+    let ok = raw_http(addr, &post(&path, "")).await;
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    let ok = raw_http(addr, &post(&path, "Origin: https://app.example.com\r\n")).await;
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    let foreign = raw_http(addr, &post(&path, "Origin: https://evil.example.com\r\n")).await;
+    assert!(foreign.starts_with("HTTP/1.1 403"), "{foreign}");
+    let unknown = raw_http(addr, &post("/kurento-http/0123", "")).await;
+    assert!(unknown.starts_with("HTTP/1.1 404"), "{unknown}");
+    drop(guard);
+    let gone = raw_http(addr, &post(&path, "")).await;
+    assert!(gone.starts_with("HTTP/1.1 404"), "{gone}");
+    // The WebSocket path still needs its token.
+    let ws_refused = tokio_tungstenite::connect_async(format!("ws://{addr}/kurento")).await.unwrap_err();
+    assert_eq!(upgrade_status(ws_refused), 401);
+    let _ = tx.send(());
+    let _ = task.await;
+}

@@ -145,7 +145,7 @@ async fn run(settings: Settings, modules: Vec<ModuleDescriptor>) -> ExitCode {
     let registry = kms_core::Registry::new(modules, hub.notifier(), settings.core.clone());
     let backend: Arc<dyn kms_jsonrpc::MediaBackend> = Arc::new(registry.clone());
     let server = match Server::bind(settings.server.clone(), hub, backend).await {
-        Ok(s) => s,
+        Ok(s) => s.with_http_routes(settings.core.http_routes.clone()),
         Err(e) => {
             tracing::error!("cannot open any listener: {e}");
             return ExitCode::from(1);

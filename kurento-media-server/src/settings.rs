@@ -276,6 +276,7 @@ impl Settings {
             config_dirs: vec![config_dir.to_path_buf()],
             limits: object_limits(&lim),
             media_access: media_access(&res),
+            http_routes: kms_jsonrpc::HttpRoutes::default(),
         };
         Ok(Settings { server, core, config_dir: config_dir.to_path_buf() })
     }

@@ -3,12 +3,14 @@
 // server's own listener; the media reaches headless Chromium through a
 // WebRtcEndpoint, which decodes frames, and EndOfStream arrives. A body that
 // is not media gives an Error event and HTTP 400 while the server keeps
-// serving; unknown tokens and released endpoints answer 404.
+// serving; unknown tokens and released endpoints answer 404. Uploads also
+// flow into RecorderEndpoints whose files decode.
 'use strict';
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { execFileSync } = require('node:child_process');
+const { execFileSync, execFile } = require('node:child_process');
+const { promisify } = require('node:util');
 const fs = require('node:fs');
 const http = require('node:http');
 const os = require('node:os');
@@ -32,7 +34,7 @@ test.before(async () => {
     'vp8enc', 'deadline=1', 'keyframe-max-dist=30', '!', 'queue', '!', 'webmmux', 'name=m', '!', 'filesink', `location=${clip}`,
     'audiotestsrc', 'num-buffers=280', '!', 'audio/x-raw,rate=48000,channels=1', '!', 'opusenc', '!', 'queue', '!', 'm.']);
   assert.ok(fs.statSync(clip).size > 10000, 'clip generated');
-  server = await h.startServer();
+  server = await h.startServer({ resources: { mediaRoots: [dir] } });
   pages = await h.startPageServer();
   browser = await h.launchBrowser();
   client = await h.connect(server.url);
@@ -203,5 +205,53 @@ test('MP4: faststart and fragmented files stream; one with its index at the end 
   await waitFor('Error event', 10000, () => events.errors.length > 0);
   assert.equal(events.errors[0].type, 'STREAM_ERROR_FORMAT');
   assert.match(events.errors[0].description, /faststart/);
+  await call(pipeline, 'release');
+});
+
+/** Video frames ffmpeg decodes from `file` and the format's duration (s). */
+function decodeVideo(file) {
+  const probe = JSON.parse(execFileSync('ffprobe', ['-v', 'error', '-show_format', '-show_streams', '-of', 'json', file]));
+  const out = execFileSync('ffmpeg', ['-v', 'error', '-i', file, '-map', '0:v:0', '-f', 'null', '-', '-progress', 'pipe:1']).toString();
+  const m = [...out.matchAll(/^frame=(\d+)$/gm)].pop();
+  return { probe, frames: m ? Number(m[1]) : 0, duration: Number(probe.format.duration || 0) };
+}
+
+test('uploads (curl whole, decoded; Node chunked, useEncodedMedia) flow into RecorderEndpoints whose WEBM files decode', async () => {
+  const pipeline = await call(client, 'create', 'MediaPipeline');
+  const lanes = [];
+  for (const [name, ctor] of [['whole', {}], ['chunked', { useEncodedMedia: true }]]) {
+    const post = await call(pipeline, 'create', 'HttpPostEndpoint', ctor);
+    const file = path.join(dir, `from-post-${name}.webm`);
+    const rec = await call(pipeline, 'create', 'RecorderEndpoint', { uri: `file://${file}`, mediaProfile: 'WEBM' });
+    const lane = { name, post, rec, file, eos: 0, errors: [], url: await call(post, 'getUrl') };
+    post.on('EndOfStream', () => { lane.eos++; });
+    post.on('Error', (e) => lane.errors.push(e));
+    rec.on('Error', (e) => lane.errors.push(e));
+    await call(post, 'connect', rec);
+    await call(rec, 'record');
+    lanes.push(lane);
+  }
+  const [whole, chunked] = lanes;
+  const curl = promisify(execFile)('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST',
+    '-H', 'Content-Type: video/webm', '--data-binary', `@${clip}`, whole.url]);
+  const node = nodePost(chunked.url, fs.readFileSync(clip), { chunk: 16384, pauseMs: 5 });
+  const [c, n] = await Promise.all([curl, node]);
+  assert.equal(Number(c.stdout), 200, 'curl upload accepted');
+  assert.equal(n.status, 200, 'chunked upload accepted');
+  for (const lane of lanes) {
+    await waitFor(`EndOfStream (${lane.name})`, 20000, () => lane.eos === 1);
+    await call(lane.rec, 'stopAndWait');
+    assert.deepEqual(lane.errors, [], `no errors (${lane.name})`);
+    const d = decodeVideo(lane.file);
+    const v = d.probe.streams.find((x) => x.codec_type === 'video');
+    assert.equal(v.codec_name, 'vp8', `${lane.name}: VP8 video`);
+    assert.equal(`${v.width}x${v.height}`, '320x240', `${lane.name}: the source's size`);
+    assert.ok(d.probe.streams.some((x) => x.codec_type === 'audio' && x.codec_name === 'opus'), `${lane.name}: Opus audio`);
+    // The clip is 6 s (180 frames); the recording starts at the first
+    // keyframe after record().
+    assert.ok(d.duration >= 4, `${lane.name}: duration ${d.duration} s`);
+    assert.ok(d.frames >= 120, `${lane.name}: ${d.frames} frames decoded`);
+  }
+  assert.equal(await call(chunked.post, 'isMediaTranscoding', 'VIDEO'), false, 'useEncodedMedia: stored as uploaded');
   await call(pipeline, 'release');
 });

@@ -7,7 +7,10 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const dgram = require('node:dgram');
-const { spawn } = require('node:child_process');
+const { spawn, execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
 const h = require('./lib/harness');
 const { call, waitFor, negotiate, pageStats } = h;
 const SDES = (o) => h.kurentoClient.getComplexType('SDES')(o);
@@ -25,10 +28,18 @@ let clientA;
 let clientB;
 let pages;
 let browser;
+// Server A's media root: a clip its PlayerEndpoint plays.
+const mediaDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kms-rtp-'));
+const clip = path.join(mediaDir, 'clip.webm');
 
 test.before(async () => {
+  // 4 s of VP8 (a keyframe a second) + Opus.
+  execFileSync('gst-launch-1.0', ['-q',
+    'videotestsrc', 'num-buffers=120', 'pattern=ball', '!', 'video/x-raw,width=320,height=240,framerate=30/1', '!',
+    'vp8enc', 'deadline=1', 'keyframe-max-dist=30', '!', 'queue', '!', 'webmmux', 'name=m', '!', 'filesink', `location=${clip}`,
+    'audiotestsrc', 'num-buffers=190', '!', 'audio/x-raw,rate=48000,channels=1', '!', 'opusenc', '!', 'queue', '!', 'm.']);
   [serverA, serverB] = await Promise.all([
-    h.startServer({ modules: rtpConf(...RANGE_A) }),
+    h.startServer({ modules: rtpConf(...RANGE_A), resources: { mediaRoots: [mediaDir] } }),
     h.startServer({ modules: rtpConf(...RANGE_B) }),
   ]);
   pages = await h.startPageServer();
@@ -41,6 +52,7 @@ test.after(async () => {
   for (const c of [clientA, clientB]) if (c) c.close();
   if (browser) await browser.close();
   if (pages) await pages.close();
+  fs.rmSync(mediaDir, { recursive: true, force: true });
   for (const s of [serverA, serverB]) {
     if (!s) continue;
     const r = await s.stop();
@@ -254,4 +266,29 @@ test('SDP errors and the negotiation state machine (spec §10.5, §10.8)', async
   assert.equal(await udpFree(offered[0], '127.0.0.1'), false);
   await call(pipe, 'release');
   for (const p of offered) assert.ok(await udpFree(p, '127.0.0.1') && await udpFree(p + 1, '127.0.0.1'), `offered port ${p} released`);
+});
+
+test('a PlayerEndpoint on server A reaches Chromium on server B through the RtpEndpoints; EndOfStream', async () => {
+  const pipeA = await call(clientA, 'create', 'MediaPipeline');
+  const pipeB = await call(clientB, 'create', 'MediaPipeline');
+  const player = await call(pipeA, 'create', 'PlayerEndpoint', { uri: `file://${clip}`, useEncodedMedia: true });
+  let eos = 0;
+  player.on('EndOfStream', () => { eos++; });
+  const rA = await call(pipeA, 'create', 'RtpEndpoint');
+  const rB = await call(pipeB, 'create', 'RtpEndpoint');
+  const wB = await call(pipeB, 'create', 'WebRtcEndpoint');
+  await call(player, 'connect', rA);
+  await call(rB, 'connect', wB);
+  const answer = await call(rB, 'processOffer', await call(rA, 'generateOffer'));
+  await call(rA, 'processAnswer', answer);
+  const page = await browser.newPage(pages.url);
+  await negotiate(page, wB, 'recvonly');
+  await call(player, 'play');
+  const s = await decodes(page, 60, 15000);
+  assert.equal(s.videoCodec, 'video/VP8');
+  assert.equal(`${s.width}x${s.height}`, '320x240', "the clip's picture");
+  await waitFor('EndOfStream', 15000, () => eos === 1);
+  await page.close();
+  await call(pipeA, 'release');
+  await call(pipeB, 'release');
 });

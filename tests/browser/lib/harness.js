@@ -22,7 +22,8 @@ const BUNDLE = path.join(__dirname, '..', 'build', 'bundle.js');
 const { call } = kms;
 
 /** Starts a server; `opts.modules` = { 'WebRtcEndpoint.conf.ini': text, ... }
- * (files of modules/kurento/), `opts.env` adds to the environment. */
+ * (files of modules/kurento/), `opts.env` adds to the environment,
+ * `opts.resources` to `mediaServer.resources` (e.g. `mediaRoots`). */
 function startServer(opts = {}) {
   const files = {};
   for (const [name, text] of Object.entries(opts.modules || {})) files[`modules/kurento/${name}`] = text;
@@ -33,7 +34,7 @@ function startServer(opts = {}) {
     env: Object.assign({ KMS_LOG: 'info' }, opts.env || {}),
     config: (port) => ({
       mediaServer: {
-        resources: { garbageCollectorPeriod: 240 },
+        resources: Object.assign({ garbageCollectorPeriod: 240 }, opts.resources || {}),
         net: { websocket: { port, path: 'kurento', address: '127.0.0.1' } },
       },
     }),

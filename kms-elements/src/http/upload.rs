@@ -386,7 +386,13 @@ impl Uploads {
             }
             gst::PadProbeReturn::Ok
         });
-        let Ok(ghost) = gst::GhostPad::with_target(&src) else { return };
+        // Named after the demuxer's pad: a ghost pad takes its target's
+        // name ("src") by default, so the second stream's ghost (audio after
+        // video) would clash with the first and never be added.
+        let Ok(ghost) = gst::GhostPad::builder_with_target(&src).map(|b| b.name(format!("out_{}", pad.name())).build())
+        else {
+            return;
+        };
         let _ = ghost.set_active(true);
         if chain.bin.add_pad(&ghost).is_err() || ghost.link(&target).is_err() || pad.link(&sink).is_err() {
             tracing::warn!(caps = %name, "HttpPostEndpoint: cannot link the stream");

@@ -120,8 +120,10 @@ test('forwarding: the receiver\'s limit travels upstream to the sending browser'
   const capped = await bitrate(sPage, 'outbound-rtp');
   const remb = (await videoStat(a, 'inboundrtp')).remb;
   console.log(`# forwarding sender: ${kbps(free)}, receiver capped at 60 kbps: ${kbps(capped)}, REMB sent ${remb}`);
-  assert.ok(free > 120000, `before, the browser sends ${kbps(free)}`);
-  assert.ok(capped < 85000, `after, the browser sends ${kbps(capped)}`);
+  // Chromium's own rate for the fake camera varies with the machine's load
+  // (118–154 kbps seen): what matters is room above the cap and a clear drop.
+  assert.ok(free > 90000, `before, the browser sends ${kbps(free)}`);
+  assert.ok(capped < 85000 && capped < 0.75 * free, `after, the browser sends ${kbps(capped)} (before ${kbps(free)})`);
   assert.ok(remb > 0 && remb <= 60000, `the REMB sent upstream: ${remb}`);
   await sPage.close();
   await rPage.close();

@@ -243,7 +243,11 @@ test('bandwidth limits steer the browser sender (REMB) and the encoder', async (
   // Unlimited, this fake camera stream runs at ~150 kbps.
   assert.ok(sent < 110000, `browser sends ${Math.round(sent)} bps under REMB 80 kbps`);
   // Send side: maxVideoSendBandwidth caps the H.264 encoder feeding it.
-  assert.ok(got > 10000 && got < 90000, `receiver gets ${Math.round(got)} bps with maxVideoSendBandwidth 50 kbps`);
+  // The encoder also follows the receiving browser's own REMB (remb.test.js),
+  // which can sit far below the cap early in a call on a loaded machine
+  // (5.7 kbps seen in CI): the cap is what this checks; that media reaches
+  // the receiver is checked by the decoded frames above.
+  assert.ok(got > 0 && got < 90000, `receiver gets ${Math.round(got)} bps with maxVideoSendBandwidth 50 kbps`);
   const inbound = Object.values(await call(ep, 'getStats', 'VIDEO')).find((x) => x.type === 'inboundrtp');
   assert.ok(inbound.remb > 0 && inbound.remb <= 80000, `REMB sent: ${inbound.remb}`);
   await page.close();

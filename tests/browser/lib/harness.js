@@ -147,6 +147,51 @@ function pageStats(page) {
   return page.evaluate(() => window.kms.stats());
 }
 
+/**
+ * The usual fixtures of a test file, set up before its first test and torn
+ * down after its last: one server (`opts.server`: startServer's options),
+ * the page server, Chromium and a connected kurento-client. The server must
+ * exit cleanly. Tests read them from the returned object once they run.
+ */
+function suite(opts = {}) {
+  const test = require('node:test');
+  const assert = require('node:assert/strict');
+  const env = {};
+  test.before(async () => {
+    env.server = await startServer(opts.server || {});
+    env.pages = await startPageServer();
+    env.browser = await launchBrowser();
+    env.client = await connect(env.server.url);
+  });
+  test.after(async () => {
+    if (env.client) env.client.close();
+    if (env.browser) await env.browser.close();
+    if (env.pages) await env.pages.close();
+    if (env.server) {
+      const r = await env.server.stop();
+      if (process.env.KMS_TEST_VERBOSE) console.log(env.server.log());
+      assert.ok(r && r.code === 0, `server exited cleanly: ${JSON.stringify(r)}`);
+    }
+  });
+  return env;
+}
+
+/** Waits until `page` decoded more than `frames` frames of a sized picture;
+ * returns its stats. */
+function decodes(page, frames = 30, ms = 30000) {
+  return waitFor(`${frames} decoded frames`, ms, async () => {
+    const s = await pageStats(page);
+    return s.framesDecoded > frames && s.width > 0 && s.height > 0 ? s : null;
+  });
+}
+
+/** The average colours of `rects` in the picture `page` is showing (see
+ * peer.js regionColors). */
+function regionColors(page, rects) {
+  return page.evaluate((r) => window.kms.regionColors(r), rects);
+}
+
 module.exports = {
+  suite, decodes, regionColors,
   startServer, startPageServer, launchBrowser, connect, call, waitFor, negotiate, pageStats, kurentoClient, BIN, CHROMIUM,
 };

@@ -47,7 +47,62 @@ window.kms = (function () {
     return out.join('\r\n');
   }
 
+  function pictureStream(p) {
+    const canvas = document.createElement('canvas');
+    canvas.width = p.width || 320;
+    canvas.height = p.height || 240;
+    const ctx = canvas.getContext('2d');
+    let img = null;
+    if (p.image) {
+      img = new Image();
+      img.src = p.image;
+    }
+    let tick = 0;
+    const draw = () => {
+      ctx.fillStyle = p.color || '#808080';
+      ctx.fillRect(0, 0, canvas.width, canvas.height);
+      if (img && img.complete && img.naturalWidth) ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
+      ctx.fillStyle = (tick++ % 2) ? '#000' : '#fff';
+      ctx.fillRect(canvas.width - 4, canvas.height - 4, 4, 4);
+    };
+    draw();
+    setInterval(draw, 1000 / 15);
+    return canvas.captureStream(15);
+  }
+
+  function toneStream(hz) {
+    const ac = new AudioContext();
+    const osc = ac.createOscillator();
+    osc.frequency.value = hz;
+    const dest = ac.createMediaStreamDestination();
+    osc.connect(dest);
+    osc.start();
+    return dest.stream;
+  }
+
   return {
+    // Average colour [r, g, b] of each rectangle of the remote video's
+    // current frame; rectangles are [x, y, w, h] in fractions of the frame.
+    regionColors(rects) {
+      const v = document.getElementById('remote');
+      const w = v.videoWidth;
+      const h = v.videoHeight;
+      if (!w || !h) return null;
+      const c = document.createElement('canvas');
+      c.width = w;
+      c.height = h;
+      const ctx = c.getContext('2d', { willReadFrequently: true });
+      ctx.drawImage(v, 0, 0, w, h);
+      return rects.map(([x, y, rw, rh]) => {
+        const px = Math.floor(x * w);
+        const py = Math.floor(y * h);
+        const d = ctx.getImageData(px, py, Math.max(1, Math.floor(rw * w)), Math.max(1, Math.floor(rh * h))).data;
+        const sum = [0, 0, 0];
+        for (let i = 0; i < d.length; i += 4) { sum[0] += d[i]; sum[1] += d[i + 1]; sum[2] += d[i + 2]; }
+        const n = d.length / 4;
+        return sum.map((s) => Math.round(s / n));
+      });
+    },
     // mode: 'sendrecv' | 'sendonly' | 'recvonly'; opts.videoCodec keeps only
     // that codec in the offer; opts.dataChannels adds kurento-utils' channel;
     // opts.video replaces the camera constraints (320x240, 15 fps).
@@ -61,6 +116,20 @@ window.kms = (function () {
           configuration: { iceServers: [] },
           mediaConstraints: { audio: true, video: opts.video || { width: 320, height: 240, frameRate: 15 } },
         };
+        // opts.picture: a synthetic camera (canvas) instead of the fake
+        // device, so tests can send distinguishable pictures: { color,
+        // image (a data: URL drawn over the colour, scaled to fill), width,
+        // height (default 320x240) }. A 4x4 corner square changes every
+        // frame so the encoder never idles.
+        if (opts.picture && mode !== 'recvonly') {
+          options.videoStream = pictureStream(opts.picture);
+          options.mediaConstraints = { audio: !opts.tone, video: false };
+        }
+        // opts.tone: a sine of that many Hz (WebAudio) as the microphone.
+        if (opts.tone && mode !== 'recvonly') {
+          options.audioStream = toneStream(opts.tone);
+          if (!opts.picture) options.mediaConstraints = { audio: false, video: options.mediaConstraints.video };
+        }
         if (opts.dataChannels) {
           options.dataChannels = true;
           options.dataChannelConfig = {
@@ -98,7 +167,12 @@ window.kms = (function () {
           out.videoPacketsLost = (out.videoPacketsLost || 0) + (s.packetsLost || 0);
           out.retransmittedPacketsReceived = (out.retransmittedPacketsReceived || 0) + (s.retransmittedPacketsReceived || 0);
         }
-        if (s.type === 'inbound-rtp' && s.kind === 'audio') out.audioPacketsReceived += s.packetsReceived || 0;
+        if (s.type === 'inbound-rtp' && s.kind === 'audio') {
+          out.audioPacketsReceived += s.packetsReceived || 0;
+          // Energy of the audio played out (silence stays near 0).
+          out.audioLevel = s.audioLevel || 0;
+          out.totalAudioEnergy = s.totalAudioEnergy || 0;
+        }
         if (s.type === 'outbound-rtp' && s.kind === 'video') {
           out.framesSent += s.framesEncoded || 0;
           // NACKs the sender got and the packets it sent again.

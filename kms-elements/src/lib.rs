@@ -8,6 +8,7 @@
 extern crate self as kms_elements;
 
 pub mod api;
+pub mod dispatch;
 pub mod http;
 pub mod player;
 pub mod recorder;
@@ -23,5 +24,8 @@ pub fn descriptor() -> kms_core::rt::ModuleDescriptor {
         api::elements::player_endpoint_class::<player::PlayerEndpointImpl>(),
         api::elements::rtp_endpoint_class::<rtp::RtpEndpointImpl>(),
         api::elements::http_post_endpoint_class::<http::HttpPostEndpointImpl>(),
+        api::elements::dispatcher_class::<dispatch::DispatcherImpl>(),
+        api::elements::dispatcher_one_to_many_class::<dispatch::DispatcherOneToManyImpl>(),
+        api::elements::mixer_class::<dispatch::MixerImpl>(),
     ])
 }

@@ -15,6 +15,8 @@ const env = h.suite();
 const RED = { picture: { color: '#ff0000' }, tone: 440 };
 const BLUE = { picture: { color: '#0000ff' }, tone: 880 };
 const CENTER = [[0.25, 0.25, 0.5, 0.5]];
+// Decoder elements in a GStreamer dot graph (their default names).
+const DECODER = /avdec_|vp8dec|vp9dec|opusdec|openh264dec|decodebin/i;
 
 // One pipeline with the two sources (browser → WebRtcEndpoint), shared by
 // every test; each test makes its own hub and viewers.
@@ -71,12 +73,21 @@ async function shows(page, color, ms = 10000) {
   await waitFor(`viewer showing ${color}`, ms, async () => colorOf(await h.regionColors(page, CENTER)) === color, 30);
 }
 
-/** Runs `action`, then returns the ms until `page` shows `color`. */
+// The issue's bound: a switch shows on the viewer within 1 s of the call
+// (a keyframe is requested from the new source at once; without it the
+// viewer would wait for the sender's next periodic keyframe).
+const SWITCH_MS = 1000;
+
+/** Runs `action` (a switch), then returns the ms from the call until
+ * `page` shows `color`, failing past SWITCH_MS after the answer. */
 async function switchTime(page, color, action) {
   const t0 = performance.now();
   await action();
-  await shows(page, color);
-  return Math.round(performance.now() - t0);
+  const answered = performance.now();
+  await shows(page, color, SWITCH_MS);
+  const t = Math.round(performance.now() - t0);
+  assert.ok(performance.now() - answered <= SWITCH_MS + 100, `switched to ${color} within ${SWITCH_MS} ms`);
+  return t;
 }
 
 async function stalls(page) {
@@ -118,7 +129,7 @@ test('DispatcherOneToMany: setSource switches every viewer, late joiners decode 
 
   // No decoder: switching is at the encoded level.
   const dot = await call(hub, 'getGstreamerDot');
-  assert.doesNotMatch(dot, /dec(oder)?\d*\b|avdec|vp8dec|opusdec/i, 'no decoder in the hub');
+  assert.doesNotMatch(dot, DECODER, 'no decoder in the hub');
 
   await call(hub, 'removeSource');
   const s = await stalls(v.page);
@@ -144,6 +155,7 @@ test('Dispatcher: connect routes a source to any number of sinks; reconnecting a
   await call(hub, 'connect', pr, pw);
   await shows(v.page, 'red');
   await shows(w.page, 'red');
+  await waitFor('audio routed with the video', 10000, async () => (await pageStats(v.page)).audioLevel > 0.05);
   const toBlue = await switchTime(v.page, 'blue', () => call(hub, 'connect', pb, pv));
   console.log(`# Dispatcher switch: red→blue ${toBlue} ms`);
   // The other sink keeps its source.
@@ -184,6 +196,9 @@ test('Mixer: connect/disconnect by media type switch video and add/remove audio'
   const e1 = await energy();
   await new Promise((r) => setTimeout(r, 1000));
   const loud = (await energy()) - e1;
+  // Mixing decodes (unlike routing): the same check that finds no decoder
+  // in the DispatcherOneToMany finds the Opus decoders here.
+  assert.match(await call(hub, 'getGstreamerDot'), DECODER, 'the audio mix decodes');
   console.log(`# Mixer audio energy per s: before connect ${silent.toFixed(4)}, mixed ${loud.toFixed(4)}`);
   assert.ok(loud > silent + 0.01, 'connecting audio makes the viewer hear it');
 

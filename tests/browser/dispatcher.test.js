@@ -114,6 +114,14 @@ test('DispatcherOneToMany: setSource switches every viewer, late joiners decode 
   const toBlue = await switchTime(v.page, 'blue', () => setSource(hub, pb));
   const toRed = await switchTime(v.page, 'red', () => setSource(hub, pr));
   console.log(`# DispatcherOneToMany switch: red→blue ${toBlue} ms, blue→red ${toRed} ms`);
+  // Switching back and forth faster than keyframes arrive ends on the
+  // last source, still decoding.
+  for (let i = 0; i < 6; i++) await setSource(hub, i % 2 ? pr : pb);
+  await setSource(hub, pb);
+  await shows(v.page, 'blue');
+  await h.decodes(v.page, (await pageStats(v.page)).framesDecoded + 10, 10000);
+  await setSource(hub, pr);
+  await shows(v.page, 'red');
 
   // A late joiner: a port added while the source flows.
   const pl = await createPort(hub);

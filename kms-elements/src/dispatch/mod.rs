@@ -28,6 +28,8 @@ mod dispatcher;
 mod mixer;
 mod one_to_many;
 mod router;
+#[cfg(test)]
+mod router_tests;
 pub mod select;
 
 use std::sync::Arc;

@@ -170,8 +170,12 @@ test('Dispatcher: connect routes a source to any number of sinks; reconnecting a
   await new Promise((r) => setTimeout(r, 500));
   assert.equal(colorOf(await h.regionColors(w.page, CENTER)), 'red', 'the other sink still shows red');
 
-  // Releasing the source port of a sink stops it; the other keeps going.
+  // Releasing the source port of a sink stops it; the other keeps going,
+  // and the port's fans (audio, video, data) leave the hub.
+  const fans = async () => (await call(hub, 'getGstreamerDot')).split('label="KmsAgnosticBin').length - 1;
+  const before = await fans();
   await call(pb, 'release');
+  await waitFor('the released port\'s fans removed', 5000, async () => (await fans()) === before - 3);
   const s = await stalls(v.page);
   assert.ok(s.c - s.b <= 2, `releasing the source port stops its sink (${JSON.stringify(s)})`);
   await h.decodes(w.page, (await pageStats(w.page)).framesDecoded + 10);

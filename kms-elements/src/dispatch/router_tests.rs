@@ -138,6 +138,10 @@ fn a_switch_starts_at_a_requested_keyframe_and_survives_churn() {
         v.len() > mark + 20 && v[v.len() - 20..].iter().all(|(s, _)| *s == 1111)
     });
 
+    // What the removed outputs had in the hub is gone: two fans, one funnel.
+    wait("removed outputs taken down", 3000, || hub.children().len() == 3);
+    assert_eq!(hub.src_pads().len(), 1, "one output ghost left");
+
     // Removing the source stops the output at once.
     router.port_removed(&hub, &id("a"));
     std::thread::sleep(Duration::from_millis(200));

@@ -17,8 +17,8 @@ use kms_core::object::ObjectId;
 use super::router::Router;
 use super::select::Selection;
 
-/// (ssrc, starts a keyframe) of every packet an output received.
-type Seen = Arc<Mutex<Vec<(u32, bool)>>>;
+/// (ssrc, starts a keyframe, when) of every packet an output received.
+type Seen = Arc<Mutex<Vec<(u32, bool, Instant)>>>;
 
 fn source(pipeline: &gst::Pipeline, name: &str, ssrc: u32) -> gst::Pad {
     let bin = gst::parse::bin_from_description(
@@ -50,7 +50,7 @@ fn sink(pipeline: &gst::Pipeline, name: &str) -> (gst::Element, gst::Pad, Seen) 
         let one = |b: &gst::BufferRef| {
             if let Ok(r) = gst_rtp::RTPBuffer::from_buffer_readable(b) {
                 let key = r.payload().is_ok_and(|p| rtp_payload_starts_keyframe(Codec::Vp8, p));
-                s2.lock().push((r.ssrc(), key));
+                s2.lock().push((r.ssrc(), key, Instant::now()));
             }
         };
         match &info.data {
@@ -95,25 +95,49 @@ fn a_switch_starts_at_a_requested_keyframe_and_survives_churn() {
     router.port_output(&hub, &id("v"), MediaType::Video, &v_pad);
 
     router.update(&hub, |s| *s = Selection::Broadcast(Some(id("a"))));
-    wait("packets of a", 5000, || seen.lock().iter().any(|(s, _)| *s == 1111));
+    wait("packets of a", 5000, || seen.lock().iter().any(|(s, ..)| *s == 1111));
     // The first packet out starts a keyframe: the branch joined a running
     // stream whose only keyframe was long gone, so it was requested.
     assert!(seen.lock()[0].1, "the output starts at a keyframe");
 
     // Switch: b's packets start at a keyframe (b encodes keyframes only on
-    // request), and a's stop.
+    // request), and a's stop. b's keyframe is made to take 400 ms: a keeps
+    // flowing until it arrives (no dead air on the output).
+    let slow = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let slow2 = slow.clone();
+    b.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |pad, info| match &info.data {
+        Some(gst::PadProbeData::Event(ev))
+            if kms_core::agnosticbin::codecs::is_force_key_unit(ev)
+                && slow2.swap(false, std::sync::atomic::Ordering::SeqCst) =>
+        {
+            let (pad, ev) = (pad.clone(), ev.clone());
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(400));
+                let _ = pad.send_event(ev);
+            });
+            gst::PadProbeReturn::Drop
+        }
+        _ => gst::PadProbeReturn::Ok,
+    });
     let mark = seen.lock().len();
+    let t0 = Instant::now();
     router.update(&hub, |s| *s = Selection::Broadcast(Some(id("b"))));
-    let t = wait("packets of b", 3000, || seen.lock()[mark..].iter().any(|(s, _)| *s == 2222));
+    let t = wait("packets of b", 3000, || seen.lock()[mark..].iter().any(|(s, ..)| *s == 2222));
     eprintln!("switch a→b: first packet of b after {t:?}");
     std::thread::sleep(Duration::from_millis(300));
     {
         let v = seen.lock();
         let after = &v[mark..];
-        let first_b = after.iter().position(|(s, _)| *s == 2222).unwrap();
+        let first_b = after.iter().position(|(s, ..)| *s == 2222).unwrap();
         assert!(after[first_b].1, "b starts at a keyframe");
-        assert!(after[first_b..].iter().all(|(s, _)| *s == 2222), "nothing of a after the hand-over");
+        assert!(after[first_b..].iter().all(|(s, ..)| *s == 2222), "nothing of a after the hand-over");
+        assert!(after[first_b].2 - t0 >= Duration::from_millis(400), "b's keyframe was delayed");
+        let last_a = after[..first_b].iter().rev().find(|(s, ..)| *s == 1111).map(|p| p.2).unwrap_or(t0);
+        let gap = after[first_b].2 - last_a;
+        eprintln!("hand-over gap: {gap:?}");
+        assert!(gap < Duration::from_millis(150), "a flowed until b's keyframe (gap {gap:?})");
     }
+    assert!(!slow.load(std::sync::atomic::Ordering::SeqCst));
 
     // Churn: switching faster than keyframes arrive while outputs come and
     // go, then the last selection wins.
@@ -135,7 +159,7 @@ fn a_switch_starts_at_a_requested_keyframe_and_survives_churn() {
     let mark = seen.lock().len();
     wait("a flowing after the churn", 5000, || {
         let v = seen.lock();
-        v.len() > mark + 20 && v[v.len() - 20..].iter().all(|(s, _)| *s == 1111)
+        v.len() > mark + 20 && v[v.len() - 20..].iter().all(|(s, ..)| *s == 1111)
     });
 
     // What the removed outputs had in the hub is gone: two fans, one funnel.

@@ -241,6 +241,9 @@ test('bad input: ports of another hub or pipeline, released ports and DATA get c
   await assert.rejects(call(mixer2, 'connect', 'DATA', r, r), (e) => e.code === 40005);
   await assert.rejects(call(mixer2, 'disconnect', 'DATA', r, r), (e) => e.code === 40005);
   await assert.rejects(call(mixer2, 'connect', 'VIDEO', p, r), (e) => e.code === 40004);
+  // Not a HubPort, and an id the server never issued.
+  await assert.rejects(call(hub, 'connect', red, p), (e) => e.code === 40001 && /should be a HubPort/.test(e.message));
+  await assert.rejects(call(hub, 'connect', { id: 'no-such-port_kurento.HubPort' }, p), (e) => e.code === 40101);
   const gone = await createPort(hub);
   await call(gone, 'release');
   await assert.rejects(call(hub, 'connect', gone, p), (e) => e.code === 40101);

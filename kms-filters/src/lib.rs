@@ -7,6 +7,7 @@
 extern crate self as kms_filters;
 
 pub mod api;
+pub mod base;
 
 /// Descriptor of the `filters` module with its implemented classes.
 pub fn descriptor() -> kms_core::rt::ModuleDescriptor {

@@ -8,8 +8,11 @@ extern crate self as kms_filters;
 
 pub mod api;
 pub mod base;
+pub mod gstreamer_filter;
 
 /// Descriptor of the `filters` module with its implemented classes.
 pub fn descriptor() -> kms_core::rt::ModuleDescriptor {
-    api::filters::module_descriptor(vec![])
+    api::filters::module_descriptor(vec![
+        api::filters::g_streamer_filter_class::<gstreamer_filter::GStreamerFilterImpl>(),
+    ])
 }

@@ -9,6 +9,7 @@ extern crate self as kms_filters;
 pub mod api;
 pub mod base;
 pub mod gstreamer_filter;
+pub mod opencv;
 
 /// Descriptor of the `filters` module with its implemented classes.
 pub fn descriptor() -> kms_core::rt::ModuleDescriptor {

@@ -34,7 +34,7 @@ impl FrameProcessor for PaintLeftGreen {
             }
         }
         self.frames += 1;
-        if self.frames % 10 == 0 {
+        if self.frames.is_multiple_of(10) {
             events.error("TEST", format!("{} frames", self.frames));
         }
     }

@@ -221,23 +221,27 @@ test('ImageOverlayFilter draws an added image over its region and removes it aga
     res.writeHead(404); res.end();
   });
   await new Promise((r) => srv.listen(0, '127.0.0.1', r));
-  const base = `http://127.0.0.1:${srv.address().port}`;
-  await addImage(filter, 'web', `${base}/green.png`, 0, 0.5, 0.5, 0.5, false, false);
-  await show('the HTTP overlay in the bottom-left quarter', (c) => isBlue(c[0]) && isGreen(c[1]));
+  try {
+    const base = `http://127.0.0.1:${srv.address().port}`;
+    await addImage(filter, 'web', `${base}/green.png`, 0, 0.5, 0.5, 0.5, false, false);
+    await show('the HTTP overlay in the bottom-left quarter', (c) => isBlue(c[0]) && isGreen(c[1]));
 
-  // Unreachable or refused images: an error, and the filter keeps working.
-  const rejects = (uri, code) => assert.rejects(addImage(filter, 'bad', uri, 0, 0, 1, 1, false, false),
-    (e) => { assert.equal(e.code, code, `${uri}: ${e.code} ${e.message}`); assert.match(e.message, /image|Access denied/i); return true; });
-  await rejects(`file://${root}/missing.png`, 40600);
-  await rejects(`${base}/missing.png`, 40600);
-  await rejects('http://127.0.0.1:1/x.png', 40600);
-  await rejects('file:///etc/passwd', 40107);
-  await assert.rejects(addImage(filter, 'bad', `file://${root}/green.png`, 0, 0, 0, 1, false, false),
-    (e) => e.code === 40107 && /widthPercent/.test(e.message));
-  srv.close();
-  const before = (await pageStats(page)).framesDecoded;
-  await waitFor('frames after the errors', 10000, async () => (await pageStats(page)).framesDecoded > before + 15);
-  await show('the HTTP overlay still there', (c) => isBlue(c[0]) && isGreen(c[1]));
+    // Unreachable or refused images: an error, and the filter keeps working.
+    const rejects = (uri, code) => assert.rejects(addImage(filter, 'bad', uri, 0, 0, 1, 1, false, false),
+      (e) => { assert.equal(e.code, code, `${uri}: ${e.code} ${e.message}`); assert.match(e.message, /image|Access denied/i); return true; });
+    await rejects(`file://${root}/missing.png`, 40600);
+    await rejects(`${base}/missing.png`, 40600);
+    await rejects('http://127.0.0.1:1/x.png', 40600);
+    await rejects('file:///etc/passwd', 40107);
+    await assert.rejects(addImage(filter, 'bad', `file://${root}/green.png`, 0, 0, 0, 1, false, false),
+      (e) => e.code === 40107 && /widthPercent/.test(e.message));
+    const before = (await pageStats(page)).framesDecoded;
+    await waitFor('frames after the errors', 10000, async () => (await pageStats(page)).framesDecoded > before + 15);
+    await show('the HTTP overlay still there', (c) => isBlue(c[0]) && isGreen(c[1]));
+  } finally {
+    srv.closeAllConnections();
+    srv.close();
+  }
   await page.close();
   await call(pipeline, 'release');
 });

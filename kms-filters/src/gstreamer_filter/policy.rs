@@ -315,4 +315,22 @@ mod tests {
         let bad = parse("bin. ( videoflip ! fakesink )");
         assert!(matches!(p.check(&bad), Err(Refusal::Factory { factory, .. }) if factory == "fakesink"));
     }
+
+    #[test]
+    fn config_replaces_the_allowlist_and_may_allow_path_properties() {
+        let cfg = |v: serde_json::Value| kms_core::CoreConfig {
+            modules: serde_json::json!({"kurento": {"GStreamerFilter": v}}),
+            ..Default::default()
+        };
+        // INI: one comma/space separated string.
+        let p = Policy::from_config(&cfg(serde_json::json!({"allowedElements": "videoflip, *tv"})));
+        assert!(p.allows_factory("videoflip") && p.allows_factory("edgetv") && !p.allows_factory("volume"));
+        assert!(p.refuses_property("location"));
+        // JSON: an array; "*" is KMS's behaviour.
+        let p = Policy::from_config(&cfg(serde_json::json!({"allowedElements": ["*"], "allowPathProperties": "true"})));
+        assert!(p.allows_factory("filesink") && !p.refuses_property("location"));
+        // Unset: the default list.
+        let p = Policy::from_config(&kms_core::CoreConfig::default());
+        assert!(p.allows_factory("volume") && !p.allows_factory("filesink"));
+    }
 }

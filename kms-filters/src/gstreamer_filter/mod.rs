@@ -101,3 +101,37 @@ impl GStreamerFilter for GStreamerFilterImpl {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(cmd: &str, wanted: FilterType) -> Result<MediaType> {
+        gst::init().unwrap();
+        media_type_of(&parse_command(cmd, &Policy::default())?, wanted)
+    }
+
+    #[test]
+    fn the_media_type_comes_from_the_element_pads() {
+        assert_eq!(kind("videoflip", FilterType::Autodetect), Ok(MediaType::Video));
+        assert_eq!(kind("volume volume=0", FilterType::Autodetect), Ok(MediaType::Audio));
+        assert_eq!(kind("capsfilter caps=audio/x-raw", FilterType::Autodetect), Ok(MediaType::Audio));
+        assert_eq!(kind("capsfilter caps=video/x-raw,width=320", FilterType::Autodetect), Ok(MediaType::Video));
+        assert_eq!(kind("identity", FilterType::Audio), Ok(MediaType::Audio));
+        let mismatch = Err(Error::marshall("Given command is not valid, pad templates don't match"));
+        assert_eq!(kind("videoflip", FilterType::Audio), mismatch);
+        assert_eq!(kind("volume", FilterType::Video), mismatch);
+    }
+
+    #[test]
+    fn commands_are_one_allowed_element() {
+        gst::init().unwrap();
+        let p = Policy::default();
+        let err = |cmd: &str| parse_command(cmd, &p).unwrap_err().to_string();
+        assert_eq!(err("videoflip ! videobalance"), "Given command is not valid, only one element can be created");
+        assert!(err("videoflip ! filesink location=/tmp/kms-never").contains("factory 'filesink'"));
+        assert!(err("nosuchelement").starts_with("GStreamer element cannot be created: no element"));
+        assert!(err("videoflip video-direction=sideways").starts_with("GStreamer element cannot be created"));
+        assert!(!std::path::Path::new("/tmp/kms-never").exists());
+    }
+}

@@ -14,6 +14,8 @@ BUILD_PKGS=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   gstreamer1.0-nice
+  # GStreamerFilter's text overlays (timeoverlay, textoverlay, clockoverlay: pango).
+  gstreamer1.0-x
   curl ca-certificates procps
 )
 # Tests only: the browser, file inspection and node for the official clients.

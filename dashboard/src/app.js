@@ -6,7 +6,8 @@
 //
 // For tests and curious people the page exposes what it drew:
 // `.graph[data-pipeline][data-nodes]` (nodes in the SVG) and
-// `.endpoint[data-endpoint][data-points]` (samples plotted).
+// `.endpoint[data-endpoint][data-points]` (samples plotted) with the last
+// plotted bitrates in `data-kbps-in`/`data-kbps-out`.
 import { instance as vizInstance } from '@viz-js/viz';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
@@ -125,7 +126,7 @@ function renderSessions(overview) {
 const endpoints = new Map();
 
 const PLOTS = [
-  { title: 'Bitrate (kbit/s)', series: [['in', '#1f77b4'], ['out', '#ff7f0e']] },
+  { title: 'Bitrate (kbit/s)', series: [['in', '#1f77b4'], ['out', '#ff7f0e', [6, 4]]] },
   { title: 'Packets lost (per second)', series: [['in', '#d62728'], ['reported by peer', '#9467bd']] },
   { title: 'RTT (ms)', series: [['rtt', '#2ca02c']] },
 ];
@@ -142,7 +143,7 @@ function newEndpoint(e) {
     return new uPlot({
       title: p.title, width: 340, height: 170,
       scales: { x: { time: true } },
-      series: [{}, ...p.series.map(([label, stroke]) => ({ label, stroke, width: 1.5, spanGaps: true }))],
+      series: [{}, ...p.series.map(([label, stroke, dash]) => ({ label, stroke, dash, width: 1.5, spanGaps: true }))],
       axes: [{}, { size: 50 }],
     }, [[], ...p.series.map(() => [])], target);
   });
@@ -168,6 +169,8 @@ function addSample(ep, t, e) {
   ep.plots[1].setData([d[0], d[3], d[4]]);
   ep.plots[2].setData([d[0], d[5]]);
   ep.box.dataset.points = String(d[0].length);
+  ep.box.dataset.kbpsIn = d[1][d[1].length - 1].toFixed(0);
+  ep.box.dataset.kbpsOut = d[2][d[2].length - 1].toFixed(0);
 }
 
 function renderStats(reply) {

@@ -87,13 +87,15 @@ test('a running loopback: the graph shows the pipeline\'s elements, the plots ha
   assert.ok(drawn.nodes >= 10, `a real graph, not a placeholder: ${drawn.nodes} nodes`);
 
   const endpoint = `.endpoint[data-endpoint="${ep.id}"]`;
-  const points = await h.waitFor('plotted samples', 20000, () => dash.evaluate((sel) => {
+  // The bitrate plotted is the media flowing, not zeros: the last of the
+  // page's samples is above 50 kbit/s both ways.
+  const plotted = await h.waitFor('plotted samples', 20000, () => dash.evaluate((sel) => {
     const box = document.querySelector(sel);
-    return box && Number(box.dataset.points) >= 4 ? Number(box.dataset.points) : null;
+    if (!box || Number(box.dataset.points) < 4) return null;
+    const kbps = { in: Number(box.dataset.kbpsIn), out: Number(box.dataset.kbpsOut) };
+    return kbps.in > 50 && kbps.out > 50 ? { points: Number(box.dataset.points), kbps } : null;
   }, endpoint), 250);
-  assert.ok(points >= 4, `${points} samples`);
-  // The bitrate plotted is the media flowing, not zeros: the page's own
-  // samples (uPlot's data), last one above 50 kbit/s in and out.
+  assert.ok(plotted.points >= 4, JSON.stringify(plotted));
   const page = await dash.evaluate((sel) => {
     const box = document.querySelector(sel);
     const text = document.body.innerText;

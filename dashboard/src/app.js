@@ -58,12 +58,11 @@ function renderPipelines(overview) {
     seen.add(p.id);
     let c = cards.get(p.id);
     if (!c) {
-      const graph = el('div', { class: 'graph', 'data-pipeline': p.id, title: 'click: fit / full size' },
+      const graph = el('div', { class: 'graph', 'data-pipeline': p.id },
         el('div', { class: 'note muted' }, 'drawing the graph…'));
-      graph.addEventListener('click', () => graph.classList.toggle('full'));
       const card = el('div', { class: 'pipeline', 'data-pipeline': p.id });
       c = { card, graph, head: el('div'), list: el('div'), endpoints: el('div'), dot: null, dotAt: 0, elementKey: '' };
-      card.append(c.head, el('div', { class: 'cols' }, c.graph, c.list), c.endpoints);
+      card.append(c.head, zoomBar(graph), c.graph, c.list, c.endpoints);
       root.append(card);
       cards.set(p.id, c);
     }
@@ -86,6 +85,21 @@ function renderPipelines(overview) {
   for (const [id, c] of cards) {
     if (!seen.has(id)) { c.card.remove(); cards.delete(id); }
   }
+}
+
+/** Fit to the width, or a multiple of it (the graph scrolls). */
+function zoomBar(graph) {
+  const bar = el('div', { class: 'zoom' }, el('span', { class: 'muted' }, 'GStreamer graph (getGstreamerDot): '));
+  for (const [label, width] of [['fit', '100%'], ['2×', '200%'], ['4×', '400%'], ['8×', '800%']]) {
+    const b = el('button', { type: 'button' }, label);
+    b.addEventListener('click', () => {
+      graph.style.setProperty('--graph-width', width);
+      for (const x of bar.querySelectorAll('button')) x.classList.toggle('on', x === b);
+    });
+    if (width === '100%') b.classList.add('on');
+    bar.append(b);
+  }
+  return bar;
 }
 
 async function drawGraph(id, c) {

@@ -280,7 +280,7 @@ impl Settings {
             media_access: media_access(&res),
             http_routes: kms_jsonrpc::HttpRoutes::default(),
         };
-        let dashboard = dashboard_config(&ws, config_dir);
+        let dashboard = dashboard_config(&ws, config_dir, env);
         Ok(Settings { server, core, config_dir: config_dir.to_path_buf(), dashboard })
     }
 
@@ -310,7 +310,13 @@ impl Settings {
 /// `allowedHosts`; absent keys keep the defaults of [`MediaAccess`].
 /// `dashboard: {enabled, assets}` (or `dashboard: true`); a relative
 /// `assets` is relative to the config file's directory, as certificates are.
-fn dashboard_config(ws: &Value, config_dir: &Path) -> kms_jsonrpc::dashboard::DashboardConfig {
+/// `KMS_DASHBOARD` (true/false) and `KMS_DASHBOARD_ASSETS` override them,
+/// for images configured by environment.
+fn dashboard_config(
+    ws: &Value,
+    config_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> kms_jsonrpc::dashboard::DashboardConfig {
     let mut d = kms_jsonrpc::dashboard::DashboardConfig::default();
     match get(ws, &["dashboard"]) {
         Some(v @ (Value::Bool(_) | Value::String(_))) => d.enabled = as_bool(Some(v)).unwrap_or(false),
@@ -322,6 +328,12 @@ fn dashboard_config(ws: &Value, config_dir: &Path) -> kms_jsonrpc::dashboard::Da
             }
         }
         None => {}
+    }
+    if let Some(on) = env("KMS_DASHBOARD").filter(|v| !v.trim().is_empty()) {
+        d.enabled = as_bool(Some(&Value::String(on))).unwrap_or(false);
+    }
+    if let Some(a) = env("KMS_DASHBOARD_ASSETS").filter(|v| !v.is_empty()) {
+        d.assets = PathBuf::from(a);
     }
     d
 }
@@ -519,6 +531,15 @@ mod tests {
         assert!(d.enabled);
         assert_eq!(d.assets, PathBuf::from("/etc/kms/dash"));
         assert!(!load(serde_json::json!({"dashboard": {"assets": "/x"}})).enabled);
+        let main = serde_json::json!({"mediaServer": {"net": {"websocket": {"dashboard": false}}}});
+        let env = |k: &str| match k {
+            "KMS_DASHBOARD" => Some("true".to_owned()),
+            "KMS_DASHBOARD_ASSETS" => Some("/opt/kms/dashboard".to_owned()),
+            _ => None,
+        };
+        let d = Settings::from_values(&main, Value::Null, Path::new("/etc/kms"), &env).unwrap().dashboard;
+        assert!(d.enabled);
+        assert_eq!(d.assets, PathBuf::from("/opt/kms/dashboard"));
     }
 
     #[test]

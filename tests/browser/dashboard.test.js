@@ -117,6 +117,8 @@ test('a running loopback: the graph shows the pipeline\'s elements, the plots ha
 
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   await dash.screenshot({ path: path.join(ARTIFACTS, 'dashboard.png'), fullPage: true });
+  await dash.click(`.pipeline[data-pipeline="${pipeline.id}"] .zoom button:text-is("4×")`);
+  await dash.locator(graph).screenshot({ path: path.join(ARTIFACTS, 'dashboard-graph-4x.png') });
   await dash.close();
   await peer.close();
   await h.call(pipeline, 'release');

@@ -157,6 +157,7 @@ function newEndpoint(e) {
     return new uPlot({
       title: p.title, width: 340, height: 170,
       scales: { x: { time: true } },
+      legend: { live: false },
       series: [{}, ...p.series.map(([label, stroke, dash]) => ({ label, stroke, dash, width: 1.5, spanGaps: true }))],
       axes: [{}, { size: 50 }],
     }, [[], ...p.series.map(() => [])], target);

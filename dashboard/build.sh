@@ -10,7 +10,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
 if [[ ! -x node_modules/.bin/esbuild || ! -d node_modules/uplot || ! -d node_modules/@viz-js/viz ]]; then
-  npm ci --no-audit --no-fund >/dev/null
+  npm ci --ignore-scripts --no-audit --no-fund >/dev/null
 fi
 rm -rf dist.tmp
 mkdir -p dist.tmp

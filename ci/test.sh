@@ -28,5 +28,6 @@ echo "== module scaffold: new → cargo build → server with the module, driven
 tests/scaffold/run.sh
 
 tests/browser/run.sh
+echo "== dashboard screenshots (CI artifacts): tests/browser/artifacts/dashboard.png, dashboard-graph-4x.png"
 
 echo "== all tests passed"

@@ -7,6 +7,7 @@ extern crate self as kms_core;
 pub mod agnosticbin;
 pub mod api;
 pub mod config;
+pub mod dashboard;
 pub mod element;
 pub mod error;
 pub mod flow;

@@ -402,6 +402,34 @@ impl Registry {
         c
     }
 
+    /// Every live object with the sessions holding it, for the dashboard.
+    /// The lock is held only to copy.
+    pub fn object_list(&self) -> Vec<(ObjectHandle, Vec<SessionId>)> {
+        let st = self.inner.state.lock();
+        st.objects
+            .values()
+            .map(|e| {
+                let mut owners: Vec<SessionId> = e.owners.iter().cloned().collect();
+                owners.sort();
+                (e.handle.clone(), owners)
+            })
+            .collect()
+    }
+
+    /// Calls `operation` on an object of any tenant for the server itself
+    /// (the dashboard): as an admin caller of session `session`, without
+    /// referencing the object in it (a look must not keep it alive).
+    pub fn invoke_unowned(
+        &self,
+        session: &SessionId,
+        id: &str,
+        operation: &str,
+        params: Option<&Map<String, Value>>,
+    ) -> Result<Value> {
+        let h = self.get(id)?;
+        self.invoke_class(&h, session, operation, params)
+    }
+
     pub fn object_count(&self) -> usize {
         self.inner.state.lock().objects.len()
     }

@@ -13,6 +13,7 @@
 pub mod backend;
 pub mod codec;
 pub mod config;
+pub mod dashboard;
 pub mod dispatch;
 pub mod error;
 pub mod http_routes;

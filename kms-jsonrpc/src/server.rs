@@ -17,6 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::backend::MediaBackend;
 use crate::config::AccessConfig;
 pub use crate::config::{Limits, ServerConfig, TlsConfig};
+use crate::dashboard::{self, Dashboard, DashboardConfig, DashboardSource};
 use crate::error::Error;
 use crate::http_routes::{self, HttpRoutes};
 use crate::listener::bind_tcp;
@@ -51,6 +52,8 @@ pub(crate) struct ServerState {
     pub routes: HttpRoutes,
     /// `/metrics`, and the drain switch `/ready` reports.
     pub metrics: Arc<Metrics>,
+    /// The dashboard page and its data, when given one.
+    pub dashboard: Option<Arc<Dashboard>>,
 }
 
 /// A bound, not yet running server.
@@ -64,6 +67,7 @@ pub struct Server {
     wss_addr: Option<SocketAddr>,
     routes: HttpRoutes,
     metrics: Arc<Metrics>,
+    dashboard: Option<Arc<Dashboard>>,
 }
 
 impl Server {
@@ -145,7 +149,7 @@ impl Server {
         }
         let routes = HttpRoutes::default();
         let metrics = Metrics::new(&hub, |_| {});
-        let mut server = Server { config, hub, backend, ws, wss, ws_addr, wss_addr, routes, metrics };
+        let mut server = Server { config, hub, backend, ws, wss, ws_addr, wss_addr, routes, metrics, dashboard: None };
         server.announce_routes();
         Ok(server)
     }
@@ -161,6 +165,16 @@ impl Server {
     /// Adds collectors (the media ones) to this server's `/metrics`.
     pub fn with_metrics(mut self, extra: impl FnOnce(&mut prometheus_client::registry::Registry)) -> Server {
         self.metrics = Metrics::new(&self.hub, extra);
+        self
+    }
+
+    /// Serves the dashboard (`/dashboard/`) with data from `source`, if
+    /// `config.enabled`; otherwise its paths answer 404.
+    pub fn with_dashboard(mut self, config: DashboardConfig, source: Arc<dyn DashboardSource>) -> Server {
+        if config.enabled {
+            tracing::info!(assets = %config.assets.display(), "dashboard enabled on /dashboard/");
+        }
+        self.dashboard = Some(Arc::new(Dashboard { config, source }));
         self
     }
 
@@ -190,7 +204,7 @@ impl Server {
     /// Serves until `shutdown` resolves; then stops accepting, closes every
     /// socket (close frame 1001), stops the GC task and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
-        let Server { config, hub, backend, ws, wss, routes, metrics, .. } = self;
+        let Server { config, hub, backend, ws, wss, routes, metrics, dashboard, .. } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let limit = config.limits.max_message_bytes;
         let ws_max_message = limit.saturating_mul(4).min(WS_HARD_CAP).max(limit.saturating_add(64 * 1024));
@@ -205,12 +219,19 @@ impl Server {
             stop: stop_rx.clone(),
             routes,
             metrics,
+            dashboard,
         });
         let router = Router::new()
             .route(&format!("/{}/{{token}}", http_routes::ROUTE_PREFIX), axum::routing::any(http_routes::handle))
             .route("/metrics", axum::routing::get(metrics::metrics))
             .route("/health", axum::routing::get(metrics::health))
             .route("/ready", axum::routing::get(metrics::ready))
+            .route("/dashboard", axum::routing::get(dashboard::redirect))
+            .route("/dashboard/", axum::routing::get(dashboard::index))
+            .route("/dashboard/api/overview", axum::routing::get(dashboard::overview))
+            .route("/dashboard/api/dot", axum::routing::get(dashboard::dot))
+            .route("/dashboard/api/stats", axum::routing::get(dashboard::stats))
+            .route("/dashboard/{file}", axum::routing::get(dashboard::asset))
             .fallback(upgrade::handle)
             .with_state(state);
 

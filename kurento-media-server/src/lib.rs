@@ -147,8 +147,10 @@ async fn run(settings: Settings, modules: Vec<ModuleDescriptor>) -> ExitCode {
     let server = match Server::bind(settings.server.clone(), hub, backend).await {
         Ok(s) => {
             let media = kms_core::metrics::MediaCollector::new(registry.clone());
+            let dashboard = Arc::new(kms_core::dashboard::RegistryDashboard::new(registry.clone()));
             s.with_http_routes(settings.core.http_routes.clone())
                 .with_metrics(|r| r.register_collector(Box::new(media)))
+                .with_dashboard(settings.dashboard.clone(), dashboard)
         }
         Err(e) => {
             tracing::error!("cannot open any listener: {e}");

@@ -25,6 +25,8 @@ pub struct Settings {
     pub server: ServerConfig,
     pub core: CoreConfig,
     pub config_dir: PathBuf,
+    /// `mediaServer.net.websocket.dashboard` (beyond KMS).
+    pub dashboard: kms_jsonrpc::dashboard::DashboardConfig,
 }
 
 /// Loads one config file into JSON, by extension (spec §11.2).
@@ -278,7 +280,8 @@ impl Settings {
             media_access: media_access(&res),
             http_routes: kms_jsonrpc::HttpRoutes::default(),
         };
-        Ok(Settings { server, core, config_dir: config_dir.to_path_buf() })
+        let dashboard = dashboard_config(&ws, config_dir, env);
+        Ok(Settings { server, core, config_dir: config_dir.to_path_buf(), dashboard })
     }
 
     /// Loads the main file and the module directories.
@@ -305,6 +308,36 @@ impl Settings {
 /// threads for quick ones, so their budget stays below the pool's.
 /// `mediaServer.resources.mediaRoots` (a list, or one string) and
 /// `allowedHosts`; absent keys keep the defaults of [`MediaAccess`].
+/// `dashboard: {enabled, assets}` (or `dashboard: true`); a relative
+/// `assets` is relative to the config file's directory, as certificates are.
+/// `KMS_DASHBOARD` (true/false) and `KMS_DASHBOARD_ASSETS` override them,
+/// for images configured by environment.
+fn dashboard_config(
+    ws: &Value,
+    config_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> kms_jsonrpc::dashboard::DashboardConfig {
+    let mut d = kms_jsonrpc::dashboard::DashboardConfig::default();
+    match get(ws, &["dashboard"]) {
+        Some(v @ (Value::Bool(_) | Value::String(_))) => d.enabled = as_bool(Some(v)).unwrap_or(false),
+        Some(v) => {
+            d.enabled = as_bool(v.get("enabled")).unwrap_or(false);
+            if let Some(a) = as_string(v.get("assets")) {
+                let a = PathBuf::from(a);
+                d.assets = if a.is_relative() { config_dir.join(a) } else { a };
+            }
+        }
+        None => {}
+    }
+    if let Some(on) = env("KMS_DASHBOARD").filter(|v| !v.trim().is_empty()) {
+        d.enabled = as_bool(Some(&Value::String(on))).unwrap_or(false);
+    }
+    if let Some(a) = env("KMS_DASHBOARD_ASSETS").filter(|v| !v.is_empty()) {
+        d.assets = PathBuf::from(a);
+    }
+    d
+}
+
 fn media_access(res: &Value) -> MediaAccess {
     fn list(v: Option<&Value>) -> Option<Vec<String>> {
         match v? {
@@ -482,6 +515,31 @@ mod tests {
             s.core.media_access.allowed_hosts,
             Some(vec!["cdn.example.com".to_string(), "*.cams.example.com".to_string()])
         );
+    }
+
+    #[test]
+    fn dashboard_is_off_by_default_and_its_assets_resolve_against_the_config_dir() {
+        let load = |ws: serde_json::Value| {
+            let main = serde_json::json!({"mediaServer": {"net": {"websocket": ws}}});
+            Settings::from_values(&main, Value::Null, Path::new("/etc/kms"), &|_| None).unwrap().dashboard
+        };
+        let off = load(serde_json::json!({}));
+        assert!(!off.enabled);
+        assert_eq!(off.assets, PathBuf::from(kms_jsonrpc::dashboard::DEFAULT_ASSETS));
+        assert!(load(serde_json::json!({"dashboard": true})).enabled);
+        let d = load(serde_json::json!({"dashboard": {"enabled": true, "assets": "dash"}}));
+        assert!(d.enabled);
+        assert_eq!(d.assets, PathBuf::from("/etc/kms/dash"));
+        assert!(!load(serde_json::json!({"dashboard": {"assets": "/x"}})).enabled);
+        let main = serde_json::json!({"mediaServer": {"net": {"websocket": {"dashboard": false}}}});
+        let env = |k: &str| match k {
+            "KMS_DASHBOARD" => Some("true".to_owned()),
+            "KMS_DASHBOARD_ASSETS" => Some("/opt/kms/dashboard".to_owned()),
+            _ => None,
+        };
+        let d = Settings::from_values(&main, Value::Null, Path::new("/etc/kms"), &env).unwrap().dashboard;
+        assert!(d.enabled);
+        assert_eq!(d.assets, PathBuf::from("/opt/kms/dashboard"));
     }
 
     #[test]

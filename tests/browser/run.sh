@@ -27,6 +27,8 @@ fi
 mkdir -p build
 node_modules/.bin/esbuild lib/browser-entry.js --bundle --format=iife --platform=browser \
   --outfile=build/bundle.js --log-level=warning
+# The server's dashboard page (dashboard.test.js loads it from dashboard/dist).
+"$repo/dashboard/build.sh" >/dev/null
 
 if [[ "${1:-}" == --bench-latency ]]; then
   shift

@@ -23,7 +23,8 @@ const { call } = kms;
 
 /** Starts a server; `opts.modules` = { 'WebRtcEndpoint.conf.ini': text, ... }
  * (files of modules/kurento/), `opts.env` adds to the environment,
- * `opts.resources` to `mediaServer.resources` (e.g. `mediaRoots`). */
+ * `opts.resources` to `mediaServer.resources` (e.g. `mediaRoots`),
+ * `opts.websocket` to `mediaServer.net.websocket` (e.g. `dashboard`). */
 function startServer(opts = {}) {
   const files = {};
   for (const [name, text] of Object.entries(opts.modules || {})) files[`modules/kurento/${name}`] = text;
@@ -35,7 +36,7 @@ function startServer(opts = {}) {
     config: (port) => ({
       mediaServer: {
         resources: Object.assign({ garbageCollectorPeriod: 240 }, opts.resources || {}),
-        net: { websocket: { port, path: 'kurento', address: '127.0.0.1' } },
+        net: { websocket: Object.assign({ port, path: 'kurento', address: '127.0.0.1' }, opts.websocket || {}) },
       },
     }),
   });

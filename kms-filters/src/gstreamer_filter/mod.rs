@@ -106,7 +106,12 @@ impl GStreamerFilterFactory for GStreamerFilterImpl {
             MediaType::Audio => Processing::audio(element),
             _ => Processing::video(element),
         };
-        let filter = FilterCore::new(ctx, &params.media_pipeline, processing)?;
+        // The stage refuses fixed caps it cannot carry (beyond its size
+        // bounds): the command's fault, so 40001 as the other command errors.
+        let filter = FilterCore::new(ctx, &params.media_pipeline, processing).map_err(|e| match e {
+            Error::NotAvailable(m) => Error::marshall(format!("Given command is not valid: {m}")),
+            e => e,
+        })?;
         Ok(Arc::new(GStreamerFilterImpl { filter, command: params.command, policy }))
     }
 }

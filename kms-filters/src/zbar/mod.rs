@@ -1,0 +1,88 @@
+//! ZBarFilter (spec §10.11): the GStreamer `zbar` element (Debian
+//! `gstreamer1.0-plugins-bad`) scans every frame; `CodeFound` is raised
+//! once per code appearing ([`tracker`]), not once per frame.
+//!
+//! zbar posts a `barcode` element message for each code on each frame it
+//! reads it in. The filter stage hands the message to our hook on the
+//! posting streaming thread, before it reaches the pipeline's bus; the hook
+//! takes only the tracker's lock (never held by an RPC thread) and raises
+//! the event, which never blocks.
+
+pub mod tracker;
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use kms_core::object::ObjectBase;
+use kms_core::rt::Ctx;
+use kms_core::{Error, Result};
+use parking_lot::Mutex;
+
+use crate::api::filters::events::CodeFound;
+use crate::api::filters::{ZBarFilter, ZBarFilterConstructor, ZBarFilterFactory};
+use crate::base::{FilterCore, Processing};
+use tracker::CodeTracker;
+
+pub struct ZBarFilterImpl {
+    filter: FilterCore,
+}
+
+crate::impl_filter_object!(ZBarFilterImpl, filter);
+
+impl kms_core::api::core::Filter for ZBarFilterImpl {}
+impl ZBarFilter for ZBarFilterImpl {}
+
+/// spec §10.11: a missing zbar plugin is 40101 at `create`.
+fn missing(element: &str, package: &str) -> Error {
+    Error::Code {
+        code: 40101,
+        message: format!("GStreamer element '{element}' is not available (Debian package {package})"),
+    }
+}
+
+impl ZBarFilterFactory for ZBarFilterImpl {
+    fn construct(ctx: &Ctx, params: ZBarFilterConstructor) -> Result<Arc<Self>> {
+        if gst::ElementFactory::find("zbar").is_none() {
+            return Err(missing("zbar", "gstreamer1.0-plugins-bad"));
+        }
+        let zbar = gst::ElementFactory::make("zbar")
+            // Our tracker decides what is new; zbar's own cache would
+            // hide codes from it.
+            .property("cache", false)
+            .property("message", true)
+            .build()
+            .map_err(|_| missing("zbar", "gstreamer1.0-plugins-bad"))?;
+        // The hook exists before the object does; it raises through this
+        // slot once construction finished.
+        let owner: Arc<OnceLock<ObjectBase>> = Arc::new(OnceLock::new());
+        let hook_owner = owner.clone();
+        let tracker = Mutex::new(CodeTracker::default());
+        let start = Instant::now();
+        let processing = Processing::video(zbar).on_element_message(move |msg| {
+            let Some(s) = msg.structure() else { return };
+            if s.name() != "barcode" {
+                return;
+            }
+            let (Ok(code_type), Ok(value)) = (s.get::<String>("type"), s.get::<String>("symbol")) else {
+                return;
+            };
+            // The frame's running time; elapsed wall time if zbar gave none.
+            let now = s
+                .get::<u64>("running-time")
+                .ok()
+                .filter(|t| *t != u64::MAX)
+                .map(Duration::from_nanos)
+                .unwrap_or_else(|| start.elapsed());
+            if !tracker.lock().sighting(&code_type, &value, now) {
+                return;
+            }
+            if let Some(base) = hook_owner.get() {
+                tracing::debug!(object = %base.id(), code_type, value, "CodeFound");
+                base.raise(&CodeFound { code_type, value });
+            }
+        });
+        let filter = FilterCore::new(ctx, &params.media_pipeline, processing)?;
+        let _ = owner.set(filter.base().clone());
+        Ok(Arc::new(ZBarFilterImpl { filter }))
+    }
+}

@@ -94,8 +94,15 @@ pub fn load(src: &ImageSource) -> Result<OverlayImage, ImageError> {
     let fail = |kind: &'static str, message: String| ImageError::Load { uri: src.given.clone(), kind, message };
     let built = build(src).map_err(|e| fail("UNEXPECTED_ELEMENT_ERROR", e.to_string()))?;
     let _stop = StopOnDrop(built.pipeline.clone());
-    built.pipeline.set_state(gst::State::Paused).map_err(|e| fail("RESOURCE_ERROR_OPEN", e.to_string()))?;
     let bus = built.pipeline.bus().expect("pipelines have a bus");
+    if let Err(e) = built.pipeline.set_state(gst::State::Paused) {
+        // An element that failed to start (filesrc: no such file) posted
+        // why on the bus.
+        return Err(match bus.pop_filtered(&[gst::MessageType::Error]) {
+            Some(msg) => error_of(src, &built, &msg),
+            None => fail("RESOURCE_ERROR_OPEN", e.to_string()),
+        });
+    }
     let deadline = Instant::now() + LOAD_TIMEOUT;
     loop {
         if built.read.load(Ordering::Relaxed) > MAX_ENCODED_BYTES {
@@ -113,10 +120,7 @@ pub fn load(src: &ImageSource) -> Result<OverlayImage, ImageError> {
             continue;
         };
         match msg.view() {
-            gst::MessageView::Error(e) => {
-                let err = e.error();
-                return Err(fail(kms_core::pipeline::error_type(&err), err.message().to_string()));
-            }
+            gst::MessageView::Error(_) => return Err(error_of(src, &built, &msg)),
             gst::MessageView::Eos(_) => return Err(fail("STREAM_ERROR_DECODE", "no picture in the data".into())),
             _ => break,
         }
@@ -128,7 +132,25 @@ pub fn load(src: &ImageSource) -> Result<OverlayImage, ImageError> {
     to_image(&sample).map_err(|m| fail("STREAM_ERROR_DECODE", m))
 }
 
+/// The load error for an `ERROR` message. The source failing without a
+/// resource error of its own (souphttpsrc on a refused connection only
+/// says "Internal data stream error") is still a resource that cannot be
+/// read.
+fn error_of(src: &ImageSource, built: &Built, msg: &gst::Message) -> ImageError {
+    let gst::MessageView::Error(e) = msg.view() else { unreachable!("filtered on ERROR") };
+    let err = e.error();
+    let kind = kms_core::pipeline::error_type(&err);
+    let from_source = msg.src().is_some_and(|s| s == built.source.upcast_ref::<gst::Object>());
+    let (kind, message) = if from_source && !kind.starts_with("RESOURCE_ERROR") {
+        ("RESOURCE_ERROR_READ", format!("nothing could be read ({})", err.message()))
+    } else {
+        (kind, err.message().to_string())
+    };
+    ImageError::Load { uri: src.given.clone(), kind, message }
+}
+
 struct Built {
+    source: gst::Element,
     pipeline: gst::Pipeline,
     sink: gst_app::AppSink,
     /// Bytes the source produced so far.
@@ -179,7 +201,7 @@ fn build(src: &ImageSource) -> Result<Built, gst::glib::BoolError> {
             let _ = pad.link(&sink);
         }
     });
-    Ok(Built { pipeline, sink, read })
+    Ok(Built { pipeline, source, sink, read })
 }
 
 fn to_image(sample: &gst::Sample) -> Result<OverlayImage, String> {

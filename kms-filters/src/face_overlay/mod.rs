@@ -10,7 +10,7 @@
 //! becomes an `Error` event (and no overlay) while the video keeps flowing.
 
 pub mod gate;
-mod pipeline;
+pub mod pipeline;
 pub mod placement;
 
 use std::sync::Arc;

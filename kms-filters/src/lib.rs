@@ -6,6 +6,7 @@
 
 extern crate self as kms_filters;
 
+pub mod analysis;
 pub mod api;
 pub mod base;
 pub mod face_overlay;

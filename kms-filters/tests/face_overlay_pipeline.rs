@@ -45,7 +45,7 @@ fn run(source: &str, state: &std::sync::Arc<OverlayState>, frames: u32) -> Vec<u
         true,
     )
     .unwrap();
-    let bin = build(state).unwrap();
+    let bin = build(state, 10).unwrap();
     let convert = gst::ElementFactory::make("videoconvert").build().unwrap();
     let sink = gst_app::AppSink::builder()
         .caps(&gst::Caps::builder("video/x-raw").field("format", "RGB").build())

@@ -9,7 +9,6 @@
 //! until the new one is ready, and a picture that cannot be loaded
 //! becomes an `Error` event (and no overlay) while the video keeps flowing.
 
-pub mod gate;
 pub mod pipeline;
 pub mod placement;
 
@@ -24,7 +23,7 @@ use parking_lot::Mutex;
 use crate::api::filters::{FaceOverlayFilter, FaceOverlayFilterConstructor, FaceOverlayFilterFactory};
 use crate::base::{FilterCore, Processing};
 use crate::overlay_image::{self, ImageSource};
-use pipeline::{FACE_CASCADE, Overlay, OverlayState};
+use pipeline::{DEFAULT_DETECTIONS_PER_SECOND, FACE_CASCADE, Overlay, OverlayState};
 use placement::Placement;
 
 pub struct FaceOverlayFilterImpl {
@@ -76,7 +75,14 @@ impl FaceOverlayFilterFactory for FaceOverlayFilterImpl {
             });
         }
         let state = OverlayState::new();
-        let bin = pipeline::build(&state).map_err(|e| Error::NotAvailable(format!("Cannot build the filter: {e}")))?;
+        let rate = crate::analysis::rate_from_config(
+            ctx.config(),
+            "FaceOverlayFilter",
+            "detectionsPerSecond",
+            DEFAULT_DETECTIONS_PER_SECOND,
+        );
+        let bin =
+            pipeline::build(&state, rate).map_err(|e| Error::NotAvailable(format!("Cannot build the filter: {e}")))?;
         let filter = FilterCore::new(ctx, &params.media_pipeline, Processing::video(bin))?;
         Ok(Arc::new(FaceOverlayFilterImpl { filter, state, loader: Arc::new(Loader::default()) }))
     }

@@ -1,19 +1,15 @@
-//! The FaceOverlayFilter's processing bin: detection on a scaled-down copy
-//! of some frames, the overlay drawn on every frame.
+//! The FaceOverlayFilter's processing bin (an [`analysis`](crate::analysis)
+//! bin): detection on a scaled-down copy of some frames, the overlay drawn
+//! on every frame.
 //!
 //! ```text
-//!        ┌─────────────────────────────── bin ───────────────────────────────┐
-//! sink ──► tee ─┬─[gate]─► queue (leaky, 1) ► videoscale ≤320 wide ► videoconvert
-//!        │      │            ► facedetect (ROI metas) ► fakesink ─[faces probe]│
-//!        │      └─► overlaycomposition (draw: image × latest faces) ──────────► src
-//!        └────────────────────────────────────────────────────────────────────┘
+//! sink ─ tee ─┬─[gate]─ queue ─ videoscale ≤320 wide ─ videoconvert ─ facedetect ─ fakesink ─[faces probe]
+//!             └─ overlaycomposition (draw: image × latest faces) ─ src
 //! ```
 //!
-//! * The main path never waits for detection: the detection branch runs on
-//!   its own queue's thread, the queue keeps at most one frame and drops
-//!   older ones, and the gate ([`DetectionGate`]) sends it at most
-//!   [`DEFAULT_DETECTIONS_PER_SECOND`] frames a second, none while no image
-//!   is set (an idle filter costs a tee).
+//! * The gate sends detection at most `detectionsPerSecond` frames a
+//!   second (module config, default [`DEFAULT_DETECTIONS_PER_SECOND`]),
+//!   none while no image is set: an idle filter costs a tee.
 //! * `facedetect` (Debian `gstreamer1.0-opencv`, the Haar cascade of
 //!   `opencv-data`) attaches one `GstVideoRegionOfInterestMeta` per face;
 //!   a probe after it stores them with the size they were found at.
@@ -27,15 +23,16 @@
 //! none held while waiting for anything.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use gst::prelude::*;
 use parking_lot::Mutex;
 
-use super::gate::{DEFAULT_DETECTIONS_PER_SECOND, DetectionGate};
 use super::placement::{Placement, Rect, rescale};
+use crate::analysis::{self, FrameGate};
 use crate::overlay_image::OverlayImage;
 
+/// Face detections per second by default (`detectionsPerSecond`).
+pub const DEFAULT_DETECTIONS_PER_SECOND: u32 = 10;
 /// Widest frame detection runs on (640×480 input is scanned at 320×240).
 pub const DETECTION_MAX_WIDTH: i32 = 320;
 /// Most faces drawn per frame.
@@ -62,16 +59,11 @@ struct Detected {
 pub struct OverlayState {
     overlay: Mutex<Option<Arc<Overlay>>>,
     detected: Mutex<Detected>,
-    gate: Mutex<DetectionGate>,
 }
 
 impl OverlayState {
     pub fn new() -> Arc<OverlayState> {
-        Arc::new(OverlayState {
-            overlay: Mutex::new(None),
-            detected: Mutex::new(Detected::default()),
-            gate: Mutex::new(DetectionGate::new(DEFAULT_DETECTIONS_PER_SECOND)),
-        })
+        Arc::new(OverlayState { overlay: Mutex::new(None), detected: Mutex::new(Detected::default()) })
     }
 
     /// Replaces (or with `None` removes) the overlay. Faces of the previous
@@ -97,17 +89,10 @@ impl OverlayState {
     }
 }
 
-/// Builds the bin (ghost `sink` and `src`). Fails when an element is
+/// Builds the bin (ghost `sink` and `src`), detecting at most
+/// `detections_per_second` times a second. Fails when an element is
 /// missing (`facedetect`: Debian `gstreamer1.0-opencv`).
-pub fn build(state: &Arc<OverlayState>) -> Result<gst::Bin, gst::glib::BoolError> {
-    let bin = gst::Bin::builder().name("faceoverlay").build();
-    let tee = gst::ElementFactory::make("tee").build()?;
-    let queue = gst::ElementFactory::make("queue")
-        .property("max-size-buffers", 1u32)
-        .property("max-size-bytes", 0u32)
-        .property("max-size-time", 0u64)
-        .property_from_str("leaky", "downstream")
-        .build()?;
+pub fn build(state: &Arc<OverlayState>, detections_per_second: u32) -> Result<gst::Bin, gst::glib::BoolError> {
     let scale = gst::ElementFactory::make("videoscale").build()?;
     let small = gst::ElementFactory::make("capsfilter")
         .property(
@@ -124,45 +109,37 @@ pub fn build(state: &Arc<OverlayState>) -> Result<gst::Bin, gst::glib::BoolError
         .property("profile", FACE_CASCADE)
         .property_from_str("updates", "none")
         .build()?;
-    let sink = gst::ElementFactory::make("fakesink")
-        .property("sync", false)
-        .property("async", false)
-        .property("enable-last-sample", false)
-        .build()?;
     let draw = gst::ElementFactory::make("overlaycomposition").build()?;
-    bin.add_many([&tee, &queue, &scale, &small, &convert, &detect, &sink, &draw])?;
-    gst::Element::link_many([&queue, &scale, &small, &convert, &detect, &sink])?;
-    tee.link(&queue)?;
-    tee.link(&draw)?;
-
-    let to_detection = queue.static_pad("sink").and_then(|p| p.peer()).expect("tee linked to the queue");
     let s = state.clone();
-    to_detection.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-        let Some(pts) = info.buffer().and_then(|b| b.pts()) else { return gst::PadProbeReturn::Drop };
-        if s.active().is_none() || !s.gate.lock().admit(Duration::from_nanos(pts.nseconds())) {
-            return gst::PadProbeReturn::Drop;
-        }
-        gst::PadProbeReturn::Ok
-    });
+    let built = analysis::build(
+        "faceoverlay",
+        Some(&draw),
+        &[scale, small, convert, detect],
+        FrameGate::new(detections_per_second),
+        move || s.active().is_some(),
+    )?;
 
     let s = state.clone();
-    sink.static_pad("sink").expect("fakesink has a sink pad").add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-        let Some(buffer) = info.buffer() else { return gst::PadProbeReturn::Ok };
-        let Some(frame) = pad.current_caps().and_then(|c| gst_video::VideoInfo::from_caps(&c).ok()) else {
-            return gst::PadProbeReturn::Ok;
-        };
-        let faces = buffer
-            .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
-            .filter(|m| m.roi_type() == "face")
-            .map(|m| {
-                let (x, y, width, height) = m.rect();
-                Rect { x: x as i32, y: y as i32, width, height }
-            })
-            .take(MAX_FACES)
-            .collect();
-        *s.detected.lock() = Detected { frame: (frame.width(), frame.height()), faces };
-        gst::PadProbeReturn::Ok
-    });
+    built.sink.static_pad("sink").expect("fakesink has a sink pad").add_probe(
+        gst::PadProbeType::BUFFER,
+        move |pad, info| {
+            let Some(buffer) = info.buffer() else { return gst::PadProbeReturn::Ok };
+            let Some(frame) = pad.current_caps().and_then(|c| gst_video::VideoInfo::from_caps(&c).ok()) else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let faces = buffer
+                .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+                .filter(|m| m.roi_type() == "face")
+                .map(|m| {
+                    let (x, y, width, height) = m.rect();
+                    Rect { x: x as i32, y: y as i32, width, height }
+                })
+                .take(MAX_FACES)
+                .collect();
+            *s.detected.lock() = Detected { frame: (frame.width(), frame.height()), faces };
+            gst::PadProbeReturn::Ok
+        },
+    );
 
     let s = state.clone();
     draw.connect("draw", false, move |args| {
@@ -194,13 +171,5 @@ pub fn build(state: &Arc<OverlayState>) -> Result<gst::Bin, gst::glib::BoolError
             Err(_) => none(),
         }
     });
-
-    let ghost_sink =
-        gst::GhostPad::builder_with_target(&tee.static_pad("sink").expect("tee sink"))?.name("sink").build();
-    let ghost_src = gst::GhostPad::builder_with_target(&draw.static_pad("src").expect("overlaycomposition src"))?
-        .name("src")
-        .build();
-    bin.add_pad(&ghost_sink)?;
-    bin.add_pad(&ghost_src)?;
-    Ok(bin)
+    Ok(built.bin)
 }

@@ -1,6 +1,9 @@
 //! ZBarFilter (spec §10.11): the GStreamer `zbar` element (Debian
-//! `gstreamer1.0-plugins-bad`) scans every frame; `CodeFound` is raised
-//! once per code appearing ([`tracker`]), not once per frame.
+//! `gstreamer1.0-plugins-bad`) scans frames beside the video (an
+//! [`analysis`](crate::analysis) bin: at most `scansPerSecond` frames a
+//! second, module config, default [`DEFAULT_SCANS_PER_SECOND`]; the video
+//! itself goes on unchanged and never waits for a scan); `CodeFound` is
+//! raised once per code appearing ([`tracker`]), not once per frame.
 //!
 //! zbar posts a `barcode` element message for each code on each frame it
 //! reads it in. The filter stage hands the message to our hook on the
@@ -18,10 +21,16 @@ use kms_core::rt::Ctx;
 use kms_core::{Error, Result};
 use parking_lot::Mutex;
 
+use crate::analysis::FrameGate;
 use crate::api::filters::events::CodeFound;
 use crate::api::filters::{ZBarFilter, ZBarFilterConstructor, ZBarFilterFactory};
 use crate::base::{FilterCore, Processing};
 use tracker::CodeTracker;
+
+/// Frames scanned per second by default (`scansPerSecond`): zbar costs
+/// about 10 ms per busy 640×480 frame here, and a code held up to a camera
+/// is in view for far longer than 1/15 s.
+pub const DEFAULT_SCANS_PER_SECOND: u32 = 15;
 
 pub struct ZBarFilterImpl {
     filter: FilterCore,
@@ -45,6 +54,8 @@ impl ZBarFilterFactory for ZBarFilterImpl {
         if gst::ElementFactory::find("zbar").is_none() {
             return Err(missing("zbar", "gstreamer1.0-plugins-bad"));
         }
+        let convert =
+            gst::ElementFactory::make("videoconvert").build().map_err(|e| Error::NotAvailable(e.to_string()))?;
         let zbar = gst::ElementFactory::make("zbar")
             // Our tracker decides what is new; zbar's own cache would
             // hide codes from it.
@@ -58,7 +69,11 @@ impl ZBarFilterFactory for ZBarFilterImpl {
         let hook_owner = owner.clone();
         let tracker = Mutex::new(CodeTracker::default());
         let start = Instant::now();
-        let processing = Processing::video(zbar).on_element_message(move |msg| {
+        let rate =
+            crate::analysis::rate_from_config(ctx.config(), "ZBarFilter", "scansPerSecond", DEFAULT_SCANS_PER_SECOND);
+        let scanner = crate::analysis::build("zbarfilter", None, &[convert, zbar], FrameGate::new(rate), || true)
+            .map_err(|e| Error::NotAvailable(format!("Cannot build the filter: {e}")))?;
+        let processing = Processing::video(scanner.bin).on_element_message(move |msg| {
             let Some(s) = msg.structure() else { return };
             if s.name() != "barcode" {
                 return;

@@ -16,6 +16,7 @@ pub mod tracker;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use gst::prelude::*;
 use kms_core::object::ObjectBase;
 use kms_core::rt::Ctx;
 use kms_core::{Error, Result};
@@ -67,12 +68,33 @@ impl ZBarFilterFactory for ZBarFilterImpl {
         // slot once construction finished.
         let owner: Arc<OnceLock<ObjectBase>> = Arc::new(OnceLock::new());
         let hook_owner = owner.clone();
-        let tracker = Mutex::new(CodeTracker::default());
+        let tracker = Arc::new(Mutex::new(CodeTracker::default()));
+        let hook_tracker = tracker.clone();
         let start = Instant::now();
         let rate =
             crate::analysis::rate_from_config(ctx.config(), "ZBarFilter", "scansPerSecond", DEFAULT_SCANS_PER_SECOND);
         let scanner = crate::analysis::build("zbarfilter", None, &[convert, zbar], FrameGate::new(rate), || true)
             .map_err(|e| Error::NotAvailable(format!("Cannot build the filter: {e}")))?;
+        // A frame reaching the analysis sink has been scanned: zbar posted
+        // its codes (handled above, synchronously, on this thread) before
+        // pushing it on.
+        let scanned = tracker.clone();
+        scanner.sink.static_pad("sink").expect("fakesink has a sink pad").add_probe(
+            gst::PadProbeType::BUFFER,
+            move |pad, info| {
+                let now = info
+                    .buffer()
+                    .and_then(|b| b.pts())
+                    .and_then(|pts| {
+                        let seg = pad.sticky_event::<gst::event::Segment>(0)?;
+                        seg.segment().downcast_ref::<gst::ClockTime>()?.to_running_time(pts)
+                    })
+                    .map(|t| Duration::from_nanos(t.nseconds()))
+                    .unwrap_or_else(|| start.elapsed());
+                scanned.lock().scan_done(now);
+                gst::PadProbeReturn::Ok
+            },
+        );
         let processing = Processing::video(scanner.bin).on_element_message(move |msg| {
             let Some(s) = msg.structure() else { return };
             if s.name() != "barcode" {
@@ -88,7 +110,7 @@ impl ZBarFilterFactory for ZBarFilterImpl {
                 .filter(|t| *t != u64::MAX)
                 .map(Duration::from_nanos)
                 .unwrap_or_else(|| start.elapsed());
-            if !tracker.lock().sighting(&code_type, &value, now) {
+            if !hook_tracker.lock().sighting(&code_type, &value, now) {
                 return;
             }
             if let Some(base) = hook_owner.get() {

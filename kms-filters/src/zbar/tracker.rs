@@ -1,69 +1,89 @@
 //! When a code the scanner reads counts as *appearing* (pure, time is an
 //! argument).
 //!
-//! zbar reports every code on every frame it can read it in, 30 times a
-//! second for a code held in front of a camera, and misses it on some
-//! frames (motion blur, compression). `CodeFound` must be raised once per
-//! appearance: a code is new when it was never seen, or not seen for at
-//! least the absence window; every sighting while it stays in view only
-//! refreshes it.
+//! zbar reports every code on every frame it can read it in and misses it
+//! on some frames (motion blur, compression). `CodeFound` must be raised
+//! once per appearance: a code is new when it is not in view. It leaves
+//! the view only when it was missing from at least [`MIN_MISSED_SCANS`]
+//! scans in a row *and* for at least the absence window: a video that
+//! stalls (no frames, so no scans) does not make a code disappear, and a
+//! few unreadable frames do not make it reappear.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 /// How long a code must be out of view before seeing it again raises
-/// `CodeFound` again. Long enough to bridge frames the scanner misses on a
-/// code that stays in view, short enough that showing it again is news.
+/// `CodeFound` again.
 pub const DEFAULT_ABSENCE: Duration = Duration::from_secs(2);
 
+/// Scans in a row a code must be missing from before it can leave the view.
+pub const MIN_MISSED_SCANS: u32 = 10;
+
 /// Codes remembered at once. A stream showing more distinct codes than
-/// this within one absence window forgets the oldest (which may then be
-/// reported again): bounded memory whatever the video shows.
+/// this at once forgets the oldest (which may then be reported again):
+/// bounded memory whatever the video shows.
 pub const MAX_TRACKED: usize = 256;
 
-/// The codes in view and when each was last seen.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    last: Duration,
+    in_this_scan: bool,
+    missed: u32,
+}
+
+/// The codes in view.
 #[derive(Debug)]
 pub struct CodeTracker {
     absence: Duration,
-    last_seen: HashMap<(String, String), Duration>,
+    codes: HashMap<(String, String), Seen>,
 }
 
 impl CodeTracker {
     pub fn new(absence: Duration) -> CodeTracker {
-        CodeTracker { absence, last_seen: HashMap::new() }
+        CodeTracker { absence, codes: HashMap::new() }
     }
 
-    /// Records that the scanner read `value` (of `code_type`) at `now` (any
-    /// monotonic time: the frame's running time). Returns `true` when this
-    /// is a new appearance, i.e. `CodeFound` must be raised.
+    /// Records that the current scan read `value` (of `code_type`) at `now`
+    /// (a monotonic time: the frame's running time). Returns `true` when
+    /// the code was not in view, i.e. `CodeFound` must be raised.
     pub fn sighting(&mut self, code_type: &str, value: &str, now: Duration) -> bool {
-        self.expire(now);
         let key = (code_type.to_string(), value.to_string());
-        let new = !self.last_seen.contains_key(&key);
-        if new && self.last_seen.len() >= MAX_TRACKED {
+        if let Some(s) = self.codes.get_mut(&key) {
+            // Time going backwards (a new segment) keeps the later stamp.
+            s.last = s.last.max(now);
+            s.in_this_scan = true;
+            return false;
+        }
+        if self.codes.len() >= MAX_TRACKED {
             self.evict_oldest();
         }
-        // Time going backwards (a new segment) keeps the later stamp: the
-        // code stays "in view" rather than being reported twice.
-        let at = self.last_seen.get(&key).map_or(now, |&t| t.max(now));
-        self.last_seen.insert(key, at);
-        new
+        self.codes.insert(key, Seen { last: now, in_this_scan: true, missed: 0 });
+        true
     }
 
-    /// Codes currently considered in view at `now`.
-    pub fn in_view(&mut self, now: Duration) -> usize {
-        self.expire(now);
-        self.last_seen.len()
-    }
-
-    fn expire(&mut self, now: Duration) {
+    /// Ends the current scan (a frame went through the scanner at `now`):
+    /// codes it did not read count one more miss, and those missed long
+    /// enough leave the view.
+    pub fn scan_done(&mut self, now: Duration) {
         let absence = self.absence;
-        self.last_seen.retain(|_, &mut t| now.saturating_sub(t) < absence);
+        self.codes.retain(|_, s| {
+            if std::mem::take(&mut s.in_this_scan) {
+                s.missed = 0;
+                return true;
+            }
+            s.missed = s.missed.saturating_add(1);
+            s.missed < MIN_MISSED_SCANS || now.saturating_sub(s.last) < absence
+        });
+    }
+
+    /// Codes currently in view.
+    pub fn in_view(&self) -> usize {
+        self.codes.len()
     }
 
     fn evict_oldest(&mut self) {
-        if let Some(k) = self.last_seen.iter().min_by_key(|(_, t)| **t).map(|(k, _)| k.clone()) {
-            self.last_seen.remove(&k);
+        if let Some(k) = self.codes.iter().min_by_key(|(_, s)| s.last).map(|(k, _)| k.clone()) {
+            self.codes.remove(&k);
         }
     }
 }
@@ -82,30 +102,69 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    /// One scan at `t` ms reading `codes`; returns the new ones.
+    fn scan(t: &mut CodeTracker, at: u64, codes: &[&str]) -> Vec<String> {
+        let new = codes.iter().filter(|c| t.sighting("QR-Code", c, ms(at))).map(|c| c.to_string()).collect();
+        t.scan_done(ms(at));
+        new
+    }
+
     #[test]
     fn a_code_in_view_is_reported_once() {
         let mut t = CodeTracker::default();
-        assert!(t.sighting("QR-Code", "hello", ms(0)));
+        assert_eq!(scan(&mut t, 0, &["hello"]), ["hello"]);
         for f in 1..300 {
-            assert!(!t.sighting("QR-Code", "hello", ms(f * 33)), "frame {f}");
+            assert!(scan(&mut t, f * 66, &["hello"]).is_empty(), "scan {f}");
         }
     }
 
     #[test]
-    fn missed_frames_shorter_than_the_absence_do_not_repeat() {
+    fn unreadable_frames_do_not_make_it_reappear() {
         let mut t = CodeTracker::new(ms(2000));
-        assert!(t.sighting("QR-Code", "a", ms(0)));
-        assert!(!t.sighting("QR-Code", "a", ms(1999)));
-        assert!(!t.sighting("QR-Code", "a", ms(3900)));
+        scan(&mut t, 0, &["a"]);
+        // Missed for 1.9 s of scans, then read again.
+        for f in 1..29 {
+            scan(&mut t, f * 66, &[]);
+        }
+        assert!(scan(&mut t, 1900, &["a"]).is_empty());
     }
 
     #[test]
-    fn a_code_shown_again_after_the_absence_is_reported_again() {
+    fn a_code_gone_for_the_absence_and_shown_again_is_reported_again() {
         let mut t = CodeTracker::new(ms(2000));
-        assert!(t.sighting("QR-Code", "a", ms(0)));
-        assert!(!t.sighting("QR-Code", "a", ms(100)));
-        assert!(t.sighting("QR-Code", "a", ms(2100)));
-        assert!(!t.sighting("QR-Code", "a", ms(2133)));
+        scan(&mut t, 0, &["a"]);
+        let mut at = 0;
+        while at < 2100 {
+            at += 66;
+            scan(&mut t, at, &[]);
+        }
+        assert_eq!(t.in_view(), 0);
+        assert_eq!(scan(&mut t, at + 66, &["a"]), ["a"]);
+        assert!(scan(&mut t, at + 132, &["a"]).is_empty());
+    }
+
+    #[test]
+    fn a_stalled_video_does_not_make_it_reappear() {
+        let mut t = CodeTracker::new(ms(2000));
+        scan(&mut t, 0, &["a"]);
+        // No frames for 10 s, then two scans without it and it is back:
+        // too few misses to have left the view.
+        scan(&mut t, 10_000, &[]);
+        scan(&mut t, 10_066, &[]);
+        assert!(scan(&mut t, 10_133, &["a"]).is_empty());
+    }
+
+    #[test]
+    fn few_scans_over_a_long_time_still_need_the_misses() {
+        // A slow scan rate: 9 misses spread over 5 s keep it in view.
+        let mut t = CodeTracker::new(ms(2000));
+        scan(&mut t, 0, &["a"]);
+        for i in 1..=9 {
+            scan(&mut t, i * 600, &[]);
+        }
+        assert_eq!(t.in_view(), 1);
+        scan(&mut t, 6000, &[]);
+        assert_eq!(t.in_view(), 0, "10 misses over 6 s");
     }
 
     #[test]
@@ -114,28 +173,29 @@ mod tests {
         assert!(t.sighting("QR-Code", "a", ms(0)));
         assert!(t.sighting("QR-Code", "b", ms(0)));
         assert!(t.sighting("EAN-13", "a", ms(0)));
+        t.scan_done(ms(0));
         assert!(!t.sighting("QR-Code", "a", ms(10)));
-        assert_eq!(t.in_view(ms(10)), 3);
-        assert_eq!(t.in_view(ms(5000)), 0);
+        t.scan_done(ms(10));
+        assert_eq!(t.in_view(), 3);
     }
 
     #[test]
     fn time_going_backwards_does_not_repeat() {
         let mut t = CodeTracker::new(ms(2000));
-        assert!(t.sighting("QR-Code", "a", ms(10_000)));
-        assert!(!t.sighting("QR-Code", "a", ms(50)));
-        assert!(!t.sighting("QR-Code", "a", ms(10_500)));
+        scan(&mut t, 10_000, &["a"]);
+        assert!(scan(&mut t, 50, &["a"]).is_empty());
+        assert!(scan(&mut t, 10_500, &["a"]).is_empty());
     }
 
     #[test]
     fn memory_is_bounded() {
         let mut t = CodeTracker::default();
-        for i in 0..(MAX_TRACKED as u64 * 3) {
+        let n = MAX_TRACKED as u64 * 3;
+        for i in 0..n {
             assert!(t.sighting("QR-Code", &i.to_string(), ms(i)));
         }
-        assert_eq!(t.in_view(ms(MAX_TRACKED as u64 * 3)), MAX_TRACKED);
+        assert_eq!(t.in_view(), MAX_TRACKED);
         // The most recent ones are the ones kept.
-        let last = (MAX_TRACKED as u64 * 3 - 1).to_string();
-        assert!(!t.sighting("QR-Code", &last, ms(MAX_TRACKED as u64 * 3)));
+        assert!(!t.sighting("QR-Code", &(n - 1).to_string(), ms(n)));
     }
 }

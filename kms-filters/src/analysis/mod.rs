@@ -92,3 +92,17 @@ pub fn build(
 pub fn rate_from_config(config: &kms_core::CoreConfig, class: &str, key: &str, default: u32) -> u32 {
     config.module_i64("kurento", class, key).map_or(default, |v| v.clamp(1, 60) as u32)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_come_from_the_module_config_clamped() {
+        let mut c = kms_core::CoreConfig::default();
+        assert_eq!(rate_from_config(&c, "ZBarFilter", "scansPerSecond", 15), 15);
+        c.modules = serde_json::json!({"kurento": {"ZBarFilter": {"scansPerSecond": "5"}, "FaceOverlayFilter": {"detectionsPerSecond": 1000}}});
+        assert_eq!(rate_from_config(&c, "ZBarFilter", "scansPerSecond", 15), 5);
+        assert_eq!(rate_from_config(&c, "FaceOverlayFilter", "detectionsPerSecond", 10), 60);
+    }
+}

@@ -16,6 +16,8 @@ BUILD_PKGS=(
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   gstreamer1.0-nice
   gstreamer1.0-opencv opencv-data
+  # GStreamerFilter's text overlays (timeoverlay, textoverlay, clockoverlay: pango).
+  gstreamer1.0-x
   curl ca-certificates procps
 )
 # Tests only: the browser, file inspection and node for the official clients.

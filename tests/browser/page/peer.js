@@ -61,6 +61,13 @@ window.kms = (function () {
     const draw = () => {
       ctx.fillStyle = p.color || '#808080';
       ctx.fillRect(0, 0, canvas.width, canvas.height);
+      if (p.split) {
+        // p.split: [left colour, right colour], one half each.
+        ctx.fillStyle = p.split[0];
+        ctx.fillRect(0, 0, canvas.width / 2, canvas.height);
+        ctx.fillStyle = p.split[1];
+        ctx.fillRect(canvas.width / 2, 0, canvas.width / 2, canvas.height);
+      }
       if (img && img.complete && img.naturalWidth) ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
       ctx.fillStyle = (tick++ % 2) ? '#000' : '#fff';
       ctx.fillRect(canvas.width - 4, canvas.height - 4, 4, 4);
@@ -118,6 +125,7 @@ window.kms = (function () {
         };
         // opts.picture: a synthetic camera (canvas) instead of the fake
         // device, so tests can send distinguishable pictures: { color,
+        // split ([left, right] colours, half the picture each),
         // image (a data: URL drawn over the colour, scaled to fill), width,
         // height (default 320x240) }. A 4x4 corner square changes every
         // frame so the encoder never idles.

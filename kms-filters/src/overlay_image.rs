@@ -32,9 +32,10 @@ pub enum ImageError {
     #[error("{0}")]
     Refused(String),
     /// Opening, reading or decoding failed; `kind` is the `Error` event
-    /// type (`RESOURCE_ERROR_OPEN`, `STREAM_ERROR_DECODE`, ...).
+    /// type (`RESOURCE_ERROR_OPEN`, `STREAM_ERROR_DECODE`, ...), `code` its
+    /// `errorCode` (the GLib error code, 0 for limits of ours).
     #[error("Cannot load image '{uri}': {message}")]
-    Load { uri: String, kind: &'static str, message: String },
+    Load { uri: String, kind: &'static str, code: i32, message: String },
 }
 
 impl ImageError {
@@ -43,6 +44,14 @@ impl ImageError {
         match self {
             ImageError::Refused(_) => "INVALID_URI",
             ImageError::Load { kind, .. } => kind,
+        }
+    }
+
+    /// The `Error` event `errorCode` (spec §7.2: the GLib error code).
+    pub fn code(&self) -> i32 {
+        match self {
+            ImageError::Refused(_) => 0,
+            ImageError::Load { code, .. } => *code,
         }
     }
 }
@@ -91,7 +100,8 @@ pub struct OverlayImage {
 
 /// Fetches and decodes `src`; blocks up to [`LOAD_TIMEOUT`].
 pub fn load(src: &ImageSource) -> Result<OverlayImage, ImageError> {
-    let fail = |kind: &'static str, message: String| ImageError::Load { uri: src.given.clone(), kind, message };
+    let fail =
+        |kind: &'static str, message: String| ImageError::Load { uri: src.given.clone(), kind, code: 0, message };
     let built = build(src).map_err(|e| fail("UNEXPECTED_ELEMENT_ERROR", e.to_string()))?;
     let _stop = StopOnDrop(built.pipeline.clone());
     let bus = built.pipeline.bus().expect("pipelines have a bus");
@@ -146,7 +156,7 @@ fn error_of(src: &ImageSource, built: &Built, msg: &gst::Message) -> ImageError 
     } else {
         (kind, err.message().to_string())
     };
-    ImageError::Load { uri: src.given.clone(), kind, message }
+    ImageError::Load { uri: src.given.clone(), kind, code: err.code(), message }
 }
 
 struct Built {

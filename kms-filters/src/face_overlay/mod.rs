@@ -165,7 +165,11 @@ impl Loader {
                     tracing::warn!(object = %owner.id(), error = %e, "overlay image not loaded");
                     state.set(None);
                     drop(s);
-                    owner.raise(&ErrorEvent { description: e.to_string(), error_code: 0, r#type: e.kind().into() });
+                    owner.raise(&ErrorEvent {
+                        description: e.to_string(),
+                        error_code: e.code(),
+                        r#type: e.kind().into(),
+                    });
                 }
             }
         }

@@ -86,13 +86,15 @@ async function framesAfter(page, n, ms = 20000) {
   await waitFor(`${n} more decoded frames`, ms, async () => (await pageStats(page)).framesDecoded >= before + n);
 }
 
-test('ZBarFilter: a QR code in view for seconds raises exactly one CodeFound with its exact value', async () => {
-  const value = `kurento-rs ZBar ${process.pid}-${Date.now()}`;
+test('ZBarFilter: one CodeFound per appearance with the exact value: in view for seconds → one; taken away and shown again → one more', async () => {
+  const tag = `${process.pid}-${Date.now()}`;
+  const [a, b] = [`kurento-rs ZBar A ${tag}`, `kurento-rs ZBar B ${tag}`];
   const { pipeline, filter, page, start } = await loopback('ZBarFilter', {
-    color: '#ffffff', image: qrDataUrl(value), width: 480, height: 480,
+    color: '#ffffff', image: qrDataUrl(a), width: 480, height: 480,
   });
   const found = [];
   filter.on('CodeFound', (e) => found.push(e));
+  const values = () => JSON.stringify(found.map((e) => e.value.split(' ')[2]));
   // Requests on one connection are answered in order: the subscription is
   // in place once this answers.
   await call(filter, 'getName');
@@ -101,9 +103,21 @@ test('ZBarFilter: a QR code in view for seconds raises exactly one CodeFound wit
   await waitFor('CodeFound', 15000, async () => found.length > 0);
   // The code stays in view: ~6 s more of video through the filter.
   await framesAfter(page, 90);
-  assert.equal(found.length, 1, `one event, got ${found.length}`);
-  assert.equal(found[0].value, value);
+  assert.equal(found.length, 1, `one event while in view, got ${values()}`);
+  assert.equal(found[0].value, a);
   assert.equal(found[0].codeType, 'QR-Code');
+
+  // Taken away for ~3.5 s (more than the 2 s absence), no event.
+  await page.evaluate(() => window.kms.setPicture(null));
+  await framesAfter(page, 50);
+  assert.equal(found.length, 1, `no event without a code, got ${values()}`);
+  // Another code, then the first one again: one event each.
+  await page.evaluate((u) => window.kms.setPicture(u), qrDataUrl(b));
+  await waitFor('CodeFound B', 15000, async () => found.length > 1);
+  await page.evaluate((u) => window.kms.setPicture(u), qrDataUrl(a));
+  await waitFor('CodeFound A again', 15000, async () => found.length > 2);
+  await framesAfter(page, 30);
+  assert.deepEqual(found.map((e) => e.value), [a, b, a], values());
   await call(pipeline, 'release');
   await page.close();
 });

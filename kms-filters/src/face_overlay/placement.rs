@@ -26,7 +26,7 @@ pub const MAX_OFFSET_RATIO: f32 = 10.0;
 /// Why a placement is refused (the `setOverlayedImage` answer, 40001).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PlacementError {
-    #[error("'{name}' must be a number between 0 (excluded) and {MAX_SIZE_RATIO}, got {value}")]
+    #[error("'{name}' must be a number between 0 and {MAX_SIZE_RATIO}, got {value}")]
     Size { name: &'static str, value: f32 },
     #[error("'{name}' must be a number between -{MAX_OFFSET_RATIO} and {MAX_OFFSET_RATIO}, got {value}")]
     Offset { name: &'static str, value: f32 },
@@ -49,7 +49,8 @@ impl Placement {
             }
         }
         for (name, value) in [("widthPercent", width), ("heightPercent", height)] {
-            if !value.is_finite() || value <= 0.0 || value > MAX_SIZE_RATIO {
+            // kmd: negative values are forbidden; 0 draws nothing (as KMS).
+            if !value.is_finite() || value < 0.0 || value > MAX_SIZE_RATIO {
                 return Err(PlacementError::Size { name, value });
             }
         }
@@ -135,7 +136,8 @@ mod tests {
     #[test]
     fn bad_ratios_are_refused() {
         assert!(matches!(Placement::new(0.0, 0.0, -1.0, 1.0), Err(PlacementError::Size { name: "widthPercent", .. })));
-        assert!(matches!(Placement::new(0.0, 0.0, 1.0, 0.0), Err(PlacementError::Size { name: "heightPercent", .. })));
+        assert!(matches!(Placement::new(0.0, 0.0, 1.0, -0.1), Err(PlacementError::Size { name: "heightPercent", .. })));
+        assert_eq!(Placement::new(0.0, 0.0, 0.0, 1.0).unwrap().overlay(FACE, 640, 480), None, "0 draws nothing");
         assert!(Placement::new(0.0, 0.0, 1.0, f32::INFINITY).is_err());
         assert!(Placement::new(f32::NAN, 0.0, 1.0, 1.0).is_err());
         assert!(Placement::new(0.0, -11.0, 1.0, 1.0).is_err());

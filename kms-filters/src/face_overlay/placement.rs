@@ -50,7 +50,7 @@ impl Placement {
         }
         for (name, value) in [("widthPercent", width), ("heightPercent", height)] {
             // kmd: negative values are forbidden; 0 draws nothing (as KMS).
-            if !value.is_finite() || value < 0.0 || value > MAX_SIZE_RATIO {
+            if !value.is_finite() || !(0.0..=MAX_SIZE_RATIO).contains(&value) {
                 return Err(PlacementError::Size { name, value });
             }
         }

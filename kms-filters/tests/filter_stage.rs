@@ -76,3 +76,24 @@ fn element_messages_of_the_processing_element_reach_the_hook() {
     assert!(count.load(Ordering::SeqCst) > 0, "audio passed through the stage");
     p.set_state(gst::State::Null).unwrap();
 }
+
+#[test]
+fn a_processing_element_may_ask_for_another_picture_size() {
+    gst::init().unwrap();
+    let processing = gst::ElementFactory::make("capsfilter")
+        .property("caps", gst::Caps::builder("video/x-raw").field("width", 32).field("height", 24).build())
+        .build()
+        .unwrap();
+    let stage = FilterStage::new(StageKind::Video, &processing).unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let p = run(
+        "videotestsrc num-buffers=5 ! capsfilter caps=video/x-raw,format=I420,width=64,height=48",
+        &stage,
+        count.clone(),
+    );
+    wait_until("5 frames through the stage", Duration::from_secs(10), || count.load(Ordering::SeqCst) >= 5);
+    let caps = stage.static_pad("src").unwrap().current_caps().unwrap();
+    let s = caps.structure(0).unwrap();
+    assert_eq!((s.get::<i32>("width").unwrap(), s.get::<i32>("height").unwrap()), (32, 24));
+    p.set_state(gst::State::Null).unwrap();
+}

@@ -99,6 +99,20 @@ test('GStreamerFilter videoflip mirrors the picture', async () => {
   await call(pipeline, 'release');
 });
 
+test('GStreamerFilter capsfilter scales the picture (raw caps negotiated through the filter)', async () => {
+  const { pipeline, page } = await loop(
+    { type: 'GStreamerFilter', params: { command: 'capsfilter caps=video/x-raw,width=160,height=120' } },
+    { picture: { color: '#00ff00' } },
+  );
+  const s = await waitFor('a 160x120 picture', 15000, async () => {
+    const st = await pageStats(page);
+    return st.width === 160 && st.height === 120 ? st : null;
+  }).catch(async (e) => { const st = await pageStats(page); throw new Error(`${e.message}: ${st.width}x${st.height}`); });
+  assert.equal(s.width, 160);
+  await page.close();
+  await call(pipeline, 'release');
+});
+
 /** Largest audioLevel the page reports over `ms`. */
 async function peakLevel(page, ms) {
   let peak = 0;

@@ -2,7 +2,7 @@
 //! output agnosticbin for the media type it processes (spec §10.4).
 //!
 //! ```text
-//! sink ─ capsfilter(video/x-raw) ─ videoconvert ─ <processing> ─ videoconvert ─ src
+//! sink ─ capsfilter(video/x-raw) ─ videoconvert ─ videoscale ─ <processing> ─ videoconvert ─ src
 //! sink ─ capsfilter(audio/x-raw) ─ audioconvert ─ audioresample ─ <processing>
 //!                                ─ audioconvert ─ audioresample ─ src
 //! ```
@@ -12,7 +12,9 @@
 //! §10.3), and raw caps mean "decode once, hand out raw". The converters
 //! let the processing element pick the raw format it wants (a frame
 //! processor asking for BGRA gets BGRA) and hand the output agnosticbin
-//! whatever it produces.
+//! whatever it produces. `videoscale` on the way in lets a processing
+//! element ask for another size (`capsfilter caps=video/x-raw,width=320`);
+//! nothing scales back on the way out, so the new size is the output's.
 //!
 //! The bin intercepts `ELEMENT` messages its children post (zbar's
 //! `barcode`, facedetect's `facedetect`) and hands them to a callback
@@ -45,9 +47,9 @@ impl FilterStage {
     /// `sink` and one `src` pad, still without a parent).
     pub fn new(kind: StageKind, processing: &gst::Element) -> Result<FilterStage, glib::BoolError> {
         let stage: FilterStage = glib::Object::new();
-        let (raw, convert): (&str, &[&str]) = match kind {
-            StageKind::Video => ("video/x-raw", &["videoconvert"]),
-            StageKind::Audio => ("audio/x-raw", &["audioconvert", "audioresample"]),
+        let (raw, convert_in, convert_out): (&str, &[&str], &[&str]) = match kind {
+            StageKind::Video => ("video/x-raw", &["videoconvert", "videoscale"], &["videoconvert"]),
+            StageKind::Audio => ("audio/x-raw", &["audioconvert", "audioresample"], &["audioconvert", "audioresample"]),
         };
         let mut chain = vec![
             gst::ElementFactory::make("capsfilter")
@@ -55,11 +57,11 @@ impl FilterStage {
                 .property("caps", gst::Caps::new_empty_simple(raw))
                 .build()?,
         ];
-        for (i, f) in convert.iter().enumerate() {
+        for (i, f) in convert_in.iter().enumerate() {
             chain.push(gst::ElementFactory::make(f).name(format!("convert_in{i}")).build()?);
         }
         chain.push(processing.clone());
-        for (i, f) in convert.iter().enumerate() {
+        for (i, f) in convert_out.iter().enumerate() {
             chain.push(gst::ElementFactory::make(f).name(format!("convert_out{i}")).build()?);
         }
         stage.add_many(&chain)?;

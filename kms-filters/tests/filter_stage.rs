@@ -73,7 +73,8 @@ fn element_messages_of_the_processing_element_reach_the_hook() {
     let count = Arc::new(AtomicUsize::new(0));
     let p = run("audiotestsrc num-buffers=20 ! capsfilter caps=audio/x-raw,rate=8000", &stage, count.clone());
     wait_until("level messages", Duration::from_secs(10), || seen.load(Ordering::SeqCst) >= 3);
-    assert!(count.load(Ordering::SeqCst) > 0, "audio passed through the stage");
+    // level posts its message before pushing the buffer on: wait for it.
+    wait_until("audio through the stage", Duration::from_secs(10), || count.load(Ordering::SeqCst) > 0);
     p.set_state(gst::State::Null).unwrap();
 }
 

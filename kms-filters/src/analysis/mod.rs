@@ -14,6 +14,9 @@
 //! * The gate ([`FrameGate`] plus a caller's condition, e.g. "an overlay
 //!   image is set") drops frames before they are queued, on the streaming
 //!   thread, so frames not analysed cost nothing but the probe.
+//! * A failing analysis (its chain returns an error) stops only itself:
+//!   the gate then drops every frame before the queue, so the error never
+//!   reaches the tee and the video goes on.
 //! * Results come out as element messages (zbar) or buffer metas read by a
 //!   probe on the fakesink (facedetect's regions of interest).
 
@@ -45,6 +48,7 @@ pub fn build(
     let bin = gst::Bin::builder().name(name).build();
     let tee = gst::ElementFactory::make("tee").build()?;
     let queue = gst::ElementFactory::make("queue")
+        .name("analysis_queue")
         .property("max-size-buffers", 1u32)
         .property("max-size-bytes", 0u32)
         .property("max-size-time", 0u64)
@@ -64,8 +68,17 @@ pub fn build(
     tee.link(&queue)?;
 
     let to_analysis = queue.static_pad("sink").and_then(|p| p.peer()).expect("tee linked to the queue");
+    let queue_out = queue.static_pad("src").expect("queue has a src pad");
     let gate = Mutex::new(gate);
     to_analysis.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        // An analysis that failed (its queue's task stopped on an error)
+        // would make the queue, then the tee, refuse every later frame:
+        // the video must go on without it.
+        if let Err(e) = queue_out.last_flow_result()
+            && e != gst::FlowError::Flushing
+        {
+            return gst::PadProbeReturn::Drop;
+        }
         let Some(pts) = info.buffer().and_then(|b| b.pts()) else { return gst::PadProbeReturn::Drop };
         if wanted() && gate.lock().admit(Duration::from_nanos(pts.nseconds())) {
             gst::PadProbeReturn::Ok

@@ -14,7 +14,11 @@ const { execFileSync } = require('node:child_process');
 const h = require('./lib/harness');
 const { call, waitFor, negotiate, pageStats } = h;
 
-const env = h.suite();
+// A media root for file:// overlay images (the server refuses files
+// outside its roots).
+const MEDIA_ROOT = fs.mkdtempSync(path.join(os.tmpdir(), 'kms-detect-media-'));
+const env = h.suite({ server: { resources: { mediaRoots: [MEDIA_ROOT] } } });
+test.after(() => fs.rmSync(MEDIA_ROOT, { recursive: true, force: true }));
 
 const ASTRONAUT = `data:image/jpeg;base64,${fs.readFileSync(path.join(__dirname, 'fixtures', 'astronaut.jpg')).toString('base64')}`;
 // Where the face is in astronaut.jpg (fractions of the picture; facedetect
@@ -45,6 +49,7 @@ async function pictureServer(page) {
     return c.toDataURL('image/png');
   });
   const png = Buffer.from(dataUrl.split(',')[1], 'base64');
+  fs.writeFileSync(path.join(MEDIA_ROOT, 'green.png'), png);
   const requests = [];
   const srv = http.createServer((req, res) => {
     requests.push(req.url);
@@ -122,7 +127,7 @@ test('ZBarFilter: one CodeFound per appearance with the exact value: in view for
   await page.close();
 });
 
-test('FaceOverlayFilter: the image covers the detected face; unset removes it; an unreachable image is an Error event and video goes on', async () => {
+test('FaceOverlayFilter: the image (http, file) covers the detected face; unset removes it; an unreachable image is an Error event and video goes on', async () => {
   const { pipeline, filter, page, start } = await loopback('FaceOverlayFilter', {
     color: '#000000', image: ASTRONAUT, width: 480, height: 480,
   });
@@ -157,9 +162,10 @@ test('FaceOverlayFilter: the image covers the detected face; unset removes it; a
       return !isGreen(c) && near(c, face0, 50);
     });
 
+    // The same picture as a file inside the media roots.
+    await call(filter, 'setOverlayedImage', `file://${MEDIA_ROOT}/green.png`, 0, 0, 1, 1);
+    await waitFor('green again (file://)', 15000, async () => isGreen((await h.regionColors(page, [FACE]))[0]));
     // An image nobody serves: an Error event, no overlay, video goes on.
-    await call(filter, 'setOverlayedImage', `${pics.base}/green.png`, 0, 0, 1, 1);
-    await waitFor('green again', 15000, async () => isGreen((await h.regionColors(page, [FACE]))[0]));
     const missing = `http://127.0.0.1:${await closedPort()}/missing.png`;
     await call(filter, 'setOverlayedImage', missing, 0, 0, 1, 1);
     await waitFor('Error event', 15000, async () => errors.length > 0);

@@ -86,7 +86,7 @@ async function loopback(filterType, picture) {
   return { pipeline, ep, filter, page, start: () => negotiate(page, ep, 'sendrecv', { picture }) };
 }
 
-async function framesAfter(page, n, ms = 20000) {
+async function framesAfter(page, n, ms = 40000) {
   const before = (await pageStats(page)).framesDecoded;
   await waitFor(`${n} more decoded frames`, ms, async () => (await pageStats(page)).framesDecoded >= before + n);
 }

@@ -19,12 +19,18 @@ fn wait_until(what: &str, timeout: Duration, f: impl Fn() -> bool) {
 
 /// `src ! stage ! appsink`, counting buffers; returns the pipeline.
 fn run(src: &str, stage: &FilterStage, count: Arc<AtomicUsize>) -> gst::Pipeline {
+    run_with(src, stage, count, || {})
+}
+
+/// [`run`], calling `linked` after linking, before playing.
+fn run_with(src: &str, stage: &FilterStage, count: Arc<AtomicUsize>, linked: impl FnOnce()) -> gst::Pipeline {
     let pipeline = gst::Pipeline::new();
     let src = gst::parse::bin_from_description(src, true).unwrap();
     let sink = gst_app_sink(count);
     pipeline.add_many([src.upcast_ref(), stage.upcast_ref(), &sink]).unwrap();
     gst::Element::link_many([src.upcast_ref(), stage.upcast_ref(), &sink]).unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
+    linked();
+    let _ = pipeline.set_state(gst::State::Playing);
     pipeline
 }
 
@@ -73,7 +79,6 @@ fn element_messages_of_the_processing_element_reach_the_hook() {
     let count = Arc::new(AtomicUsize::new(0));
     let p = run("audiotestsrc num-buffers=20 ! capsfilter caps=audio/x-raw,rate=8000", &stage, count.clone());
     wait_until("level messages", Duration::from_secs(10), || seen.load(Ordering::SeqCst) >= 3);
-    // level posts its message before pushing the buffer on: wait for it.
     wait_until("audio through the stage", Duration::from_secs(10), || count.load(Ordering::SeqCst) > 0);
     p.set_state(gst::State::Null).unwrap();
 }
@@ -96,5 +101,40 @@ fn a_processing_element_may_ask_for_another_picture_size() {
     let caps = stage.static_pad("src").unwrap().current_caps().unwrap();
     let s = caps.structure(0).unwrap();
     assert_eq!((s.get::<i32>("width").unwrap(), s.get::<i32>("height").unwrap()), (32, 24));
+    p.set_state(gst::State::Null).unwrap();
+}
+
+#[test]
+fn a_picture_size_beyond_the_bounds_fails_instead_of_allocating() {
+    gst::init().unwrap();
+    // Fixed caps beyond the bounds: the stage cannot even be built.
+    let huge = gst::ElementFactory::make("capsfilter")
+        .property("caps", gst::Caps::builder("video/x-raw").field("width", 20_000).field("height", 20_000).build())
+        .build()
+        .unwrap();
+    assert!(FilterStage::new(StageKind::Video, &huge).is_err());
+    // (Values videoscale and videobox accept: 20000x20000 I420 is 600 MB.)
+    let wide =
+        gst::ElementFactory::make("videobox").property("left", -20_000i32).property("top", -20_000i32).build().unwrap();
+    assert!(FilterStage::new(StageKind::Video, &wide).is_err());
+    // Made huge after the stage was built (setElementProperty): negotiation
+    // fails at run time.
+    let videobox = gst::ElementFactory::make("videobox").build().unwrap();
+    let stage = FilterStage::new(StageKind::Video, &videobox).unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let p = run_with(
+        "videotestsrc num-buffers=1 ! capsfilter caps=video/x-raw,format=I420,width=64,height=48",
+        &stage,
+        count.clone(),
+        || {
+            videobox.set_property("left", -20_000i32);
+            videobox.set_property("top", -20_000i32);
+        },
+    );
+    let bus = p.bus().unwrap();
+    let msg =
+        bus.timed_pop_filtered(gst::ClockTime::from_seconds(10), &[gst::MessageType::Error, gst::MessageType::Eos]);
+    assert!(matches!(msg.as_ref().map(|m| m.view()), Some(gst::MessageView::Error(_))), "{msg:?}");
+    assert_eq!(count.load(Ordering::SeqCst), 0);
     p.set_state(gst::State::Null).unwrap();
 }

@@ -161,6 +161,7 @@ test('GStreamerFilter refuses file, network and path-setting commands, and bad c
     ['videoflip video-direction=', /GStreamer element cannot be created/],
     ['videoflip ! videobalance', /only one element/],
     ['fakesrc', /pad templates don't match|not allowed/],
+    ['capsfilter caps=video/x-raw,width=20000,height=20000', /Given command is not valid/],
   ];
   for (const [command, re] of refused) {
     await assert.rejects(call(pipeline, 'create', 'GStreamerFilter', { command }), (e) => {

@@ -56,7 +56,9 @@ fn media_type_of(element: &gst::Element, wanted: FilterType) -> Result<MediaType
 }
 
 /// Parses `command` and applies `policy`; the element is still in NULL and
-/// has no parent, so a refused one never opened anything.
+/// has no parent, so a refused one never opened anything. A chain (`a ! b`)
+/// is refused unless the policy allows chains: then it comes back as a bin
+/// with ghost `sink` and `src` pads.
 pub fn parse_command(command: &str, policy: &Policy) -> Result<gst::Element> {
     let element = gst::parse::launch_full(command, None, gst::ParseFlags::FATAL_ERRORS).map_err(cannot_create)?;
     // Several elements come back wrapped in a pipeline of the parser's: the
@@ -65,10 +67,35 @@ pub fn parse_command(command: &str, policy: &Policy) -> Result<gst::Element> {
         for child in wrapper.children() {
             policy.check(&child).map_err(cannot_create)?;
         }
-        return Err(Error::marshall("Given command is not valid, only one element can be created"));
+        if !policy.allows_chains() {
+            return Err(Error::marshall("Given command is not valid, only one element can be created"));
+        }
+        let bin = gst::parse::bin_from_description_full(command, true, None, gst::ParseFlags::FATAL_ERRORS)
+            .map_err(cannot_create)?;
+        let children = bin.downcast_ref::<gst::Bin>().map(|b| b.children()).unwrap_or_default();
+        for child in children {
+            policy.check(&child).map_err(cannot_create)?;
+        }
+        return Ok(bin);
     }
     policy.check(&element).map_err(cannot_create)?;
     Ok(element)
+}
+
+/// The element a `setElementProperty` name addresses: `name.property`
+/// picks the element called `name` inside a chain (`videoflip name=f !
+/// videobalance` → `f.video-direction`); GObject property names have no
+/// dots, so a plain name is the wrapped element's own property.
+fn property_target<'a>(element: &gst::Element, name: &'a str) -> Result<(gst::Element, &'a str)> {
+    match (name.split_once('.'), element.downcast_ref::<gst::Bin>()) {
+        (Some((child, property)), Some(bin)) => {
+            let target = bin
+                .by_name(child)
+                .ok_or_else(|| Error::marshall(format!("No element named '{child}' in object '{}'", element.name())))?;
+            Ok((target, property))
+        }
+        _ => Ok((element.clone(), name)),
+    }
 }
 
 impl GStreamerFilterFactory for GStreamerFilterImpl {
@@ -79,7 +106,12 @@ impl GStreamerFilterFactory for GStreamerFilterImpl {
             MediaType::Audio => Processing::audio(element),
             _ => Processing::video(element),
         };
-        let filter = FilterCore::new(ctx, &params.media_pipeline, processing)?;
+        // The stage refuses fixed caps it cannot carry (beyond its size
+        // bounds): the command's fault, so 40001 as the other command errors.
+        let filter = FilterCore::new(ctx, &params.media_pipeline, processing).map_err(|e| match e {
+            Error::NotAvailable(m) => Error::marshall(format!("Given command is not valid: {m}")),
+            e => e,
+        })?;
         Ok(Arc::new(GStreamerFilterImpl { filter, command: params.command, policy }))
     }
 }
@@ -90,14 +122,13 @@ impl GStreamerFilter for GStreamerFilterImpl {
     }
 
     fn set_element_property(&self, _ctx: &Ctx, property_name: String, property_value: String) -> Result<()> {
-        let element = self.filter.element();
-        let value = property::convert(element, &property_name, &property_value)?;
-        if value.type_() == String::static_type() && self.policy.refuses_property(&property_name) {
-            let refusal =
-                policy::Refusal::PathProperty { element: element.name().to_string(), property: property_name };
+        let (element, name) = property_target(self.filter.element(), &property_name)?;
+        let value = property::convert(&element, name, &property_value)?;
+        if value.type_() == String::static_type() && self.policy.refuses_property(name) {
+            let refusal = policy::Refusal::PathProperty { element: element.name().to_string(), property: name.into() };
             return Err(Error::marshall(refusal.to_string()));
         }
-        element.set_property_from_value(&property_name, &value);
+        element.set_property_from_value(name, &value);
         Ok(())
     }
 }
@@ -133,5 +164,18 @@ mod tests {
         assert!(err("nosuchelement").starts_with("GStreamer element cannot be created: no element"));
         assert!(err("videoflip video-direction=sideways").starts_with("GStreamer element cannot be created"));
         assert!(!std::path::Path::new("/tmp/kms-never").exists());
+    }
+
+    #[test]
+    fn chains_are_one_bin_when_the_policy_allows_them() {
+        gst::init().unwrap();
+        let p = Policy::default().with_chains(true);
+        let chain = parse_command("videoflip name=f ! videobalance saturation=0.0", &p).unwrap();
+        assert_eq!(media_type_of(&chain, FilterType::Autodetect), Ok(MediaType::Video));
+        let (target, name) = property_target(&chain, "f.video-direction").unwrap();
+        assert_eq!((target.name().as_str(), name), ("f", "video-direction"));
+        assert!(property_target(&chain, "g.video-direction").is_err());
+        let err = parse_command("videoflip ! filesink location=/tmp/kms-never", &p).unwrap_err().to_string();
+        assert!(err.contains("factory 'filesink'"), "{err}");
     }
 }

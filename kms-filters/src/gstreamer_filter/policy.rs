@@ -127,11 +127,16 @@ pub enum Refusal {
 pub struct Policy {
     allowed: Vec<String>,
     allow_path_properties: bool,
+    allow_chains: bool,
 }
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy { allowed: DEFAULT_ALLOWED.iter().map(|s| s.to_string()).collect(), allow_path_properties: false }
+        Policy {
+            allowed: DEFAULT_ALLOWED.iter().map(|s| s.to_string()).collect(),
+            allow_path_properties: false,
+            allow_chains: false,
+        }
     }
 }
 
@@ -139,7 +144,18 @@ impl Policy {
     /// `allowed`: glob patterns (`*` any run of characters); `["*"]` lets
     /// every factory through, as KMS does.
     pub fn new(allowed: Vec<String>, allow_path_properties: bool) -> Policy {
-        Policy { allowed, allow_path_properties }
+        Policy { allowed, allow_path_properties, allow_chains: false }
+    }
+
+    /// Whether a command may be a chain (`a ! b`) instead of one element
+    /// (spec §10.11 refuses chains; `GStreamerFilter.allowChains`).
+    pub fn with_chains(mut self, allow: bool) -> Policy {
+        self.allow_chains = allow;
+        self
+    }
+
+    pub fn allows_chains(&self) -> bool {
+        self.allow_chains
     }
 
     /// Reads `modules.kurento.GStreamerFilter.{allowedElements,
@@ -159,10 +175,12 @@ impl Policy {
             _ => None,
         };
         let path = cfg.module_bool("kurento", "GStreamerFilter", "allowPathProperties").unwrap_or(false);
+        let chains = cfg.module_bool("kurento", "GStreamerFilter", "allowChains").unwrap_or(false);
         match allowed {
             Some(a) => Policy::new(a, path),
             None => Policy { allow_path_properties: path, ..Policy::default() },
         }
+        .with_chains(chains)
     }
 
     pub fn allows_factory(&self, factory: &str) -> bool {
@@ -327,10 +345,12 @@ mod tests {
         assert!(p.allows_factory("videoflip") && p.allows_factory("edgetv") && !p.allows_factory("volume"));
         assert!(p.refuses_property("location"));
         // JSON: an array; "*" is KMS's behaviour.
-        let p = Policy::from_config(&cfg(serde_json::json!({"allowedElements": ["*"], "allowPathProperties": "true"})));
-        assert!(p.allows_factory("filesink") && !p.refuses_property("location"));
+        let p = Policy::from_config(&cfg(
+            serde_json::json!({"allowedElements": ["*"], "allowPathProperties": "true", "allowChains": true}),
+        ));
+        assert!(p.allows_factory("filesink") && !p.refuses_property("location") && p.allows_chains());
         // Unset: the default list.
         let p = Policy::from_config(&kms_core::CoreConfig::default());
-        assert!(p.allows_factory("volume") && !p.allows_factory("filesink"));
+        assert!(p.allows_factory("volume") && !p.allows_factory("filesink") && !p.allows_chains());
     }
 }

@@ -2,7 +2,7 @@
 //! output agnosticbin for the media type it processes (spec §10.4).
 //!
 //! ```text
-//! sink ─ capsfilter(video/x-raw) ─ videoconvert ─ videoscale ─ <processing> ─ videoconvert ─ src
+//! sink ─ capsfilter(video/x-raw) ─ videoconvert ─ videoscale ─ bounds ─ <processing> ─ bounds ─ videoconvert ─ src
 //! sink ─ capsfilter(audio/x-raw) ─ audioconvert ─ audioresample ─ <processing>
 //!                                ─ audioconvert ─ audioresample ─ src
 //! ```
@@ -15,6 +15,9 @@
 //! whatever it produces. `videoscale` on the way in lets a processing
 //! element ask for another size (`capsfilter caps=video/x-raw,width=320`);
 //! nothing scales back on the way out, so the new size is the output's.
+//! The `bounds` capsfilters keep what a client's command may negotiate
+//! within [`MAX_WIDTH`]×[`MAX_HEIGHT`] (audio: [`MAX_RATE`],
+//! [`MAX_CHANNELS`]).
 //!
 //! The bin intercepts `ELEMENT` messages its children post (zbar's
 //! `barcode`, facedetect's `facedetect`) and hands them to a callback
@@ -38,6 +41,29 @@ pub enum StageKind {
 /// posting (usually streaming) thread: keep it short, never block.
 pub type MessageHook = Box<dyn Fn(&gst::Message) + Send + Sync + 'static>;
 
+/// Largest picture a filter may ask for or produce (8K UHD): a client's
+/// `capsfilter caps=video/x-raw,width=100000,...` or `videobox
+/// left=-100000` fails negotiation instead of allocating gigabytes.
+pub const MAX_WIDTH: i32 = 7680;
+pub const MAX_HEIGHT: i32 = 4320;
+/// Audio bounds, for the same reason.
+pub const MAX_RATE: i32 = 192_000;
+pub const MAX_CHANNELS: i32 = 8;
+
+/// Raw caps within the bounds, on both sides of the processing element.
+fn bounds(kind: StageKind) -> gst::Caps {
+    match kind {
+        StageKind::Video => gst::Caps::builder("video/x-raw")
+            .field("width", gst::IntRange::new(1, MAX_WIDTH))
+            .field("height", gst::IntRange::new(1, MAX_HEIGHT))
+            .build(),
+        StageKind::Audio => gst::Caps::builder("audio/x-raw")
+            .field("rate", gst::IntRange::new(1, MAX_RATE))
+            .field("channels", gst::IntRange::new(1, MAX_CHANNELS))
+            .build(),
+    }
+}
+
 glib::wrapper! {
     pub struct FilterStage(ObjectSubclass<imp::FilterStage>) @extends gst::Bin, gst::Element, gst::Object;
 }
@@ -51,16 +77,16 @@ impl FilterStage {
             StageKind::Video => ("video/x-raw", &["videoconvert", "videoscale"], &["videoconvert"]),
             StageKind::Audio => ("audio/x-raw", &["audioconvert", "audioresample"], &["audioconvert", "audioresample"]),
         };
-        let mut chain = vec![
-            gst::ElementFactory::make("capsfilter")
-                .name("raw_in")
-                .property("caps", gst::Caps::new_empty_simple(raw))
-                .build()?,
-        ];
+        let capsfilter = |name: &str, caps: gst::Caps| {
+            gst::ElementFactory::make("capsfilter").name(name).property("caps", caps).build()
+        };
+        let mut chain = vec![capsfilter("raw_in", gst::Caps::new_empty_simple(raw))?];
         for (i, f) in convert_in.iter().enumerate() {
             chain.push(gst::ElementFactory::make(f).name(format!("convert_in{i}")).build()?);
         }
+        chain.push(capsfilter("bounds_in", bounds(kind))?);
         chain.push(processing.clone());
+        chain.push(capsfilter("bounds_out", bounds(kind))?);
         for (i, f) in convert_out.iter().enumerate() {
             chain.push(gst::ElementFactory::make(f).name(format!("convert_out{i}")).build()?);
         }

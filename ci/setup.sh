@@ -6,7 +6,8 @@ set -euo pipefail
 
 # Runtime + build: GStreamer 1.22 with the plugins our elements use.
 # gstreamer1.0-nice is required by webrtcbin (without it linking fails with a
-# misleading "can't handle caps" error).
+# misleading "can't handle caps" error). FaceOverlayFilter: facedetect from
+# gstreamer1.0-opencv with the Haar cascades of opencv-data.
 BUILD_PKGS=(
   build-essential pkg-config libssl-dev
   libglib2.0-dev
@@ -14,14 +15,17 @@ BUILD_PKGS=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   gstreamer1.0-nice
+  gstreamer1.0-opencv opencv-data
   # GStreamerFilter's text overlays (timeoverlay, textoverlay, clockoverlay: pango).
   gstreamer1.0-x
   curl ca-certificates procps
 )
 # Tests only: the browser, file inspection and node for the official clients.
 # The loss test: a network namespace with nftables drops; the player tests:
-# an RTSP server (gst-rtsp-server through python3-gi).
-TEST_PKGS=(chromium ffmpeg iproute2 nftables nodejs openssl tcpdump python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp python3-prometheus-client prometheus)
+# an RTSP server (gst-rtsp-server through python3-gi); the ZBarFilter test:
+# QR codes made by qrencode; /metrics: a Prometheus text parser
+# (prometheus_client) and promtool (prometheus).
+TEST_PKGS=(chromium ffmpeg iproute2 nftables nodejs openssl tcpdump python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp qrencode python3-prometheus-client prometheus)
 
 want=("${BUILD_PKGS[@]}")
 if [[ "${1:-}" == "--with-tests" ]]; then

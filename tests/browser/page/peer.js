@@ -47,6 +47,8 @@ window.kms = (function () {
     return out.join('\r\n');
   }
 
+  let setPictureImage = null;
+
   function pictureStream(p) {
     const canvas = document.createElement('canvas');
     canvas.width = p.width || 320;
@@ -57,6 +59,8 @@ window.kms = (function () {
       img = new Image();
       img.src = p.image;
     }
+    // setPicture(url) swaps the image drawn from the next frame on.
+    setPictureImage = (url) => { img = url ? Object.assign(new Image(), { src: url }) : null; };
     let tick = 0;
     const draw = () => {
       ctx.fillStyle = p.color || '#808080';
@@ -88,6 +92,11 @@ window.kms = (function () {
   }
 
   return {
+    // Replaces the synthetic camera's image (a data: URL; null = the colour
+    // alone), e.g. to show a QR code, take it away and show it again.
+    setPicture(url) {
+      if (setPictureImage) setPictureImage(url);
+    },
     // Average colour [r, g, b] of each rectangle of the remote video's
     // current frame; rectangles are [x, y, w, h] in fractions of the frame.
     regionColors(rects) {

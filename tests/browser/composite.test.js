@@ -38,6 +38,7 @@ function shows(page, what, rects, pred, ms = 15000) {
   let last;
   return waitFor(what, ms, async () => {
     last = await h.regionColors(page, rects);
+    if (process.env.KMS_TEST_VERBOSE) console.log(what, JSON.stringify(last));
     return last && pred(last) ? last : null;
   }).catch((e) => { throw new Error(`${e.message}; last colours ${JSON.stringify(last)}`); });
 }
@@ -74,6 +75,7 @@ test('Composite: two pictures side by side, N−1 audio, one tile again when a p
   await waitFor('audio at every page', 15000, async () =>
     (await Promise.all([a, b, c].map((p) => pageStats(p.page)))).every((x) => x.audioPacketsReceived > 20));
   const [ea, eb, ec] = await energyOver([a.page, b.page, c.page], 3000);
+  if (process.env.KMS_TEST_VERBOSE) console.log('audio energy over 3 s: A', ea, 'B', eb, 'C', ec);
   assert.ok(eb > 0.05, `B hears A's tone (energy ${eb})`);
   assert.ok(ec > 0.05, `C hears A's tone (energy ${ec})`);
   assert.ok(ea < eb / 20, `A does not hear itself (energy ${ea} vs B's ${eb})`);
@@ -155,6 +157,11 @@ test('hubs: foreign ports and bad values are refused, the server keeps serving',
   await call(blend, 'setMaster', ref(blendPort), 0);
   assert.match(await call(composite, 'getGstreamerDot'), /compositor/);
   await call(port, 'release');
+  // Releasing a hub takes its bin (compositor, mixers) out of the pipeline.
+  assert.match(await call(pipeline, 'getGstreamerDot'), /compositor/);
+  await call(composite, 'release');
+  await call(blend, 'release');
+  assert.doesNotMatch(await call(pipeline, 'getGstreamerDot'), /compositor|audiotestsrc/);
   await call(pipeline, 'release');
   await call(other, 'release');
 });

@@ -364,16 +364,15 @@ impl Mix {
             self.compositor.release_request_pad(&pad);
             return Err(HubError::Link(format!("video input: {e:?}")));
         }
-        if matches!(st.layout, Layout::Blend(_)) {
-            self.watch_size(port, &pad);
-        }
+        self.watch_size(port, &pad);
         Mix::port(&mut st, port).video_in = Some(VideoIn { ghost, pad });
         self.relayout(&mut st);
         Ok(())
     }
 
-    /// Records the picture size of `port` from its caps (streaming thread:
-    /// only a short lock, the relayout goes to the async-call pool).
+    /// Records the picture size of `port` from its caps, which also says
+    /// its video has started (streaming thread: only a short lock, the
+    /// relayout goes to the async-call pool).
     fn watch_size(&self, port: &ObjectId, pad: &gst::Pad) {
         let this = self.this.clone();
         let port = port.clone();
@@ -384,7 +383,9 @@ impl Mix {
                 && let (Ok(w), Ok(h)) = (s.get::<i32>("width"), s.get::<i32>("height"))
                 && let Some(mix) = this.upgrade()
             {
-                mix.state.lock().sizes.insert(port.clone(), (w, h));
+                if mix.state.lock().sizes.insert(port.clone(), (w, h)) == Some((w, h)) {
+                    return gst::PadProbeReturn::Ok;
+                }
                 let compositor = mix.compositor.clone();
                 compositor.call_async(move |_| {
                     let mut st = mix.state.lock();
@@ -543,9 +544,12 @@ impl Mix {
     /// Puts every port's picture where the layout says (pad properties
     /// only; the compositor applies them on its next frame).
     fn relayout(&self, st: &mut State) {
+        // Ports whose video has started (caps seen): a port connected to a
+        // source without video gets no empty tile.
         let with_video: Vec<(ObjectId, gst::Pad)> = st
             .order
             .iter()
+            .filter(|id| st.sizes.contains_key(*id))
             .filter_map(|id| st.ports.get(id)?.video_in.as_ref().map(|v| (id.clone(), v.pad.clone())))
             .collect();
         match &st.layout {

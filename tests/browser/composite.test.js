@@ -92,6 +92,21 @@ test('Composite: two pictures side by side, N−1 audio, one tile again when a p
   const after = await pageStats(c.page);
   await waitFor('C still decodes', 10000, async () => (await pageStats(c.page)).framesDecoded > after.framesDecoded + 10);
 
+  // Ports coming and going quickly while media flows (A's media in, the
+  // mix out to a PassThrough): nothing stays behind, the mix keeps going.
+  const sink = await call(pipeline, 'create', 'PassThrough');
+  for (let i = 0; i < 8; i++) {
+    const p = await call(composite, 'createHubPort');
+    await call(a.ep, 'connect', p);
+    await call(p, 'connect', sink);
+    await new Promise((r) => setTimeout(r, 150 * (i % 3)));
+    await call(p, 'release');
+  }
+  const tags = async () => new Set((await dot()).match(/\bp[0-9]+_[a-z]/g).map((t) => t.replace(/_.*/, '')));
+  await waitFor('only A and C left in the hub', 5000, async () => [...await tags()].sort().join() === 'p1,p3');
+  const before = (await pageStats(c.page)).framesDecoded;
+  await waitFor('C decodes after the churn', 10000, async () => (await pageStats(c.page)).framesDecoded > before + 10);
+
   // A port joining while media flows gets a tile.
   const portD = await call(composite, 'createHubPort');
   const d = await peer(pipeline, portD, 'sendonly', { picture: BLUE, tone: 'silence' });

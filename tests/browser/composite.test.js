@@ -107,6 +107,14 @@ test('Composite: two pictures side by side, N−1 audio, one tile again when a p
   const before = (await pageStats(c.page)).framesDecoded;
   await waitFor('C decodes after the churn', 10000, async () => (await pageStats(c.page)).framesDecoded > before + 10);
 
+  // A port whose source is disconnected loses its tile (no frozen
+  // picture); reconnected, it gets it back.
+  const middle = [[0.35, 0.2, 0.3, 0.6]];
+  await call(a.ep, 'disconnect', portA);
+  await shows(c.page, 'no tile once A is disconnected', middle, ([m]) => isBlack(m));
+  await call(a.ep, 'connect', portA);
+  await shows(c.page, "A's tile back", middle, ([m]) => isRed(m));
+
   // A port joining while media flows gets a tile.
   const portD = await call(composite, 'createHubPort');
   const d = await peer(pipeline, portD, 'sendonly', { picture: BLUE, tone: 'silence' });

@@ -31,7 +31,9 @@
 //! records the size and defers the relayout to the same pool.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Instant;
 
 use gst::prelude::*;
 use kms_core::api::core::MediaType;
@@ -50,6 +52,12 @@ const MIN_UPSTREAM_LATENCY_NS: u64 = 350_000_000;
 /// Queues between the tees and each consumer: live media, so old data is
 /// dropped rather than stalling the mix for everybody.
 const BRANCH_QUEUE_NS: u64 = 500_000_000;
+/// A port's video counts as stopped after this long without a frame (its
+/// source was disconnected or stalled): its grid tile goes until frames
+/// come again.
+const STALE_NS: u64 = 2_000_000_000;
+/// How often the compositor's output thread looks for stopped inputs.
+const STALE_CHECK_NS: u64 = 250_000_000;
 /// Format every port's audio is mixed in.
 const AUDIO_CAPS: &str = "audio/x-raw,format=S16LE,layout=interleaved,rate=48000,channels=2";
 
@@ -90,6 +98,21 @@ struct Branch {
 struct VideoIn {
     ghost: gst::GhostPad,
     pad: gst::Pad,
+    activity: Arc<Activity>,
+}
+
+/// Whether a port's video is flowing: written by streaming threads
+/// (atomics only), read by the relayout.
+#[derive(Default)]
+struct Activity {
+    last_ns: AtomicU64,
+    active: AtomicBool,
+}
+
+/// Monotonic nanoseconds since the first call.
+fn now_ns() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
 }
 
 struct AudioIn {
@@ -184,6 +207,10 @@ pub struct Mix {
     silence_tee: gst::Element,
     encoder_bitrate: Option<i32>,
     state: Mutex<State>,
+    /// Video inputs the output thread checks for staleness; its own lock,
+    /// never held while calling GStreamer.
+    watched: Mutex<Vec<Weak<Activity>>>,
+    last_check: AtomicU64,
     this: Weak<Mix>,
 }
 
@@ -280,7 +307,7 @@ impl Mix {
             e.sync_state_with_parent().map_err(|e| HubError::Link(e.to_string()))?;
         }
         let size = (video.width, video.height);
-        Ok(Arc::new_cyclic(|this| Mix {
+        let mix = Arc::new_cyclic(|this| Mix {
             bin,
             video,
             compositor,
@@ -297,8 +324,51 @@ impl Mix {
                 size,
                 sizes: HashMap::new(),
             }),
+            watched: Mutex::new(Vec::new()),
+            last_check: AtomicU64::new(0),
             this: this.clone(),
-        }))
+        });
+        let weak = Arc::downgrade(&mix);
+        if let Some(src) = mix.compositor.static_pad("src") {
+            src.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                if let Some(mix) = weak.upgrade() {
+                    mix.check_stale();
+                }
+                gst::PadProbeReturn::Ok
+            });
+        }
+        Ok(mix)
+    }
+
+    /// On the compositor's output thread: inputs without a frame for
+    /// [`STALE_NS`] leave the grid (atomics and the `watched` lock only).
+    fn check_stale(&self) {
+        let now = now_ns();
+        if now.saturating_sub(self.last_check.load(Ordering::Relaxed)) < STALE_CHECK_NS {
+            return;
+        }
+        self.last_check.store(now, Ordering::Relaxed);
+        let mut changed = false;
+        self.watched.lock().retain(|w| {
+            let Some(a) = w.upgrade() else { return false };
+            if a.active.load(Ordering::Acquire) && now.saturating_sub(a.last_ns.load(Ordering::Relaxed)) > STALE_NS {
+                a.active.store(false, Ordering::Release);
+                changed = true;
+            }
+            true
+        });
+        if changed {
+            self.relayout_later();
+        }
+    }
+
+    /// Re-lays out on the async-call pool (from streaming threads).
+    fn relayout_later(&self) {
+        let Some(mix) = self.this.upgrade() else { return };
+        self.compositor.call_async(move |_| {
+            let mut st = mix.state.lock();
+            mix.relayout(&mut st);
+        });
     }
 
     /// The [`HubLogic`] to give the hub's core.
@@ -365,7 +435,8 @@ impl Mix {
             return Err(HubError::Link(format!("video input: {e:?}")));
         }
         self.watch_size(port, &pad);
-        Mix::port(&mut st, port).video_in = Some(VideoIn { ghost, pad });
+        let activity = self.watch_activity(&pad);
+        Mix::port(&mut st, port).video_in = Some(VideoIn { ghost, pad, activity });
         self.relayout(&mut st);
         Ok(())
     }
@@ -386,14 +457,29 @@ impl Mix {
                 if mix.state.lock().sizes.insert(port.clone(), (w, h)) == Some((w, h)) {
                     return gst::PadProbeReturn::Ok;
                 }
-                let compositor = mix.compositor.clone();
-                compositor.call_async(move |_| {
-                    let mut st = mix.state.lock();
-                    mix.relayout(&mut st);
-                });
+                mix.relayout_later();
             }
             gst::PadProbeReturn::Ok
         });
+    }
+
+    /// Marks the input active on every frame; its first frame after a stop
+    /// (or ever) re-lays out.
+    fn watch_activity(&self, pad: &gst::Pad) -> Arc<Activity> {
+        let activity = Arc::new(Activity::default());
+        self.watched.lock().push(Arc::downgrade(&activity));
+        let a = activity.clone();
+        let this = self.this.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            a.last_ns.store(now_ns(), Ordering::Relaxed);
+            if !a.active.swap(true, Ordering::AcqRel)
+                && let Some(mix) = this.upgrade()
+            {
+                mix.relayout_later();
+            }
+            gst::PadProbeReturn::Ok
+        });
+        activity
     }
 
     fn video_output(&self, port: &ObjectId, sink: &gst::Pad) -> Result<(), HubError> {
@@ -544,20 +630,22 @@ impl Mix {
     /// Puts every port's picture where the layout says (pad properties
     /// only; the compositor applies them on its next frame).
     fn relayout(&self, st: &mut State) {
-        // Ports whose video has started (caps seen): a port connected to a
-        // source without video gets no empty tile.
-        let with_video: Vec<(ObjectId, gst::Pad)> = st
-            .order
-            .iter()
-            .filter(|id| st.sizes.contains_key(*id))
-            .filter_map(|id| st.ports.get(id)?.video_in.as_ref().map(|v| (id.clone(), v.pad.clone())))
-            .collect();
+        let inputs: Vec<(ObjectId, &VideoIn)> =
+            st.order.iter().filter_map(|id| st.ports.get(id)?.video_in.as_ref().map(|v| (id.clone(), v))).collect();
         match &st.layout {
             Layout::Grid => {
-                let cells = layout::grid(with_video.len(), self.video.width, self.video.height);
-                for ((_, pad), cell) in with_video.iter().zip(cells) {
-                    place(pad, cell, 1, 1.0);
-                    pad.set_property_from_str("sizing-policy", "keep-aspect-ratio");
+                // Only ports whose video flows get a tile: a port fed by a
+                // source without video, or whose source was disconnected,
+                // leaves no empty or frozen tile.
+                let (shown, hidden): (Vec<_>, Vec<_>) =
+                    inputs.iter().partition(|(_, v)| v.activity.active.load(Ordering::Acquire));
+                let cells = layout::grid(shown.len(), self.video.width, self.video.height);
+                for ((_, v), cell) in shown.iter().zip(cells) {
+                    place(&v.pad, cell, 1, 1.0);
+                    v.pad.set_property_from_str("sizing-policy", "keep-aspect-ratio");
+                }
+                for (_, v) in hidden {
+                    v.pad.set_property("alpha", 0.0f64);
                 }
             }
             Layout::Blend(b) => {
@@ -571,7 +659,8 @@ impl Mix {
                     self.out_caps.set_property("caps", video_caps(&self.video, size));
                 }
                 let (w, h) = size;
-                for (id, pad) in &with_video {
+                for (id, v) in inputs.iter().filter(|(id, _)| st.sizes.contains_key(id)) {
+                    let pad = &v.pad;
                     match (master, b.placements.get(id)) {
                         (Some((m, z)), _) if m == id => {
                             place(pad, Rect { x: 0, y: 0, width: w, height: h }, z_order(*z), 1.0)

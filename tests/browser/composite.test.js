@@ -145,6 +145,9 @@ test('AlphaBlending: master size, a port drawn where setPortProperties puts it, 
   await call(hub, 'setPortProperties', 0, 0, 1, 0.4, 0.4, ref(over));
   await shows(v.page, 'blue moved to the upper left', [[0.05, 0.05, 0.3, 0.3], [0.55, 0.55, 0.35, 0.35]],
     ([tl, br]) => isBlue(tl) && isRed(br));
+  // The master above the port (zOrder 5 > 1) hides it.
+  await call(hub, 'setMaster', ref(master), 5);
+  await shows(v.page, 'master drawn over the port', [[0.05, 0.05, 0.3, 0.3]], ([tl]) => isRed(tl));
   for (const p of [m, o, v]) await p.page.close();
   await call(pipeline, 'release');
 });

@@ -191,3 +191,32 @@ test('hubs: foreign ports and bad values are refused, the server keeps serving',
   await call(pipeline, 'release');
   await call(other, 'release');
 });
+
+test('Composite constructor values on the wire: out of range → 40001', async () => {
+  // The official client drops Composite's width/height/framerate (its kmd
+  // lacks them), so this goes over a raw WebSocket.
+  const WebSocket = require('ws');
+  const ws = new WebSocket(env.server.url);
+  await new Promise((res, rej) => { ws.on('open', res); ws.on('error', rej); });
+  let id = 1;
+  const send = (method, params) => new Promise((resolve) => {
+    const rid = id++;
+    const onMsg = (d) => {
+      const m = JSON.parse(d.toString());
+      if (m.id === rid) { ws.off('message', onMsg); resolve(m); }
+    };
+    ws.on('message', onMsg);
+    ws.send(JSON.stringify({ jsonrpc: '2.0', id: rid, method, params }));
+  });
+  const p = await send('create', { type: 'MediaPipeline' });
+  const sessionId = p.result.sessionId;
+  const mk = (ctor) => send('create', { type: 'Composite', constructorParams: { mediaPipeline: p.result.value, ...ctor }, sessionId });
+  for (const bad of [{ width: 0 }, { height: 100000 }, { framerate: 0 }]) {
+    const r = await mk(bad);
+    assert.equal(r.error && r.error.code, 40001, `${JSON.stringify(bad)}: ${JSON.stringify(r.error)}`);
+  }
+  const ok = await mk({ width: 320, height: 240, framerate: 10 });
+  assert.match(ok.result.value, /_kurento\.Composite$/);
+  await send('release', { object: p.result.value, sessionId });
+  ws.close();
+});

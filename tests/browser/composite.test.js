@@ -9,8 +9,11 @@ const h = require('./lib/harness');
 const { call, waitFor, negotiate, pageStats } = h;
 
 // Composite.conf.ini: the output size used below (the official client only
-// sends `mediaPipeline` to Composite's constructor).
-const env = h.suite({ server: { modules: { 'Composite.conf.ini': 'width=640\nheight=240\nframerate=15\n' } } });
+// sends `mediaPipeline` to Composite's constructor) and the ports' encoder
+// bitrate.
+const env = h.suite({
+  server: { modules: { 'Composite.conf.ini': 'width=640\nheight=240\nframerate=15\nbitrate=450000\n' } },
+});
 
 const RED = { color: '#ff0000', width: 320, height: 240 };
 const BLUE = { color: '#0000ff', width: 320, height: 240 };
@@ -57,6 +60,7 @@ test('Composite: two pictures side by side, N−1 audio, one tile again when a p
   const portA = await call(composite, 'createHubPort');
   const portB = await call(composite, 'createHubPort');
   const portC = await call(composite, 'createHubPort');
+  assert.equal(await call(portC, 'getEncoderBitrate'), 450000, 'Composite.conf.ini bitrate');
   // A: red picture and a tone; B: blue picture, silent microphone; both hear
   // the hub. C only watches and listens.
   const a = await peer(pipeline, portA, 'sendrecv', { picture: RED, tone: 440 });

@@ -19,10 +19,10 @@ const DEFAULT_WIDTH: i32 = 800;
 const DEFAULT_HEIGHT: i32 = 600;
 const DEFAULT_FRAMERATE: i32 = 15;
 
+/// The hub's [`Mix`] lives in the core's logic: Composite has no method
+/// of its own to reach it from.
 pub struct CompositeImpl {
     core: HubCore,
-    #[allow(dead_code)]
-    mix: Arc<Mix>,
 }
 
 /// Output settings: a constructor value other than the kmd default wins;
@@ -87,15 +87,8 @@ impl CompositeFactory for CompositeImpl {
             pipeline.pipeline().cloned().ok_or_else(|| Error::marshall("'mediaPipeline' is not a pipeline"))?;
         let parent: &dyn RemoteObject = pipeline.as_ref();
         let base = ctx.new_object_base(Some(parent));
-        let mut mix = None;
-        let core = HubCore::build(base, shared, |bin| {
-            let m = Mix::new(bin, video, Layout::Grid, bitrate)?;
-            let logic = m.logic();
-            mix = Some(m);
-            Ok(logic)
-        })?;
-        let mix = mix.expect("built with the core");
-        Ok(Arc::new(CompositeImpl { core, mix }))
+        let core = HubCore::build(base, shared, |bin| Ok(Mix::new(bin, video, Layout::Grid, bitrate)?.logic()))?;
+        Ok(Arc::new(CompositeImpl { core }))
     }
 }
 

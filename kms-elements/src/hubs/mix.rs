@@ -673,11 +673,6 @@ impl Mix {
             }
         }
     }
-
-    /// The output size now.
-    pub fn size(&self) -> (i32, i32) {
-        self.state.lock().size
-    }
 }
 
 /// Above the background (z 0), in the client's order.

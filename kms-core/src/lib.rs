@@ -13,6 +13,7 @@ pub mod flow;
 pub mod hub;
 pub mod loop_guard;
 mod media_object;
+pub mod metrics;
 pub mod module;
 pub mod object;
 pub mod passthrough;

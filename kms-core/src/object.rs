@@ -68,6 +68,12 @@ pub trait RemoteObject: Send + Sync + 'static {
     /// Teardown when the object is released (spec §4.4): after this the
     /// object is unreachable. Default: nothing beyond `Drop`.
     fn release(&self) {}
+
+    /// States `/metrics` counts objects by, e.g. `("ice", "CONNECTED")`.
+    /// Called at scrape time, never on the media path.
+    fn metric_states(&self) -> Vec<crate::metrics::MetricState> {
+        Vec::new()
+    }
 }
 
 /// One session's subscriptions to one event type.

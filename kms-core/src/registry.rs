@@ -67,6 +67,15 @@ struct State {
     by_session: HashMap<SessionId, HashSet<ObjectId>>,
 }
 
+/// Objects alive, as [`Registry::census`] counts them.
+#[derive(Debug, Default)]
+pub struct Census {
+    pub pipelines: usize,
+    pub by_class: std::collections::BTreeMap<String, usize>,
+    /// (class, state kind, state) → objects.
+    pub states: std::collections::BTreeMap<(String, &'static str, String), usize>,
+}
+
 /// A registered module, as `getInfo`/`getKmd` report it.
 #[derive(Debug, Clone)]
 pub struct ModuleSummary {
@@ -372,6 +381,25 @@ impl Registry {
             .collect();
         v.sort();
         v
+    }
+
+    /// What `/metrics` reports about the objects: counts by class and by
+    /// reported state. The registry lock is held only to copy the handles;
+    /// objects are asked for their states after it is released.
+    pub fn census(&self) -> Census {
+        let handles: Vec<ObjectHandle> = self.inner.state.lock().objects.values().map(|e| e.handle.clone()).collect();
+        let mut c = Census::default();
+        for h in handles {
+            let class = h.class.name;
+            if class == "MediaPipeline" {
+                c.pipelines += 1;
+            }
+            *c.by_class.entry(class.to_owned()).or_default() += 1;
+            for (kind, state) in h.remote.metric_states() {
+                *c.states.entry((class.to_owned(), kind, state)).or_default() += 1;
+            }
+        }
+        c
     }
 
     pub fn object_count(&self) -> usize {

@@ -841,6 +841,96 @@ fn record(rpc: &Arc<Rpc>, g: &Gen, pid: u32, steps: &[usize], window: Duration, 
     }
 }
 
+/// `one2many <n,...>` (`ci/bench-dispatcher.sh`): one sending session into
+/// a WebRtcEndpoint, broadcast to `n` receiving sessions through a
+/// DispatcherOneToMany (a HubPort and a WebRtcEndpoint per viewer) or, with
+/// `--direct`, by connecting the source endpoint to each viewer's endpoint
+/// (the plain one-to-many baseline). Per step: server CPU, RSS, threads,
+/// received/sent packets per viewer and the decoders in the pipeline's
+/// GStreamer graph.
+fn one_to_many(rpc: &Arc<Rpc>, g: &Gen, pid: u32, steps: &[usize], window: Duration, direct: bool) {
+    let idle = proc_sample(pid);
+    let counters = Arc::new(Counters::default());
+    let p = rpc.create("MediaPipeline", json!({}));
+    let src = rpc.create("WebRtcEndpoint", json!({"mediaPipeline": p}));
+    let hub = (!direct).then(|| rpc.create("DispatcherOneToMany", json!({"mediaPipeline": p})));
+    if let Some(hub) = &hub {
+        let port = rpc.create("HubPort", json!({"hub": hub}));
+        rpc.invoke(&src, "connect", json!({"sink": port}));
+        rpc.invoke(hub, "setSource", json!({"source": port}));
+    }
+    let sender = Peer::new(g, true, g.codec, false, counters.clone());
+    sender.negotiate(rpc, &src);
+    std::thread::sleep(Duration::from_secs(2));
+    let (base_cpu, base) = measure(pid, window);
+    println!(
+        "| viewers ({}) | server CPU (% of one core) | per viewer | RSS MiB | per viewer | threads | per viewer | received/sent per viewer | decoders |",
+        if direct { "direct connect" } else { "DispatcherOneToMany" }
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| 0 (source only) | {base_cpu:.1} | | {:.0} | | {} | | | |", base.rss_kib as f64 / 1024.0, base.threads);
+    let mut viewers: Vec<Peer> = vec![];
+    for &n in steps {
+        while viewers.len() < n {
+            let ep = rpc.create("WebRtcEndpoint", json!({"mediaPipeline": p}));
+            match &hub {
+                Some(hub) => {
+                    let port = rpc.create("HubPort", json!({"hub": hub}));
+                    rpc.invoke(&port, "connect", json!({"sink": ep}));
+                }
+                None => {
+                    rpc.invoke(&src, "connect", json!({"sink": ep}));
+                }
+            }
+            let peer = Peer::new(g, false, g.codec, false, counters.clone());
+            peer.negotiate(rpc, &ep);
+            viewers.push(peer);
+        }
+        std::thread::sleep(Duration::from_secs(4));
+        let (s0, r0) = (counters.sent_packets.load(Ordering::Relaxed), counters.recv_packets.load(Ordering::Relaxed));
+        let (cpu, after) = measure(pid, window);
+        let (s1, r1) = (counters.sent_packets.load(Ordering::Relaxed), counters.recv_packets.load(Ordering::Relaxed));
+        let nf = n as f64;
+        let ratio = if s1 > s0 { (r1 - r0) as f64 / (s1 - s0) as f64 / nf } else { 0.0 };
+        let dot = rpc.invoke(&p, "getGstreamerDot", json!({}));
+        let decoder_types = decoders_in(dot.as_str().unwrap_or_default());
+        let decoders = decoder_types.len();
+        let per_cpu = (cpu - base_cpu) / nf;
+        let per_rss = after.rss_kib.saturating_sub(base.rss_kib) as f64 / 1024.0 / nf;
+        let per_threads = (after.threads as f64 - base.threads as f64) / nf;
+        println!(
+            "| {n} | {cpu:.1} | {per_cpu:.2} | {:.0} | {per_rss:.2} | {} | {per_threads:.1} | {ratio:.3} | {} |",
+            after.rss_kib as f64 / 1024.0,
+            after.threads,
+            decoders
+        );
+        println!(
+            "{}",
+            json!({"mode": if direct {"one2many-direct"} else {"one2many-hub"}, "viewers": n, "cpu_pct": cpu,
+                "cpu_pct_per_viewer": per_cpu, "rss_mib": after.rss_kib as f64 / 1024.0, "rss_mib_per_viewer": per_rss,
+                "threads": after.threads, "threads_per_viewer": per_threads, "ratio": ratio,
+                "decoders": decoders, "decoder_types": decoder_types, "idle_rss_mib": idle.rss_kib as f64 / 1024.0})
+        );
+        let _ = std::io::stdout().flush();
+    }
+    release(rpc, g, Session { pipeline: p, peers: std::iter::once(sender).chain(viewers).collect() });
+}
+
+/// Media decoder elements in a GStreamer dot graph: each element is a cluster
+/// labelled `"<type>\\n<name>"`.
+fn decoders_in(dot: &str) -> Vec<String> {
+    dot.lines()
+        .filter_map(|l| l.trim().strip_prefix("label=\""))
+        .filter_map(|l| l.split("\\n").next())
+        // Media decoders, not webrtcbin's DTLS/SRTP and FEC/RED "decoders".
+        .filter(|ty| {
+            ty.starts_with("avdec_")
+                || ty.ends_with("Dec") && !ty.starts_with("GstRtp") && !ty.contains("Srtp") && !ty.contains("Dtls")
+        })
+        .map(str::to_string)
+        .collect()
+}
+
 fn main() {
     gst::init().unwrap();
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -849,8 +939,10 @@ fn main() {
     let pid: u32 = opt("--pid").and_then(|p| p.parse().ok()).expect("--pid <server pid>");
     let file = opt("--file").expect("--file <vp8+opus webm>");
     let window = Duration::from_secs(opt("--window").and_then(|w| w.parse().ok()).unwrap_or(10));
-    let mode_at =
-        args.iter().position(|a| ["latency", "ramp", "transcode", "record"].contains(&a.as_str())).expect("mode");
+    let mode_at = args
+        .iter()
+        .position(|a| ["latency", "ramp", "transcode", "record", "one2many"].contains(&a.as_str()))
+        .expect("mode");
     let mode = args[mode_at].as_str();
     let param = args.get(mode_at + 1).cloned().unwrap_or_default();
     let steps: Vec<usize> = param.split(',').filter_map(|s| s.parse().ok()).collect();
@@ -861,6 +953,7 @@ fn main() {
         "latency" => latency(&rpc, &g, steps.first().copied().unwrap_or(20)),
         "ramp" => ramp(&rpc, &g, pid, &steps, false, window),
         "record" => record(&rpc, &g, pid, &steps, window, &opt("--dir").expect("--dir <media root>")),
+        "one2many" => one_to_many(&rpc, &g, pid, &steps, window, args.iter().any(|a| a == "--direct")),
         _ => ramp(&rpc, &g, pid, &steps, true, window),
     }
 }

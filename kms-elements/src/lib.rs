@@ -13,12 +13,17 @@ pub mod hubs;
 pub mod player;
 pub mod recorder;
 pub mod rtp;
+// The routing hubs (Dispatcher, DispatcherOneToMany, Mixer).
+pub mod dispatch;
 pub mod uri;
 pub mod webrtc;
 
 /// Descriptor of the `elements` module with its implemented classes.
 pub fn descriptor() -> kms_core::rt::ModuleDescriptor {
     api::elements::module_descriptor(vec![
+        api::elements::dispatcher_class::<dispatch::DispatcherImpl>(),
+        api::elements::dispatcher_one_to_many_class::<dispatch::DispatcherOneToManyImpl>(),
+        api::elements::mixer_class::<dispatch::MixerImpl>(),
         api::elements::web_rtc_endpoint_class::<webrtc::WebRtcEndpointImpl>(),
         api::elements::recorder_endpoint_class::<recorder::RecorderEndpointImpl>(),
         api::elements::player_endpoint_class::<player::PlayerEndpointImpl>(),

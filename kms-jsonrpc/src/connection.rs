@@ -22,7 +22,7 @@ use tokio::sync::watch;
 
 use crate::codec;
 use crate::dispatch::{Executed, Reply, Step};
-use crate::error::RpcError;
+use crate::error::{RpcError, codes};
 use crate::outbox::{Outbound, Outbox, OutboxReceiver, OverflowSignal, outbox};
 use crate::server::ServerState;
 use crate::session_hub::ConnectionSlot;
@@ -82,6 +82,7 @@ pub(crate) async fn serve(
     let (out, out_rx, overflow) = outbox(state.hub.limits().max_outbox_bytes);
     let tenant_id = tenant.id.clone();
     let conn = state.hub.open_connection(tenant, out.clone());
+    state.metrics.rpc.connection_opened();
     tracing::debug!(%conn, tenant = %tenant_id, "WebSocket connection opened");
     let writer = tokio::spawn(write_loop(sink, out_rx, overflow.clone()));
     let mut ending = Ending { stop: state.stop.clone(), overflow };
@@ -142,16 +143,33 @@ async fn process(
     ending: &mut Ending,
 ) -> Option<End> {
     let max = state.hub.limits().max_message_bytes;
+    let started = Instant::now();
+    let mut method = None;
+    let mut error = None;
     let reply = match codec::decode(text, max) {
         Err(e) => {
             tracing::debug!(%conn, code = e.code, "undecodable message: {}", e.message);
+            state.metrics.rpc.error(e.code);
             Some(codec::encode_error(&e))
+        }
+        Ok(request) if state.metrics.rpc.is_draining() && starts_session(state, conn, &request) => {
+            method = Some(request.method.clone());
+            let e = RpcError::new(
+                codes::NOT_ENOUGH_RESOURCES,
+                "Server is draining: no new sessions; existing sessions go on",
+            );
+            error = Some(e.code);
+            request.id.as_ref().map(|id| codec::encode_response(Some(id), &Err(e)))
         }
         Ok(request) => {
             tracing::debug!(%conn, method = %request.method, id = ?request.id, "request");
+            method = Some(request.method.clone());
             let step = state.hub.lock().dispatcher.begin(conn, request, Instant::now());
             match step {
-                Step::Reply(Reply { text, .. }) => text,
+                Step::Reply(Reply { text, error: e, .. }) => {
+                    error = e;
+                    text
+                }
                 Step::Call(pending) => {
                     let id = pending.request_id().cloned();
                     let backend = state.backend.clone();
@@ -187,10 +205,15 @@ async fn process(
                         Err(e) => Err(e),
                     };
                     match done {
-                        Ok(done) => state.hub.lock().dispatcher.complete(done, Instant::now()).text,
+                        Ok(done) => {
+                            let r = state.hub.lock().dispatcher.complete(done, Instant::now());
+                            error = r.error;
+                            r.text
+                        }
                         Err(e) => {
                             tracing::error!(%conn, "backend task failed: {e}");
                             let err = RpcError::internal(Some("backend task failed"));
+                            error = Some(err.code);
                             id.map(|id| codec::encode_response(Some(&id), &Err(err)))
                         }
                     }
@@ -198,11 +221,23 @@ async fn process(
             }
         }
     };
+    if let Some(m) = method {
+        state.metrics.rpc.request(&m, started.elapsed(), error);
+    }
     if let Some(text) = reply {
         // An overflow is noticed by `ending` on the next turn.
         out.push(Outbound::Text(text));
     }
     None
+}
+
+/// Whether `request` would start a session (refused while draining): the
+/// connection is not bound to one and the request names none. A `ping`
+/// counts too: its answer issues a session id, and kurento-client pings
+/// first (health checks use `/health` or `/ready`).
+fn starts_session(state: &ServerState, conn: ConnectionId, request: &codec::Request) -> bool {
+    let named = request.params.as_ref().and_then(|p| p.get("sessionId")).is_some_and(|v| v.is_string());
+    !named && state.hub.lock().dispatcher.session_of(conn).is_none()
 }
 
 async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut rx: OutboxReceiver, mut overflow: OverflowSignal) {

@@ -33,6 +33,9 @@ pub struct Reply {
     pub text: Option<String>,
     /// The session the connection is bound to after this request (§3.1).
     pub bound_session: Option<SessionId>,
+    /// The error code answered, if any (for `/metrics`; replayed cached
+    /// answers report none).
+    pub error: Option<i64>,
 }
 
 /// Result of [`Dispatcher::begin`].
@@ -256,7 +259,11 @@ impl Dispatcher {
 
     /// Answer for a frame that did not decode (`id: null`, §2).
     pub fn reject(&self, conn: ConnectionId, error: &RpcError) -> Reply {
-        Reply { text: Some(codec::encode_error(error)), bound_session: self.sessions.session_of(conn).cloned() }
+        Reply {
+            text: Some(codec::encode_error(error)),
+            bound_session: self.sessions.session_of(conn).cloned(),
+            error: Some(error.code),
+        }
     }
 
     /// First half of request processing; see the module docs.
@@ -326,7 +333,11 @@ impl Dispatcher {
             if let Some(rs) = &hit.result_session {
                 self.sessions.associate(conn, rs);
             }
-            return Step::Reply(Reply { text: Some(hit.text), bound_session: self.sessions.session_of(conn).cloned() });
+            return Step::Reply(Reply {
+                text: Some(hit.text),
+                bound_session: self.sessions.session_of(conn).cloned(),
+                error: None,
+            });
         }
 
         match method.as_str() {
@@ -461,6 +472,7 @@ impl Dispatcher {
             self.sessions.associate(conn, rs);
         }
         let text = id.as_ref().map(|rid| codec::encode_response(Some(rid), &result));
+        let error = result.as_ref().err().map(|e| e.code);
         // §3.4: cached under result.sessionId, else params.sessionId.
         if self.cache_enabled
             && let (Some(rid), Some(t)) = (&id, &text)
@@ -470,14 +482,16 @@ impl Dispatcher {
             let entry = CachedResponse { text: t.clone(), result_session };
             self.cache.insert(key, cache_key(&tenant, rid), entry, now);
         }
-        Reply { text, bound_session: self.sessions.session_of(conn).cloned() }
+        Reply { text, bound_session: self.sessions.session_of(conn).cloned(), error }
     }
 
     /// Errors decided before any session handling: not cached, no binding.
     fn reply_uncached(&self, conn: ConnectionId, id: Option<RequestId>, e: RpcError) -> Reply {
+        let error = Some(e.code);
         Reply {
             text: id.map(|rid| codec::encode_response(Some(&rid), &Err(e))),
             bound_session: self.sessions.session_of(conn).cloned(),
+            error,
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod config;
 pub mod dispatch;
 pub mod error;
 pub mod http_routes;
+pub mod metrics;
 pub mod server;
 pub mod session;
 pub mod session_table;
@@ -40,6 +41,7 @@ pub use error::{Error, RpcError, codes};
 pub use http_routes::{
     BodyEvent, BodyReader, HttpRoutes, Refusal as HttpRefusal, RequestHead, RouteGuard, RouteHandler, RouteToken,
 };
+pub use metrics::{Metrics, RpcMetrics};
 pub use request_cache::REQUEST_CACHE_TTL;
 pub use server::Server;
 pub use session::SessionId;

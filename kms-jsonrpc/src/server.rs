@@ -20,6 +20,7 @@ pub use crate::config::{Limits, ServerConfig, TlsConfig};
 use crate::error::Error;
 use crate::http_routes::{self, HttpRoutes};
 use crate::listener::bind_tcp;
+use crate::metrics::{self, Metrics};
 use crate::refusal_log::RefusalLog;
 pub use crate::session_hub::SessionHub;
 use crate::tls::{TlsListener, load_server_config};
@@ -48,6 +49,8 @@ pub(crate) struct ServerState {
     pub stop: watch::Receiver<bool>,
     /// Media URLs of HttpEndpoints (`/kurento-http/<token>`).
     pub routes: HttpRoutes,
+    /// `/metrics`, and the drain switch `/ready` reports.
+    pub metrics: Arc<Metrics>,
 }
 
 /// A bound, not yet running server.
@@ -60,6 +63,7 @@ pub struct Server {
     ws_addr: Option<SocketAddr>,
     wss_addr: Option<SocketAddr>,
     routes: HttpRoutes,
+    metrics: Arc<Metrics>,
 }
 
 impl Server {
@@ -140,7 +144,8 @@ impl Server {
             tracing::info!("listening on wss://{a}/{}", config.path);
         }
         let routes = HttpRoutes::default();
-        let mut server = Server { config, hub, backend, ws, wss, ws_addr, wss_addr, routes };
+        let metrics = Metrics::new(&hub, |_| {});
+        let mut server = Server { config, hub, backend, ws, wss, ws_addr, wss_addr, routes, metrics };
         server.announce_routes();
         Ok(server)
     }
@@ -151,6 +156,17 @@ impl Server {
         self.routes = routes;
         self.announce_routes();
         self
+    }
+
+    /// Adds collectors (the media ones) to this server's `/metrics`.
+    pub fn with_metrics(mut self, extra: impl FnOnce(&mut prometheus_client::registry::Registry)) -> Server {
+        self.metrics = Metrics::new(&self.hub, extra);
+        self
+    }
+
+    /// The server's metrics and drain switch.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
     }
 
     fn announce_routes(&mut self) {
@@ -174,7 +190,7 @@ impl Server {
     /// Serves until `shutdown` resolves; then stops accepting, closes every
     /// socket (close frame 1001), stops the GC task and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
-        let Server { config, hub, backend, ws, wss, routes, .. } = self;
+        let Server { config, hub, backend, ws, wss, routes, metrics, .. } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let limit = config.limits.max_message_bytes;
         let ws_max_message = limit.saturating_mul(4).min(WS_HARD_CAP).max(limit.saturating_add(64 * 1024));
@@ -188,9 +204,13 @@ impl Server {
             ws_max_message,
             stop: stop_rx.clone(),
             routes,
+            metrics,
         });
         let router = Router::new()
             .route(&format!("/{}/{{token}}", http_routes::ROUTE_PREFIX), axum::routing::any(http_routes::handle))
+            .route("/metrics", axum::routing::get(metrics::metrics))
+            .route("/health", axum::routing::get(metrics::health))
+            .route("/ready", axum::routing::get(metrics::ready))
             .fallback(upgrade::handle)
             .with_state(state);
 

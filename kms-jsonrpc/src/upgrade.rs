@@ -47,14 +47,14 @@ impl Connected<IncomingStream<'_, TlsListener>> for PeerAddr {
 
 /// Why an upgrade was refused; carries nothing secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Refusal {
+pub(crate) enum Refusal {
     NoToken,
     WrongToken,
     Origin(String),
 }
 
 impl Refusal {
-    fn response(&self) -> Response {
+    pub(crate) fn response(&self) -> Response {
         match self {
             Refusal::NoToken | Refusal::WrongToken => {
                 (StatusCode::UNAUTHORIZED, "valid access token required").into_response()
@@ -76,6 +76,7 @@ pub(crate) async fn handle(
     let tenant = match admit(&parts, &state.access) {
         Ok(t) => t,
         Err(refusal) => {
+            state.metrics.rpc.upgrade_refused();
             log_refusal(&state, peer, &refusal);
             return refusal.response();
         }
@@ -85,6 +86,7 @@ pub(crate) async fn handle(
         Err(rejection) => return rejection.into_response(),
     };
     let Some(slot) = state.hub.try_reserve_connection() else {
+        state.metrics.rpc.upgrade_refused();
         tracing::warn!(max = state.hub.limits().max_connections, "connection limit reached; upgrade refused");
         return (StatusCode::SERVICE_UNAVAILABLE, "too many connections").into_response();
     };
@@ -117,7 +119,7 @@ fn check_origin(parts: &Parts, access: &AccessConfig) -> Result<(), Refusal> {
 }
 
 /// The origin check, then the tenant of the request's token.
-fn admit(parts: &Parts, access: &AccessConfig) -> Result<Tenant, Refusal> {
+pub(crate) fn admit(parts: &Parts, access: &AccessConfig) -> Result<Tenant, Refusal> {
     check_origin(parts, access)?;
     if access.tokens.is_empty() {
         return Ok(Tenant::default());

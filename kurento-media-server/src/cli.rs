@@ -14,6 +14,8 @@ pub struct Cli {
     pub logs_path: Option<PathBuf>,
     pub log_file_size_mb: u64,
     pub number_log_files: u32,
+    /// `--log-format=json`: one JSON object per line, for log shippers.
+    pub log_json: bool,
     /// `--gst-debug=<spec>` and friends, applied to GStreamer's environment.
     pub gst_debug: Option<String>,
     pub gst_debug_no_color: bool,
@@ -37,6 +39,8 @@ Kurento Media Server (kurento-rs), wire-compatible with KMS 7.x.
   -d, --logs-path=DIR              Also write logs to files in DIR (env KURENTO_LOGS_PATH)
   -s, --log-file-size=MB           Log file size before rotation (env KURENTO_LOG_FILE_SIZE; 100)
   -n, --number-log-files=N         Log files kept (env KURENTO_NUMBER_LOG_FILES; 10)
+      --log-format=FORMAT          text (default) or json: one JSON object per line
+                                   (env KURENTO_LOG_FORMAT)
       --gst-debug=SPEC             GStreamer debug levels (as GST_DEBUG)
       --gst-debug-no-color         Disable colours in GStreamer debug output
 ";
@@ -51,10 +55,12 @@ const LONG: &[(&str, char)] = &[
     ("logs-path", 'd'),
     ("log-file-size", 's'),
     ("number-log-files", 'n'),
+    // No short form in KMS; 'F' is internal.
+    ("log-format", 'F'),
 ];
 
 fn takes_value(c: char) -> bool {
-    matches!(c, 'f' | 'c' | 'p' | 'd' | 's' | 'n')
+    matches!(c, 'f' | 'c' | 'p' | 'd' | 's' | 'n' | 'F')
 }
 
 impl Cli {
@@ -125,6 +131,7 @@ impl Cli {
             logs_path: get('d').map(PathBuf::from),
             log_file_size_mb: get('s').and_then(|v| v.parse().ok()).unwrap_or(100),
             number_log_files: get('n').and_then(|v| v.parse().ok()).unwrap_or(10),
+            log_json: get('F').is_some_and(|v| v.eq_ignore_ascii_case("json")),
             gst_debug,
             gst_debug_no_color: gst_no_color,
         }

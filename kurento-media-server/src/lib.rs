@@ -61,7 +61,7 @@ pub fn main_with_modules(extra: Vec<ModuleDescriptor>) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    logging::init(cli.logs_path.as_deref(), cli.log_file_size_mb, cli.number_log_files);
+    logging::init(cli.logs_path.as_deref(), cli.log_file_size_mb, cli.number_log_files, cli.log_json);
     let settings = match Settings::load(&cli.conf_file, cli.modules_config_path.as_deref(), &env) {
         Ok(s) => s,
         Err(e) => {
@@ -145,7 +145,11 @@ async fn run(settings: Settings, modules: Vec<ModuleDescriptor>) -> ExitCode {
     let registry = kms_core::Registry::new(modules, hub.notifier(), settings.core.clone());
     let backend: Arc<dyn kms_jsonrpc::MediaBackend> = Arc::new(registry.clone());
     let server = match Server::bind(settings.server.clone(), hub, backend).await {
-        Ok(s) => s.with_http_routes(settings.core.http_routes.clone()),
+        Ok(s) => {
+            let media = kms_core::metrics::MediaCollector::new(registry.clone());
+            s.with_http_routes(settings.core.http_routes.clone())
+                .with_metrics(|r| r.register_collector(Box::new(media)))
+        }
         Err(e) => {
             tracing::error!("cannot open any listener: {e}");
             return ExitCode::from(1);
@@ -157,6 +161,23 @@ async fn run(settings: Settings, modules: Vec<ModuleDescriptor>) -> ExitCode {
     if let Some(a) = server.secure_local_addr() {
         tracing::info!("Kurento Media Server listening on wss://{a}/{}", settings.server.path);
     }
+    // Drain for rolling restarts: SIGUSR1 refuses new sessions (and `/ready`
+    // answers 503) while existing ones go on; SIGUSR2 ends the drain.
+    let rpc = server.metrics().rpc.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut on), Ok(mut off)) = (signal(SignalKind::user_defined1()), signal(SignalKind::user_defined2()))
+        else {
+            tracing::warn!("cannot install SIGUSR1/SIGUSR2 handlers: no drain mode");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = on.recv() => rpc.set_draining(true),
+                _ = off.recv() => rpc.set_draining(false),
+            }
+        }
+    });
     let shutdown = async {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");

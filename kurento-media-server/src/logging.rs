@@ -64,8 +64,13 @@ impl<'a> MakeWriter<'a> for RotatingFile {
     }
 }
 
-/// `KMS_LOG`/`RUST_LOG` set the filter (default `info`).
-pub fn init(logs_path: Option<&Path>, max_mb: u64, keep: u32) {
+/// `KMS_LOG`/`RUST_LOG` set the filter (default `info`). `json`: one JSON
+/// object per line (log shippers). Colours only when stderr is a terminal
+/// and `GST_DEBUG_NO_COLOR` is unset: a log redirected to a file or a
+/// container's log driver gets no escape codes.
+pub fn init(logs_path: Option<&Path>, max_mb: u64, keep: u32, json: bool) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::Layer;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let filter = || {
@@ -75,10 +80,12 @@ pub fn init(logs_path: Option<&Path>, max_mb: u64, keep: u32) {
             .and_then(|f| EnvFilter::try_new(f).ok())
             .unwrap_or_else(|| EnvFilter::new("info"))
     };
-    let stderr = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::env::var_os("GST_DEBUG_NO_COLOR").is_none())
-        .with_filter(filter());
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("GST_DEBUG_NO_COLOR").is_none();
+    let stderr: Box<dyn Layer<_> + Send + Sync> = if json {
+        tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr).with_filter(filter()).boxed()
+    } else {
+        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi).with_filter(filter()).boxed()
+    };
     let file = logs_path.and_then(|dir| {
         std::fs::create_dir_all(dir).ok()?;
         let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
@@ -93,8 +100,12 @@ pub fn init(logs_path: Option<&Path>, max_mb: u64, keep: u32) {
                 stamp: secs.to_string(),
             })),
         };
-        Some(tracing_subscriber::fmt::layer().with_writer(w).with_ansi(false).with_filter(filter()))
+        let layer: Box<dyn Layer<_> + Send + Sync> = if json {
+            tracing_subscriber::fmt::layer().json().with_writer(w).with_filter(filter()).boxed()
+        } else {
+            tracing_subscriber::fmt::layer().with_writer(w).with_ansi(false).with_filter(filter()).boxed()
+        };
+        Some(layer)
     });
-    use tracing_subscriber::Layer;
     let _ = tracing_subscriber::registry().with(stderr).with(file).try_init();
 }

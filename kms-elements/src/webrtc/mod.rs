@@ -154,6 +154,17 @@ impl RemoteObject for WebRtcEndpointImpl {
     fn release(&self) {
         self.core.release();
     }
+
+    /// `/metrics`: endpoints by ICE component and DTLS state (protocol
+    /// names; `NONE` before the transport exists).
+    fn metric_states(&self) -> Vec<kms_core::metrics::MetricState> {
+        let ice = self.ice.lock();
+        let name = |s: Option<String>| s.map_or_else(|| "NONE".to_owned(), |s| s.to_uppercase());
+        vec![
+            ("ice", name(ice.component_state.map(|s| format!("{s:?}")))),
+            ("dtls", name(ice.dtls_state.map(|s| format!("{s:?}")))),
+        ]
+    }
 }
 
 impl ElementObject for WebRtcEndpointImpl {

@@ -178,11 +178,21 @@ function suite(opts = {}) {
 
 /** Waits until `page` decoded more than `frames` frames of a sized picture;
  * returns its stats. */
-function decodes(page, frames = 30, ms = 30000) {
-  return waitFor(`${frames} decoded frames`, ms, async () => {
-    const s = await pageStats(page);
-    return s.framesDecoded > frames && s.width > 0 && s.height > 0 ? s : null;
-  });
+async function decodes(page, frames = 30, ms = 30000) {
+  let last = null;
+  try {
+    return await waitFor(`${frames} decoded frames`, ms, async () => {
+      const s = await pageStats(page);
+      last = s;
+      return s.framesDecoded > frames && s.width > 0 && s.height > 0 ? s : null;
+    });
+  } catch (e) {
+    // What the page had when it gave up: tells a stuck keyframe (packets,
+    // no frames) from a dead transport (no packets).
+    if (last) delete last.remoteCertificate;
+    e.message += `; last stats ${JSON.stringify(last)}`;
+    throw e;
+  }
 }
 
 /** The average colours of `rects` in the picture `page` is showing (see

@@ -17,6 +17,8 @@ pub struct RtpNoJitter {
     /// Taken per packet by the one streaming thread and by `stats` readers
     /// for a copy; never held across a push.
     seq: Mutex<SeqTracker>,
+    /// Lost packets already added to the process-wide `/metrics` counter.
+    lost_counted: AtomicU64,
 }
 
 /// Arrival times are measured from here (jitter only needs differences).
@@ -30,7 +32,7 @@ impl RtpNoJitter {
         if buffer.copy_to_slice(0, &mut head).is_err() || head[0] >> 6 != 2 {
             return;
         }
-        let seq = u16::from_be_bytes([head[2], head[3]]);
+        let seq_no = u16::from_be_bytes([head[2], head[3]]);
         let ts = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
         let pt = head[1] & 0x7f;
         if self.seq.lock().needs_clock_rate(pt) {
@@ -43,7 +45,19 @@ impl RtpNoJitter {
                 self.seq.lock().set_clock_rate(rate.max(0) as u32);
             }
         }
-        self.seq.lock().on_packet(seq, ts, now_ns);
+        let lost = {
+            let mut seq = self.seq.lock();
+            seq.on_packet(seq_no, ts, now_ns);
+            seq.stats().lost
+        };
+        let m = &kms_core::metrics::RTP;
+        m.received(buffer.size());
+        // The process-wide counter only grows: a late packet that filled a
+        // gap is not taken back.
+        let before = self.lost_counted.fetch_max(lost, Ordering::Relaxed);
+        if lost > before {
+            m.lost.fetch_add(lost - before, Ordering::Relaxed);
+        }
     }
 }
 
@@ -105,7 +119,13 @@ impl ObjectSubclass for RtpNoJitter {
             })
             .flags(gst::PadFlags::PROXY_CAPS | gst::PadFlags::PROXY_ALLOCATION)
             .build();
-        RtpNoJitter { sinkpad, srcpad, pushed: AtomicU64::new(0), seq: Mutex::new(SeqTracker::default()) }
+        RtpNoJitter {
+            sinkpad,
+            srcpad,
+            pushed: AtomicU64::new(0),
+            seq: Mutex::new(SeqTracker::default()),
+            lost_counted: AtomicU64::new(0),
+        }
     }
 }
 

@@ -371,6 +371,7 @@ impl RtpInput {
                 gst::debug!(CAT, imp = self, "first packet out: ssrc {ssrc_out}, pt {pt}, seq {oseq}");
             }
             self.bytes.fetch_add(map.len() as u64, Ordering::Relaxed);
+            kms_core::metrics::RTP.sent(map.len());
         }
         self.srcpad.push(buffer)
     }

@@ -26,6 +26,12 @@ pub trait HubLogic: Send + Sync + 'static {
     fn port_output(&self, hub: &HubCore, port: &ObjectId, t: MediaType, sink: &gst::Pad);
     /// The port is going away: unlink whatever involves it.
     fn port_removed(&self, hub: &HubCore, port: &ObjectId);
+    /// The `encoderBitrate` (bps) a new port starts with, when the hub
+    /// re-encodes what it sends to ports and has its own default (the
+    /// Composite's module config); `None` keeps the MediaElement default.
+    fn port_encoder_bitrate(&self) -> Option<i32> {
+        None
+    }
 }
 
 /// What every hub owns. Its bin joins the pipeline in [`HubCore::new`] and
@@ -41,8 +47,22 @@ pub struct HubCore {
 
 impl HubCore {
     pub fn new(base: ObjectBase, shared: Arc<PipelineShared>, logic: Box<dyn HubLogic>) -> Result<HubCore> {
+        HubCore::build(base, shared, |_| Ok(logic))
+    }
+
+    /// Like [`HubCore::new`], for a logic that owns elements of the hub's
+    /// bin: `make_logic` gets the bin before it joins the pipeline, adds
+    /// what the hub always has (a mixer, a background source ...), and
+    /// everything starts together. If it fails, nothing was added to the
+    /// pipeline.
+    pub fn build(
+        base: ObjectBase,
+        shared: Arc<PipelineShared>,
+        make_logic: impl FnOnce(&gst::Bin) -> Result<Box<dyn HubLogic>>,
+    ) -> Result<HubCore> {
         let name = base.id().as_str().rsplit('/').next().unwrap_or("hub").to_string();
         let bin = gst::Bin::builder().name(name).build();
+        let logic = make_logic(&bin)?;
         let core = HubCore { base, bin, shared, logic, released: AtomicBool::new(false) };
         // From here on an early return drops `core`, which removes the bin.
         core.shared.pipeline.add(&core.bin)?;
@@ -168,10 +188,15 @@ impl HubPortFactory for HubPortImpl {
         let hub = params.hub;
         let core_hub = hub.hub().ok_or_else(|| Error::marshall("'hub' parameter should be a Hub"))?;
         let shared = core_hub.shared.clone();
+        let bitrate = core_hub.logic.port_encoder_bitrate();
         let parent: &dyn RemoteObject = hub.as_ref();
         let base = ctx.new_object_base(Some(parent));
         let io = PortIo { hub: hub.clone(), port: base.id().clone() };
         let core = ElementCore::new(ctx, base, shared, Box::new(io))?;
-        Ok(Arc::new(HubPortImpl { core, hub }))
+        let port = Arc::new(HubPortImpl { core, hub });
+        if let Some(bps) = bitrate {
+            crate::api::core::MediaElement::set_encoder_bitrate(port.as_ref(), ctx, bps)?;
+        }
+        Ok(port)
     }
 }

@@ -78,7 +78,13 @@ impl PassThroughFactory for FailingElement {
         let core = ElementCore::new(ctx, ctx.new_object_base(Some(parent)), shared.clone(), Box::new(Io))?;
         core.input_pad(MediaType::Video, "default").unwrap();
         core.output(MediaType::Video, "default").unwrap();
-        let _hub = HubCore::new(ctx.new_object_base(Some(parent)), shared, Box::new(NoHub))?;
+        let _hub = HubCore::new(ctx.new_object_base(Some(parent)), shared.clone(), Box::new(NoHub))?;
+        // A hub whose logic fails while filling the bin adds nothing.
+        let failed = HubCore::build(ctx.new_object_base(Some(parent)), shared, |bin| {
+            bin.add(&gst::ElementFactory::make("queue").build().unwrap()).unwrap();
+            Err(Error::marshall("the hub's elements cannot be built"))
+        });
+        assert!(failed.is_err());
         Err(Error::Code { code: 40001, message: "bad setting found after building the element".into() })
     }
 }

@@ -9,6 +9,7 @@ extern crate self as kms_elements;
 
 pub mod api;
 pub mod http;
+pub mod hubs;
 pub mod player;
 pub mod recorder;
 pub mod rtp;
@@ -28,5 +29,7 @@ pub fn descriptor() -> kms_core::rt::ModuleDescriptor {
         api::elements::player_endpoint_class::<player::PlayerEndpointImpl>(),
         api::elements::rtp_endpoint_class::<rtp::RtpEndpointImpl>(),
         api::elements::http_post_endpoint_class::<http::HttpPostEndpointImpl>(),
+        api::elements::composite_class::<hubs::CompositeImpl>(),
+        api::elements::alpha_blending_class::<hubs::AlphaBlendingImpl>(),
     ])
 }

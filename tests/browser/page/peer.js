@@ -81,11 +81,13 @@ window.kms = (function () {
     return canvas.captureStream(15);
   }
 
+  // hz 'silence': a microphone that sends only silence.
   function toneStream(hz) {
     const ac = new AudioContext();
+    const dest = ac.createMediaStreamDestination();
+    if (hz === 'silence') return dest.stream;
     const osc = ac.createOscillator();
     osc.frequency.value = hz;
-    const dest = ac.createMediaStreamDestination();
     osc.connect(dest);
     osc.start();
     return dest.stream;
@@ -142,7 +144,8 @@ window.kms = (function () {
           options.videoStream = pictureStream(opts.picture);
           options.mediaConstraints = { audio: !opts.tone, video: false };
         }
-        // opts.tone: a sine of that many Hz (WebAudio) as the microphone.
+        // opts.tone: a sine of that many Hz (WebAudio) as the microphone,
+        // or 'silence'.
         if (opts.tone && mode !== 'recvonly') {
           options.audioStream = toneStream(opts.tone);
           if (!opts.picture) options.mediaConstraints = { audio: false, video: options.mediaConstraints.video };

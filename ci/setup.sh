@@ -19,7 +19,10 @@ BUILD_PKGS=(
 # Tests only: the browser, file inspection and node for the official clients.
 # The loss test: a network namespace with nftables drops; the player tests:
 # an RTSP server (gst-rtsp-server through python3-gi).
-TEST_PKGS=(chromium ffmpeg iproute2 nftables nodejs openssl tcpdump python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp)
+# The container test (ci/test-docker.sh): podman with runc, debootstrap
+# for the local base image.
+TEST_PKGS=(chromium ffmpeg iproute2 nftables nodejs openssl tcpdump python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp
+  podman runc debootstrap)
 
 want=("${BUILD_PKGS[@]}")
 if [[ "${1:-}" == "--with-tests" ]]; then

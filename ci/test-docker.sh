@@ -97,7 +97,7 @@ cleanup() {
   "${podman[@]}" rm -f -t 0 "$name" >/dev/null 2>&1 || true
   "${podman[@]}" volume rm -f "$name-media" >/dev/null 2>&1 || true
 }
-trap cleanup EXIT
+[[ "${1:-}" == --keep ]] || trap cleanup EXIT
 export DOCKER_TEST_STUN_IP=127.0.0.1 DOCKER_TEST_STUN_PORT=$stun_port
 export DOCKER_TEST_TURN_URL="kurento:s3cret@127.0.0.1:$stun_port?transport=udp"
 export DOCKER_TEST_BITRATE=456000
@@ -152,7 +152,11 @@ echo "== docker: official kurento-client and Chromium against the container"
     --outfile=build/bundle.js --log-level=warning
   KMS_URL="ws://127.0.0.1:$port/kurento" KMS_CONTAINER="$name" \
     node --test --test-timeout=120000 container/container.test.js
-)
+) || {
+  "${podman[@]}" logs "$name" 2>&1 | grep -v ' INFO \| DEBUG ' | tail -40
+  echo "FAIL: kurento-client/Chromium test against the container" >&2
+  exit 1
+}
 
 # ------------------------------------------------------------------- SIGTERM
 echo "== docker: SIGTERM"

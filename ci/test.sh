@@ -29,4 +29,7 @@ tests/scaffold/run.sh
 
 tests/browser/run.sh
 
+echo "== container image (podman: build, run, healthcheck, kurento-client + Chromium, SIGTERM)"
+ci/test-docker.sh
+
 echo "== all tests passed"

@@ -134,6 +134,7 @@ test('entrypoint runs the server: STUN/TURN on a WebRtcEndpoint; healthchecker 0
     assert.notEqual(health(port), 0, 'unhealthy when the server is down');
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
+    child.stderr.destroy();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -7,7 +7,7 @@
 #                       [--address-sanitizer] [--docker] [-- server args...]
 #
 # --docker: packages the freshly built binary into the container image
-# (docker/Dockerfile, target `prebuilt`; docker if installed, else podman)
+# (docker/Dockerfile, target `prebuilt`; docker when its daemon answers, else podman)
 # and runs it on the host network with the KMS_* / GST_DEBUG variables of
 # this shell. BASE_IMAGE overrides the base (default: localhost/debian:bookworm
 # when ci/test-docker.sh made it, else debian:bookworm-slim).
@@ -47,7 +47,7 @@ cargo build -p kurento-media-server "${cargo_flags[@]}"
 bin=target/$profile/kurento-media-server
 
 if [[ $docker == 1 ]]; then
-  if command -v docker >/dev/null; then
+  if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
     engine=(docker); build_flags=()
   else
     engine=(podman --runtime runc); build_flags=(--format docker)

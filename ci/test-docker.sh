@@ -109,7 +109,11 @@ ts=$(date +%s%N)
   -e KMS_TURN_URL="$DOCKER_TEST_TURN_URL" \
   -e OUTPUT_BITRATE="$DOCKER_TEST_BITRATE" \
   -e KMS_MIN_PORT=40000 -e KMS_MAX_PORT=40999 \
-  "$image" >/dev/null
+  "$image" >/dev/null 2>/tmp/kms-docker-run.log ||
+  { cat /tmp/kms-docker-run.log; exit 1; }
+# (podman logs, on stderr, that it cannot register systemd timers for the
+# HEALTHCHECK: there is no systemd here; `podman healthcheck run` below
+# runs the check itself.)
 ready=""
 for _ in $(seq 1 300); do
   if KMS_PORT=$port KMS_HEALTHCHECK_TIMEOUT=1 docker/healthchecker.sh 2>/dev/null; then

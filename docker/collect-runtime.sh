@@ -15,9 +15,10 @@ arch=x86_64-linux-gnu
 plugdir=/usr/lib/$arch/gstreamer-1.0
 
 # Plugins no server code path loads (display/GUI/GPU sinks, speech, MIDI,
-# audio servers, capture hardware, image formats beyond jpeg/png) and that
-# pull in the heavy libraries.
-deny='gtk|gtkwayland|opengl|vulkan|va|msdk|qsv|sdl|flite|openexr|zbar|fluidsynthmidi|ladspa|lv2|openmpt|jack|pulseaudio|caca|aasink|ximagesink|xvimagesink|1394|dc1394|dv|waylandsink|kms|directfb|rsvg|gme|modplug|wildmidi|openal|bluez|ldac|openaptx|zxing|qrencode|wpe|cdparanoia|cdio|dvdread|resindvd|bs2b|soundtouch|spandsp|sid|chromaprint|microdns|neonhttpsrc|rtmp|rtmp2|srt|mpeg2enc|mplex|shout2|libvisual|teletext|v4l2codecs|uvch264|dash|smoothstreaming|ttmlsubs|nvcodec|opencv|svtav1|rav1e|x265|de265|openjpeg|webp|fdkaac|ximage|xvimage|alsa|pipewire|rist|sctp|isac|lc3|avtp|ipcpipeline|mse|sndfile|ladspa|lv2|aom|dav1d|jpegxl|heif|smoothstreaming|hls|adaptivedemux2|soundtouch|rsvg|gdkpixbuf|pango|cairo|assrender|openni2|fluidsynth|sdpsrc_unused'
+# audio servers, capture hardware, adaptive streaming, exotic codecs) and
+# that pull in the heavy libraries. Kept on purpose for the filters:
+# pango (textoverlay), cairo, gdkpixbuf (image overlays), png, jpeg.
+deny='gtk|gtkwayland|opengl|vulkan|va|msdk|qsv|sdl|flite|openexr|zbar|fluidsynthmidi|ladspa|lv2|openmpt|jack|pulseaudio|caca|aasink|ximagesink|xvimagesink|1394|dc1394|dv|waylandsink|kms|directfb|rsvg|gme|modplug|wildmidi|openal|bluez|ldac|openaptx|zxing|qrencode|wpe|cdparanoia|cdio|dvdread|resindvd|bs2b|soundtouch|spandsp|sid|chromaprint|microdns|neonhttpsrc|rtmp|rtmp2|srt|mpeg2enc|mplex|shout2|libvisual|teletext|v4l2codecs|uvch264|dash|smoothstreaming|ttmlsubs|nvcodec|opencv|svtav1|rav1e|x265|de265|openjpeg|webp|fdkaac|ximage|xvimage|alsa|pipewire|rist|sctp|isac|lc3|avtp|ipcpipeline|mse|sndfile|ladspa|lv2|aom|dav1d|jpegxl|heif|smoothstreaming|hls|adaptivedemux2|soundtouch|rsvg|assrender|openni2|fluidsynth|sdpsrc_unused'
 
 # FFmpeg (gst-libav) alone brings ~130 MB of codec libraries (x265, SVT-AV1,
 # codec2, rsvg, flite, LAPACK...); the server falls back to openh264dec for
@@ -66,7 +67,7 @@ for f in "${!seen[@]}"; do
   n=$((n + 1))
 done
 # Data the kept libraries read at run time.
-for d in /etc/ssl /etc/fonts /usr/lib/$arch/ossl-modules /usr/share/ca-certificates /usr/lib/ssl /usr/share/glib-2.0/schemas /usr/lib/$arch/gio/modules /usr/share/gstreamer-1.0 /usr/share/gst-plugins-base /usr/share/gst-plugins-bad; do
+for d in /etc/ssl /etc/fonts /usr/share/fonts /usr/lib/$arch/ossl-modules /usr/share/ca-certificates /usr/lib/ssl /usr/share/glib-2.0/schemas /usr/lib/$arch/gio/modules /usr/share/gstreamer-1.0 /usr/share/gst-plugins-base /usr/share/gst-plugins-bad; do
   [[ -e "$d" ]] && mkdir -p "$out$(dirname "$d")" && cp -a "$d" "$out$(dirname "$d")/"
 done
 echo "collect-runtime: ${#plugins[@]} plugins, $n files, $(du -sh "$out" | cut -f1)"

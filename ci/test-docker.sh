@@ -30,6 +30,11 @@ name="kms-docker-test-$$"
 t0=$(date +%s)
 podman=(podman --runtime runc --cgroup-manager cgroupfs)
 
+# debootstrap and rootful podman (host network, runc) need root.
+if [[ $(id -u) -ne 0 ]]; then
+  echo "ci/test-docker.sh: needs root (debootstrap, podman with --network host)" >&2
+  exit 1
+fi
 for tool in podman runc debootstrap; do
   command -v "$tool" >/dev/null || { echo "ci/test-docker.sh: $tool missing (ci/setup.sh --with-tests installs it)" >&2; exit 1; }
 done

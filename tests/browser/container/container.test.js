@@ -3,13 +3,17 @@
 // KMS_CONTAINER), not by tests/browser/run.sh. Proves the image's variables
 // reach the objects (STUN/TURN on a WebRtcEndpoint, OUTPUT_BITRATE on every
 // element and on the H.264 encoder of a transcoding recorder), media through
-// the container (a Chromium loopback), and the media volume (a recording
-// owned by the unprivileged user).
+// the container (a Chromium loopback), the media volume (a recording owned
+// by the unprivileged user) and the slimmed plugin set (an H.264/AAC file
+// played without gst-libav).
 'use strict';
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
 const h = require('../lib/harness');
 const { call, waitFor, negotiate, pageStats, decodes } = h;
 
@@ -82,6 +86,38 @@ test('browser loopback through the container; H.264 recording in the volume at O
   const [size, owner] = inContainer('stat', '-c', '%s %U', '/var/lib/kurento/docker-test.mp4').trim().split(' ');
   assert.ok(Number(size) > 10000, `recorded ${size} bytes`);
   assert.equal(owner, 'kurento', 'written by the unprivileged user');
+  await page.close();
+  await call(pipeline, 'release');
+});
+
+test('PlayerEndpoint plays an H.264/AAC MP4 from the volume into Chromium (the image has no gst-libav)', async () => {
+  // 4 s of a moving ball and a tone, made on the host and copied into the
+  // container's media volume: in the container H.264 is decoded by
+  // openh264dec and AAC by faad, then re-encoded to VP8/Opus for the page.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kms-docker-clip-'));
+  const clip = path.join(dir, 'clip.mp4');
+  execFileSync('gst-launch-1.0', ['-q', '-e',
+    ...(`videotestsrc num-buffers=120 pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 `
+      + `! x264enc tune=zerolatency key-int-max=15 ! video/x-h264,profile=constrained-baseline ! h264parse `
+      + `! queue ! mp4mux name=m ! filesink location=${clip} `
+      + `audiotestsrc num-buffers=188 ! audio/x-raw,rate=48000,channels=2 ! avenc_aac ! aacparse ! queue ! m.`).split(/\s+/)],
+  { stdio: 'ignore', timeout: 60000 });
+  execFileSync('podman', ['--runtime', 'runc', '--cgroup-manager', 'cgroupfs', 'cp', clip, `${CONTAINER}:/var/lib/kurento/clip.mp4`]);
+  fs.rmSync(dir, { recursive: true, force: true });
+
+  const pipeline = await call(client, 'create', 'MediaPipeline');
+  const player = await call(pipeline, 'create', 'PlayerEndpoint', { uri: 'file:///var/lib/kurento/clip.mp4' });
+  const errors = [];
+  player.on('Error', (e) => errors.push(e));
+  const ep = await call(pipeline, 'create', 'WebRtcEndpoint');
+  await call(player, 'connect', ep);
+  const page = await browser.newPage(pages.url);
+  await negotiate(page, ep, 'recvonly', { videoCodec: 'VP8' });
+  await call(player, 'play');
+  const s = await decodes(page, 30, 20000);
+  assert.equal(s.videoCodec, 'video/VP8', 'transcoded from H.264 in the container');
+  await waitFor('audio from the AAC track', 10000, async () => (await pageStats(page)).audioPacketsReceived > 10);
+  assert.deepEqual(errors, [], 'no Error events');
   await page.close();
   await call(pipeline, 'release');
 });

@@ -4,18 +4,26 @@
 # ws://0.0.0.0:8888/kurento with the repository's configuration.
 #
 #   ci/kms-build-run.sh [--build-only] [--release] [--gdb] [--valgrind-memcheck]
-#                       [--address-sanitizer] [-- server args...]
+#                       [--address-sanitizer] [--docker] [-- server args...]
+#
+# --docker: packages the freshly built binary into the container image
+# (docker/Dockerfile, target `prebuilt`; docker when its daemon answers, else podman)
+# and runs it on the host network with the KMS_* / GST_DEBUG variables of
+# this shell. BASE_IMAGE overrides the base (default: localhost/debian:bookworm
+# when ci/test-docker.sh made it, else debian:bookworm-slim).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 profile=debug
 build_only=0
+docker=0
 wrapper=()
 cargo_flags=()
 server_args=()
 while (($#)); do
   case "$1" in
     --build-only) build_only=1 ;;
+    --docker) docker=1 ;;
     --release) profile=release ;;
     --gdb) wrapper=(gdb -ex run --args) ;;
     --valgrind-memcheck) profile=release; wrapper=(valgrind --tool=memcheck --leak-check=full) ;;
@@ -37,6 +45,29 @@ cargo build -p kurento-media-server "${cargo_flags[@]}"
 [[ $build_only == 1 ]] && exit 0
 
 bin=target/$profile/kurento-media-server
+
+if [[ $docker == 1 ]]; then
+  if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+    engine=(docker); build_flags=()
+  else
+    engine=(podman --runtime runc); build_flags=(--format docker)
+  fi
+  base="${BASE_IMAGE:-}"
+  if [[ -z "$base" ]]; then
+    base=debian:bookworm-slim
+    "${engine[@]}" image inspect localhost/debian:bookworm >/dev/null 2>&1 && base=localhost/debian:bookworm
+  fi
+  mkdir -p docker/prebuilt
+  strip -o docker/prebuilt/kurento-media-server "$bin"
+  "${engine[@]}" build --network host "${build_flags[@]}" -f docker/Dockerfile --target prebuilt \
+    --build-arg BASE_IMAGE="$base" -t localhost/kurento-rs:dev .
+  run_env=()
+  for v in GST_DEBUG OUTPUT_BITRATE $(env | grep -o '^KMS_[A-Z0-9_]*' || true); do
+    [[ -n "${!v:-}" ]] && run_env+=(-e "$v=${!v}")
+  done
+  tty=(); [[ -t 0 ]] && tty=(-it)
+  exec "${engine[@]}" run --rm "${tty[@]}" --network host "${run_env[@]}" localhost/kurento-rs:dev "${server_args[@]}"
+fi
 # A clean environment, as upstream's script does, with the useful variables.
 envs=(
   "PATH=$PATH" "HOME=${HOME:-/root}"

@@ -30,4 +30,7 @@ tests/scaffold/run.sh
 tests/browser/run.sh
 echo "== dashboard screenshots (CI artifacts): tests/browser/artifacts/dashboard.png, dashboard-graph-4x.png"
 
+echo "== container image (podman: build, run, healthcheck, kurento-client + Chromium, SIGTERM)"
+ci/test-docker.sh
+
 echo "== all tests passed"

@@ -8,6 +8,8 @@ pub struct Cli {
     pub help: bool,
     pub version: bool,
     pub list: bool,
+    /// `--dump-config`: print the effective configuration as JSON, exit.
+    pub dump_config: bool,
     pub conf_file: PathBuf,
     pub modules_config_path: Option<String>,
     pub modules_path: Option<String>,
@@ -30,6 +32,7 @@ Kurento Media Server (kurento-rs), wire-compatible with KMS 7.x.
   -h, --help                       Show this help and exit
   -v, --version                    Show the version and the loaded modules
   -l, --list                       List the available factories
+      --dump-config                Print the effective configuration (files + KMS_* variables) as JSON
   -f, --conf-file=FILE             Main configuration file
                                    (env KURENTO_CONF_FILE; default /etc/kurento/kurento.conf.json)
   -c, --modules-config-path=DIRS   Colon-separated module config directories
@@ -57,6 +60,8 @@ const LONG: &[(&str, char)] = &[
     ("number-log-files", 'n'),
     // No short form in KMS; 'F' is internal.
     ("log-format", 'F'),
+    // No short form (KMS has none): an internal key.
+    ("dump-config", 'D'),
 ];
 
 fn takes_value(c: char) -> bool {
@@ -97,7 +102,7 @@ impl Cli {
             } else if let Some(short) = a.strip_prefix('-') {
                 let mut chars = short.chars();
                 match chars.next() {
-                    Some(c) if LONG.iter().any(|(_, s)| *s == c) => {
+                    Some(c) if c != 'D' && c != 'F' && LONG.iter().any(|(_, s)| *s == c) => {
                         let rest: String = chars.collect();
                         (c, (!rest.is_empty()).then(|| rest.trim_start_matches('=').to_string()))
                     }
@@ -125,6 +130,7 @@ impl Cli {
             help: flag('h'),
             version: flag('v'),
             list: flag('l'),
+            dump_config: flag('D'),
             conf_file: PathBuf::from(get('f').unwrap_or_else(|| DEFAULT_CONF_FILE.to_string())),
             modules_config_path: get('c'),
             modules_path: get('p'),

@@ -69,6 +69,10 @@ pub fn main_with_modules(extra: Vec<ModuleDescriptor>) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if cli.dump_config {
+        println!("{}", serde_json::to_string_pretty(&settings.effective()).unwrap_or_default());
+        return ExitCode::SUCCESS;
+    }
     tune_allocator();
     raise_fd_limit();
     if let Err(e) = kms_core::module::init() {

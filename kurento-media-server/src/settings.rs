@@ -304,6 +304,36 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// The configuration the server would run with, for `--dump-config`:
+    /// listener settings and the merged module tree after the `KMS_*`
+    /// overrides. Lets an operator (and the container tests) check what a
+    /// variable or a mounted file really changed without starting media.
+    /// Access tokens are left out: the dump ends up in logs.
+    pub fn effective(&self) -> Value {
+        let s = &self.server;
+        serde_json::json!({
+            "mediaServer": {
+                "net": {"websocket": {
+                    "port": s.port,
+                    "address": s.address,
+                    "ipv6": s.ipv6,
+                    "path": s.path,
+                    "secure": {"port": s.secure.as_ref().map_or(0, |t| t.port)},
+                    "accessTokens": s.access.tokens.len(),
+                }},
+                "resources": {
+                    "garbageCollectorPeriod": s.gc_period.as_secs(),
+                    "disableRequestCache": s.disable_request_cache,
+                    "mediaRoots": self.core.media_access.media_roots,
+                },
+            },
+            "modules": self.core.modules,
+            "configDirs": self.core.config_dirs,
+        })
+    }
+}
+
 /// `maxBlockingThreads` and `maxConcurrentSlowCalls`: slow calls must leave
 /// threads for quick ones, so their budget stays below the pool's.
 /// `mediaServer.resources.mediaRoots` (a list, or one string) and
@@ -484,6 +514,19 @@ mod tests {
         assert_eq!(s.core.module_i64("kurento", "BaseRtpEndpoint", "maxPort"), Some(50000));
         assert_eq!(s.core.module_i64("kurento", "MediaElement", "encoderBitrate"), Some(123000));
         assert!(s.core.metadata.contains("\"a\": 1"));
+    }
+
+    #[test]
+    fn effective_configuration_shows_files_and_overrides() {
+        let env = |k: &str| (k == "KMS_TURN_URL").then(|| "u:p@10.0.0.2:3478?transport=tcp".to_string());
+        let modules = serde_json::json!({"kurento": {"MediaElement": {"encoderBitrate": "500000"}}});
+        let main = serde_json::json!({"mediaServer": {"net": {"websocket": {"port": 8899, "accessToken": "secret"}}}});
+        let s = Settings::from_values(&main, modules, Path::new("/tmp"), &env).unwrap();
+        let d = s.effective();
+        assert_eq!(d["mediaServer"]["net"]["websocket"]["port"], 8899);
+        assert_eq!(d["modules"]["kurento"]["MediaElement"]["encoderBitrate"], "500000");
+        assert_eq!(d["modules"]["kurento"]["WebRtcEndpoint"]["turnURL"], "u:p@10.0.0.2:3478?transport=tcp");
+        assert!(!d.to_string().contains("secret"), "tokens never dumped");
     }
 
     #[test]

@@ -61,6 +61,30 @@ impl KeyRange {
         let (h, s, v) = hsv(r, g, b);
         s >= MIN_SATURATION && v >= MIN_VALUE && hue_distance(h, self.hue) <= self.half_range
     }
+
+    /// [`matches`](Self::matches) for every colour at 5 bits a channel
+    /// (each cell judged by its centre), so a frame costs one table read a
+    /// pixel instead of an HSV conversion.
+    pub fn table(&self) -> KeyTable {
+        let centre = |q: usize| ((q << 3) | 4) as u8;
+        let cells =
+            (0..1 << 15).map(|i| self.matches(centre(i >> 10), centre((i >> 5) & 31), centre(i & 31))).collect();
+        KeyTable { cells }
+    }
+}
+
+/// A [`KeyRange`] tabulated by [`KeyRange::table`].
+#[derive(Debug, Clone)]
+pub struct KeyTable {
+    cells: Vec<bool>,
+}
+
+impl KeyTable {
+    #[inline]
+    pub fn matches(&self, r: u8, g: u8, b: u8) -> bool {
+        let i = (usize::from(r >> 3) << 10) | (usize::from(g >> 3) << 5) | usize::from(b >> 3);
+        self.cells[i]
+    }
 }
 
 /// Learns the key colour from the calibration window's pixels, frame by
@@ -150,8 +174,12 @@ mod tests {
         assert!((key.hue - 123.0).abs() < 2.0, "{key:?}");
         assert!(key.matches(0, 255, 0));
         assert!(key.matches(40, 160, 50), "a darker, duller green");
+        let table = key.table();
+        for (r, g, b) in [(0, 255, 0), (40, 160, 50), (10, 230, 20)] {
+            assert!(table.matches(r, g, b), "({r},{g},{b})");
+        }
         for (r, g, b) in [(255, 0, 0), (0, 0, 255), (128, 128, 128), (0, 0, 0), (255, 255, 255), (230, 200, 40)] {
-            assert!(!key.matches(r, g, b), "({r},{g},{b})");
+            assert!(!key.matches(r, g, b) && !table.matches(r, g, b), "({r},{g},{b})");
         }
     }
 

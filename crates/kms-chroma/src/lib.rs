@@ -26,7 +26,7 @@ use kms_filters::opencv::{EventSink, FrameProcessor, OpenCvFilterCore};
 use parking_lot::Mutex;
 
 use crate::api::chroma::{ChromaFilter, ChromaFilterConstructor, ChromaFilterFactory, WindowParam};
-use crate::key::{Calibration, Calibrator, KeyRange};
+use crate::key::{Calibration, Calibrator, KeyTable};
 
 /// The `chroma` module with its implemented classes, linked into
 /// `kurento-media-server`'s built-in module list.
@@ -97,27 +97,29 @@ struct ChromaProcessor {
     window: Window,
     background: Arc<Mutex<Background>>,
     calibrator: Calibrator,
-    key: Option<KeyRange>,
+    key: Option<KeyTable>,
     /// The background scaled to the frame: (version, width, height, BGRx).
     scaled: Option<(u64, u32, u32, Vec<u8>)>,
     /// The window lies outside the frame: said once.
     reported_outside: bool,
 }
 
-impl ChromaProcessor {
-    /// The current background scaled (nearest neighbour) to `width`×`height`,
-    /// rebuilt only when the image or the frame size changes.
-    fn scaled_background(&mut self, width: u32, height: u32) -> Option<&[u8]> {
-        let bg = self.background.lock();
-        let image = bg.image.as_ref()?;
-        let fresh = matches!(&self.scaled, Some((v, w, h, _)) if *v == bg.version && *w == width && *h == height);
-        if !fresh {
-            let scaled = scale(image, width, height)?;
-            self.scaled = Some((bg.version, width, height, scaled));
-        }
-        drop(bg);
-        self.scaled.as_ref().map(|(_, _, _, px)| px.as_slice())
+/// The current background scaled (nearest neighbour) to `width`×`height`,
+/// kept in `scaled` and rebuilt only when the image or the frame size
+/// changes.
+fn scaled_background<'a>(
+    background: &Mutex<Background>,
+    scaled: &'a mut Option<(u64, u32, u32, Vec<u8>)>,
+    width: u32,
+    height: u32,
+) -> Option<&'a [u8]> {
+    let bg = background.lock();
+    let image = bg.image.as_ref()?;
+    let fresh = matches!(scaled, Some((v, w, h, _)) if *v == bg.version && *w == width && *h == height);
+    if !fresh {
+        *scaled = Some((bg.version, width, height, scale(image, width, height)?));
     }
+    scaled.as_ref().map(|(_, _, _, px)| px.as_slice())
 }
 
 /// Nearest-neighbour scaling of a BGRA image to a tightly packed
@@ -174,7 +176,7 @@ impl FrameProcessor for ChromaProcessor {
                 Calibration::Pending => {}
                 Calibration::Done(key) => {
                     tracing::info!(hue = key.hue, half_range = key.half_range, "ChromaFilter calibrated");
-                    self.key = Some(key);
+                    self.key = Some(key.table());
                 }
                 Calibration::NoColour => {
                     // A dark or grey window (camera starting up): learn again.
@@ -185,8 +187,8 @@ impl FrameProcessor for ChromaProcessor {
             draw_rect(data, stride, (x0, y0, x1, y1));
             return;
         }
-        let key = self.key.expect("calibrated");
-        let Some(bg) = self.scaled_background(width, height) else { return };
+        let Some(key) = self.key.as_ref() else { return };
+        let Some(bg) = scaled_background(&self.background, &mut self.scaled, width, height) else { return };
         let Ok(data) = frame.plane_data_mut(0) else { return };
         let row_bytes = width as usize * 4;
         for y in 0..height as usize {

@@ -17,13 +17,14 @@ use crate::settings::Settings;
 
 /// The built-in modules: core, elements, filters (spec §9: clients refuse
 /// servers that do not list them), plus the extra modules the upstream
-/// image ships (spec §11.6), each its own module crate: chroma.
+/// image ships (spec §11.6), each its own module crate: chroma, pointerdetector.
 pub fn builtin_modules() -> Vec<ModuleDescriptor> {
     vec![
         kms_core::module::descriptor(),
         kms_elements::descriptor(),
         kms_filters::descriptor(),
         kms_chroma::descriptor(),
+        kms_pointerdetector::descriptor(),
     ]
 }
 

@@ -9,7 +9,9 @@
 #                          EXTRA_FILTERS=ZBarFilter,... more filter classes
 #                          created with no constructor parameters, or those
 #                          of FILTER_PARAMS='{"Type": {...}}', "$ROOT" = the
-#                          media root holding logo.png)
+#                          media root holding logo.png; FILTER_CALLS=
+#                          '{"Type": ["method"]}' parameterless calls after
+#                          create)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -148,6 +148,9 @@ async function rawInvoke(url, object, operation, operationParams) {
       const webrtc = await call(pipeline, 'create', 'WebRtcEndpoint');
       if (filter) {
         const f = await call(pipeline, 'create', filter[0], filter[1]);
+        // FILTER_CALLS='{"<Type>": ["method", ...]}': parameterless methods
+        // called right after create (e.g. trackColorFromCalibrationRegion).
+        for (const m of JSON.parse(process.env.FILTER_CALLS || '{}')[filter[0]] || []) await call(f, m);
         if (overlay) {
           await rawInvoke(server.url, f, 'addImage', {
             id: 'logo', uri: `file://${root}/logo.png`, offsetXPercent: 0.5, offsetYPercent: 0, widthPercent: 0.5,

@@ -168,7 +168,11 @@ test('ChromaFilter: bad constructor parameters get 40001/40600, the server keeps
   // Still serving: a good filter in the same pipeline, and the server answers.
   const ok = await call(pipeline, 'create', 'ChromaFilter', { window: win({}) });
   assert.match(ok.id, /_chroma\.ChromaFilter$/);
-  const info = await call(await call(env.client, 'getServerManager'), 'getInfo');
+  const sm = await call(env.client, 'getServerManager');
+  const info = await call(sm, 'getInfo');
   assert.ok(info.modules.some((m) => m.name === 'chroma' && m.factories.includes('ChromaFilter')), JSON.stringify(info.modules));
+  // getKmd: the fused upstream descriptor.
+  const kmd = JSON.parse(await call(sm, 'getKmd', 'chroma'));
+  assert.deepEqual([kmd.name, kmd.remoteClasses[0].name, kmd.complexTypes[0].name], ['chroma', 'ChromaFilter', 'WindowParam']);
   await call(pipeline, 'release');
 });

@@ -108,3 +108,21 @@ fn the_descriptor_is_upstreams() {
     assert_eq!(kmd["remoteClasses"][0]["name"], "ChromaFilter");
     assert_eq!(kmd["complexTypes"][0]["name"], "WindowParam");
 }
+
+/// `js/` is what kurento-module-creator generates from `kmd/` today
+/// (regenerate: `target/debug/kurento-module-creator -r crates/kms-chroma/kmd
+/// -c <dir> --js`, then copy `<dir>/chroma` to `crates/kms-chroma/js`).
+#[test]
+fn the_checked_in_js_client_is_fresh() {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let (set, _) = module_creator::Builder::new().rom(here.join("kmd")).builtin_deps().load().unwrap();
+    let out = std::env::temp_dir().join(format!("kms-chroma-js-{}", std::process::id()));
+    let files = module_creator::js_client::generate_js(&set, "chroma", &out).unwrap();
+    assert!(!files.is_empty());
+    for f in &files {
+        let rel = f.strip_prefix(&out).unwrap();
+        let ours = std::fs::read(here.join("js").join(rel)).unwrap_or_default();
+        assert!(ours == std::fs::read(f).unwrap(), "js/{} is stale", rel.display());
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}

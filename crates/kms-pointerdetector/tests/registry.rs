@@ -80,3 +80,21 @@ fn the_descriptor_is_upstreams() {
     let d = kms_pointerdetector::descriptor();
     assert_eq!((d.name, d.version), ("pointerdetector", "7.3.1-dev"));
 }
+
+/// `js/` is what kurento-module-creator generates from `kmd/` today
+/// (regenerate: `target/debug/kurento-module-creator -r crates/kms-pointerdetector/kmd
+/// -c <dir> --js`, then copy `<dir>/pointerdetector` to `crates/kms-pointerdetector/js`).
+#[test]
+fn the_checked_in_js_client_is_fresh() {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let (set, _) = module_creator::Builder::new().rom(here.join("kmd")).builtin_deps().load().unwrap();
+    let out = std::env::temp_dir().join(format!("kms-pointerdetector-js-{}", std::process::id()));
+    let files = module_creator::js_client::generate_js(&set, "pointerdetector", &out).unwrap();
+    assert!(!files.is_empty());
+    for f in &files {
+        let rel = f.strip_prefix(&out).unwrap();
+        let ours = std::fs::read(here.join("js").join(rel)).unwrap_or_default();
+        assert!(ours == std::fs::read(f).unwrap(), "js/{} is stale", rel.display());
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -7,7 +7,11 @@
 #
 #   ci/bench-filters.sh   (env: STREAMS, default 2; WINDOW s, default 10;
 #                          EXTRA_FILTERS=ZBarFilter,... more filter classes
-#                          created with no constructor parameters)
+#                          created with no constructor parameters, or those
+#                          of FILTER_PARAMS='{"Type": {...}}', "$ROOT" = the
+#                          media root holding logo.png; FILTER_CALLS=
+#                          '{"Type": ["method"]}' parameterless calls after
+#                          create)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

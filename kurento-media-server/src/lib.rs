@@ -16,9 +16,16 @@ use crate::cli::Cli;
 use crate::settings::Settings;
 
 /// The built-in modules: core, elements, filters (spec §9: clients refuse
-/// servers that do not list them).
+/// servers that do not list them), plus the extra modules the upstream
+/// image ships (spec §11.6), each its own module crate: chroma, pointerdetector.
 pub fn builtin_modules() -> Vec<ModuleDescriptor> {
-    vec![kms_core::module::descriptor(), kms_elements::descriptor(), kms_filters::descriptor()]
+    vec![
+        kms_core::module::descriptor(),
+        kms_elements::descriptor(),
+        kms_filters::descriptor(),
+        kms_chroma::descriptor(),
+        kms_pointerdetector::descriptor(),
+    ]
 }
 
 /// Runs the server with the built-in modules plus `extra`.

@@ -21,6 +21,20 @@ const h = require('./lib/harness');
 const kms = require('../shared/kms-process');
 const { call, negotiate, pageStats, waitFor } = h;
 
+// The generated JS clients of the module crates (crates/*/js, e.g. chroma),
+// registered as an application would: copied next to a link to our
+// node_modules, so they require() the kurento-client instance used here.
+const jsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kms-bench-js-'));
+fs.symlinkSync(path.join(__dirname, 'node_modules'), path.join(jsDir, 'node_modules'), 'dir');
+const crates = path.join(__dirname, '..', '..', 'crates');
+for (const c of fs.readdirSync(crates)) {
+  const js = path.join(crates, c, 'js');
+  if (!fs.existsSync(path.join(js, 'package.json'))) continue;
+  fs.cpSync(js, path.join(jsDir, c), { recursive: true });
+  h.kurentoClient.register(require(path.join(jsDir, c)));
+}
+process.on('exit', () => fs.rmSync(jsDir, { recursive: true, force: true }));
+
 const N = Number(process.env.STREAMS || 2);
 const WINDOW = Number(process.env.WINDOW || 10);
 const TICK = 100; // USER_HZ
@@ -114,7 +128,15 @@ async function rawInvoke(url, object, operation, operationParams) {
     { what: 'ImageOverlayFilter, one 128×128 PNG over a quarter of the frame', filter: ['ImageOverlayFilter', {}], overlay: true },
   ];
   const extra = (process.env.EXTRA_FILTERS || '').split(',').filter(Boolean);
-  for (const type of extra) modes.push({ what: type, filter: [type, {}] });
+  // FILTER_PARAMS='{"<Type>": {constructor params}}' for classes that need
+  // some; "$ROOT" in a string is the media root (with logo.png); objects
+  // with __module__/__type__ become that complex type.
+  const params = JSON.parse((process.env.FILTER_PARAMS || '{}').replaceAll('$ROOT', root), (k, v) => {
+    if (!v || typeof v !== 'object' || !v.__type__) return v;
+    const { __module__: m, __type__: t, ...fields } = v;
+    return h.kurentoClient.getComplexType(m ? `${m}.${t}` : t)(fields);
+  });
+  for (const type of extra) modes.push({ what: type, filter: [type, params[type] || {}] });
   let baseline = null;
   for (const { what, filter, overlay } of modes) {
     const pipeline = await call(client, 'create', 'MediaPipeline');
@@ -126,6 +148,9 @@ async function rawInvoke(url, object, operation, operationParams) {
       const webrtc = await call(pipeline, 'create', 'WebRtcEndpoint');
       if (filter) {
         const f = await call(pipeline, 'create', filter[0], filter[1]);
+        // FILTER_CALLS='{"<Type>": ["method", ...]}': parameterless methods
+        // called right after create (e.g. trackColorFromCalibrationRegion).
+        for (const m of JSON.parse(process.env.FILTER_CALLS || '{}')[filter[0]] || []) await call(f, m);
         if (overlay) {
           await rawInvoke(server.url, f, 'addImage', {
             id: 'logo', uri: `file://${root}/logo.png`, offsetXPercent: 0.5, offsetYPercent: 0, widthPercent: 0.5,

@@ -16,9 +16,15 @@ use crate::cli::Cli;
 use crate::settings::Settings;
 
 /// The built-in modules: core, elements, filters (spec §9: clients refuse
-/// servers that do not list them).
+/// servers that do not list them), then the extra modules upstream's image
+/// installs next to the server, linked in as any third-party module is.
 pub fn builtin_modules() -> Vec<ModuleDescriptor> {
-    vec![kms_core::module::descriptor(), kms_elements::descriptor(), kms_filters::descriptor()]
+    vec![
+        kms_core::module::descriptor(),
+        kms_elements::descriptor(),
+        kms_filters::descriptor(),
+        kms_crowddetector::descriptor(),
+    ]
 }
 
 /// Runs the server with the built-in modules plus `extra`.

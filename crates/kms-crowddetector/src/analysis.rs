@@ -25,6 +25,8 @@ const LEARN_FG: f32 = 0.0005;
 /// Block size and search radius of the block matching, in processing pixels.
 const BLOCK: usize = 8;
 const SEARCH: isize = 4;
+/// Mean luma error per pixel above which a block match is no match.
+const MAX_MATCH_ERROR: u32 = 12;
 /// Occupancy below this share of the ROI: fluidity is not measured.
 const MIN_OCCUPIED: f32 = 1.0;
 
@@ -156,8 +158,15 @@ impl Analyzer {
             if st.fluidity.see(level, st.roi.fluidity_frames) {
                 out.push(Detection::Fluidity { roi: st.roi.id.clone(), percentage: fluidity, level });
             }
+            // A crowd's direction: nothing to follow in an (almost) empty
+            // ROI, e.g. a blinking pixel or noise.
             if st.roi.send_direction {
-                match motion(&self.prev, luma, self.width, self.height, &st.blocks, &moved) {
+                let moving = if occupancy < MIN_OCCUPIED {
+                    None
+                } else {
+                    motion(&self.prev, luma, self.width, self.height, &st.blocks, &moved)
+                };
+                match moving {
                     Some(angle) => {
                         st.still_frames = 0;
                         let angle = (angle + st.roi.angle_offset).rem_euclid(360);
@@ -196,6 +205,7 @@ fn motion(prev: &[u8], cur: &[u8], w: usize, h: usize, blocks: &[(usize, usize)]
         }
         // Where did the current block come from in the previous frame?
         let mut best = (u32::MAX, 0isize, 0isize);
+        let mut still = u32::MAX;
         for oy in -SEARCH..=SEARCH {
             for ox in -SEARCH..=SEARCH {
                 let (px, py) = (bx as isize + ox, by as isize + oy);
@@ -208,11 +218,20 @@ fn motion(prev: &[u8], cur: &[u8], w: usize, h: usize, blocks: &[(usize, usize)]
                     let p = &prev[(py as usize + dy) * w + px as usize..][..BLOCK];
                     sad += c.iter().zip(p).map(|(&a, &b)| (a as i32 - b as i32).unsigned_abs()).sum::<u32>();
                 }
+                if ox == 0 && oy == 0 {
+                    still = sad;
+                }
                 // Ties prefer the smaller shift.
                 if sad < best.0 || (sad == best.0 && ox.abs() + oy.abs() < best.1.abs() + best.2.abs()) {
                     best = (sad, ox, oy);
                 }
             }
+        }
+        // Only a shift that explains the change counts (a flicker or a
+        // new object matches no shift well).
+        let pixels = (BLOCK * BLOCK) as u32;
+        if best.0 > pixels * MAX_MATCH_ERROR || best.0 * 2 > still {
+            continue;
         }
         // Content moved by minus the offset it came from.
         sx -= best.1;

@@ -9,48 +9,22 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const os = require('node:os');
-const path = require('node:path');
-const { execFileSync } = require('node:child_process');
 const h = require('./lib/harness');
 const { call, waitFor, negotiate } = h;
 
-const ROOT = path.resolve(__dirname, '..', '..');
+const crowd = require('./lib/crowd-module');
 
-/** The module's JS client, generated now from the crate's descriptors. */
-function registerModule() {
-  let creator = path.join(path.dirname(h.BIN), 'kurento-module-creator');
-  if (!fs.existsSync(creator)) {
-    execFileSync('cargo', ['build', '-q', '-p', 'module-creator'], { cwd: ROOT, stdio: 'inherit' });
-    creator = path.join(ROOT, 'target', 'debug', 'kurento-module-creator');
-  }
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'kms-crowd-js-'));
-  execFileSync(creator, ['-r', path.join(ROOT, 'crates', 'kms-crowddetector', 'kmd'), '-c', out, '--js']);
-  const dir = path.join(out, 'crowddetector');
-  // It require()s kurento-client as an application's node_modules would
-  // provide it: the instance the harness uses.
-  fs.symlinkSync(path.join(__dirname, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
-  h.kurentoClient.register(require(dir));
-  return out;
-}
-
-const JS_OUT = registerModule();
+const JS_OUT = crowd.register(h);
 test.after(() => fs.rmSync(JS_OUT, { recursive: true, force: true }));
 const env = h.suite();
+const { rect, roi } = crowd.types(h);
 
-// The module's complex types, as an application builds them (the client
-// checks that parameters are instances).
-const type = (name) => h.kurentoClient.getComplexType(name);
-const point = (x, y) => type('RelativePoint')({ x, y });
-const rect = (x0, y0, x1, y1) => [point(x0, y0), point(x1, y0), point(x1, y1), point(x0, y1)];
-const roi = (id, points, config) =>
-  type('RegionOfInterest')({ id, points, regionOfInterestConfig: type('RegionOfInterestConfig')(config) });
 const ROIS = [
   roi('left', rect(0, 0, 0.5, 1), {
-      occupancyLevelMin: 10, occupancyLevelMed: 35, occupancyLevelMax: 65, occupancyNumFramesToEvent: 5,
-      fluidityLevelMin: 5, fluidityLevelMed: 35, fluidityLevelMax: 65, fluidityNumFramesToEvent: 3,
-      sendOpticalFlowEvent: true, opticalFlowNumFramesToEvent: 3, opticalFlowNumFramesToReset: 10,
-      opticalFlowAngleOffset: 0,
+    occupancyLevelMin: 10, occupancyLevelMed: 35, occupancyLevelMax: 65, occupancyNumFramesToEvent: 5,
+    fluidityLevelMin: 5, fluidityLevelMed: 35, fluidityLevelMax: 65, fluidityNumFramesToEvent: 3,
+    sendOpticalFlowEvent: true, opticalFlowNumFramesToEvent: 3, opticalFlowNumFramesToReset: 10,
+    opticalFlowAngleOffset: 0,
   }),
   // Defaults (min 10 %, 5 frames) for the rest.
   roi('right', rect(0.5, 0, 1, 1), { sendOpticalFlowEvent: true }),
@@ -72,7 +46,7 @@ function blobPictures(page, steps) {
         const x = 10 + 3 * k;
         for (let i = 0; i < 60; i += 10) {
           for (let j = 0; j < 60; j += 10) {
-            ctx.fillStyle = (i + j) % 20 ? '#101010' : '#303030';
+            ctx.fillStyle = (i + j) % 20 ? '#000000' : '#505050';
             ctx.fillRect(x + i, y + j, 10, 10);
           }
         }
@@ -109,7 +83,10 @@ test('CrowdDetectorFilter: blobs moving in the left ROI raise its occupancy, flu
   const of = (type, roi) => seen.filter((e) => e.type === type && e.roiId === roi);
   await waitFor('occupancy, fluidity and direction in the left ROI', 20000, async () =>
     of('CrowdDetectorOccupancy', 'left').length && of('CrowdDetectorFluidity', 'left').length
-      && of('CrowdDetectorDirection', 'left').length);
+      && of('CrowdDetectorDirection', 'left').length).catch((e) => {
+    e.message += `; events ${JSON.stringify(seen.map(({ type, roiId, ...v }) => [type, roiId, Object.values(v)[0]]))}`;
+    throw e;
+  });
   const occ = of('CrowdDetectorOccupancy', 'left')[0];
   // Two 60×60 blobs in a 160×240 ROI: 18.75 % (level 1 between 10 and 35).
   assert.equal(occ.occupancyLevel, 1, JSON.stringify(occ));

@@ -4,8 +4,10 @@
 //! * occupancy: share of the ROI that differs from a learned background
 //!   (running average, fast where the picture matches it, very slow under
 //!   foreground so standing people are not learned away within seconds);
-//! * fluidity: share of the occupied pixels that changed since the
-//!   previous frame (a crowd that flows vs one that stands);
+//! * fluidity: share of the occupied pixels that changed within the last
+//!   few frames (a crowd that flows vs one that stands); the short memory
+//!   keeps duplicated frames (a 15 fps camera in a 30 fps stream) from
+//!   reading as a standstill;
 //! * direction: block matching between the previous and the current frame
 //!   over the changed blocks of the ROI, mean displacement quantized to
 //!   left (0) / up (90) / right (180) / down (270) plus the ROI's offset.
@@ -27,6 +29,8 @@ const BLOCK: usize = 8;
 const SEARCH: isize = 4;
 /// Mean luma error per pixel above which a block match is no match.
 const MAX_MATCH_ERROR: u32 = 12;
+/// Frames a changed pixel counts as moving for fluidity.
+const MOTION_MEMORY: u8 = 4;
 /// Occupancy below this share of the ROI: fluidity is not measured.
 const MIN_OCCUPIED: f32 = 1.0;
 
@@ -87,6 +91,8 @@ pub struct Analyzer {
     rois: Vec<RoiState>,
     background: Vec<f32>,
     prev: Vec<u8>,
+    /// Per pixel: frames left during which it counts as recently moved.
+    recent: Vec<u8>,
 }
 
 impl Analyzer {
@@ -121,7 +127,7 @@ impl Analyzer {
                 }
             })
             .collect();
-        Analyzer { width, height, rois, background: vec![], prev: vec![] }
+        Analyzer { width, height, rois, background: vec![], prev: vec![], recent: vec![0; width * height] }
     }
 
     pub fn size(&self) -> (usize, usize) {
@@ -139,6 +145,9 @@ impl Analyzer {
         let fg: Vec<bool> =
             luma.iter().zip(&self.background).map(|(&v, &b)| (v as f32 - b).abs() > DIFF as f32).collect();
         let moved: Vec<bool> = luma.iter().zip(&self.prev).map(|(&v, &p)| (v as i16 - p as i16).abs() > DIFF).collect();
+        for (r, &m) in self.recent.iter_mut().zip(&moved) {
+            *r = if m { MOTION_MEMORY } else { r.saturating_sub(1) };
+        }
         let mut out = vec![];
         for st in &mut self.rois {
             let area = st.pixels.len().max(1) as f32;
@@ -151,7 +160,7 @@ impl Analyzer {
             let fluidity = if occupancy < MIN_OCCUPIED {
                 0.0
             } else {
-                let flowing = st.pixels.iter().filter(|&&i| fg[i] && moved[i]).count() as f32;
+                let flowing = st.pixels.iter().filter(|&&i| fg[i] && self.recent[i] > 0).count() as f32;
                 100.0 * flowing / occupied
             };
             let level = st.roi.fluidity.level(fluidity);

@@ -51,7 +51,12 @@ async function cpuOver(pid, secs) {
     prefix: 'kms-bench-crowd-',
     env: { KMS_LOG: 'warn' },
     files: { 'modules/kurento/WebRtcEndpoint.conf.ini': 'networkInterfaces=lo\n' },
-    config: (port) => ({ mediaServer: { net: { websocket: { port, path: 'kurento', address: '127.0.0.1' } } } }),
+    config: (port) => ({
+      mediaServer: {
+        resources: { mediaRoots: [root] },
+        net: { websocket: { port, path: 'kurento', address: '127.0.0.1' } },
+      },
+    }),
   });
   const pid = server.child.pid;
   const pages = await h.startPageServer();

@@ -24,6 +24,7 @@ pub fn builtin_modules() -> Vec<ModuleDescriptor> {
         kms_elements::descriptor(),
         kms_filters::descriptor(),
         kms_crowddetector::descriptor(),
+        kms_platedetector::descriptor(),
     ]
 }
 

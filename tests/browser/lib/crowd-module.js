@@ -1,8 +1,8 @@
-// The crowddetector module's JS client, generated now by
-// kurento-module-creator from crates/kms-crowddetector/kmd and registered
-// into the harness's kurento-client, as an application registers
-// kurento-module-crowddetector. Used by crowddetector.test.js and
-// bench-crowd.js.
+// An extra module's JS client (crowddetector, platedetector), generated now
+// by kurento-module-creator from crates/kms-<name>/kmd and registered into
+// the harness's kurento-client, as an application registers
+// kurento-module-<name>. Used by crowddetector.test.js, platedetector.test.js
+// and bench-crowd.js.
 'use strict';
 
 const fs = require('node:fs');
@@ -12,16 +12,17 @@ const { execFileSync } = require('node:child_process');
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 
-/** Generates and registers the module; returns the directory to remove. */
-function register(h) {
+/** Generates and registers the module `name` (a crate
+ * crates/kms-<name>); returns the directory to remove. */
+function register(h, name = 'crowddetector') {
   let creator = path.join(path.dirname(h.BIN), 'kurento-module-creator');
   if (!fs.existsSync(creator)) {
     execFileSync('cargo', ['build', '-q', '-p', 'module-creator'], { cwd: ROOT, stdio: 'inherit' });
     creator = path.join(ROOT, 'target', 'debug', 'kurento-module-creator');
   }
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'kms-crowd-js-'));
-  execFileSync(creator, ['-r', path.join(ROOT, 'crates', 'kms-crowddetector', 'kmd'), '-c', out, '--js']);
-  const dir = path.join(out, 'crowddetector');
+  execFileSync(creator, ['-r', path.join(ROOT, 'crates', `kms-${name}`, 'kmd'), '-c', out, '--js']);
+  const dir = path.join(out, name);
   // It require()s kurento-client as an application's node_modules would
   // provide it: the instance the harness uses.
   fs.symlinkSync(path.join(__dirname, '..', 'node_modules'), path.join(dir, 'node_modules'), 'dir');

@@ -2,7 +2,7 @@
 // by kurento-module-creator from crates/kms-<name>/kmd and registered into
 // the harness's kurento-client, as an application registers
 // kurento-module-<name>. Used by crowddetector.test.js, platedetector.test.js
-// and bench-crowd.js.
+// and bench-modules.js.
 'use strict';
 
 const fs = require('node:fs');

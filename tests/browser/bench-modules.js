@@ -1,6 +1,6 @@
-// Benchmark (not a test): server CPU per 640x480@30 stream through
-// CrowdDetectorFilter, for docs/benchmarks.md (## CrowdDetectorFilter). Run
-// through ci/bench-crowd.sh. Same method as bench-filters.js: STREAMS
+// Benchmark (not a test): server CPU per 640x480@30 stream through the
+// extra modules' filters (CrowdDetectorFilter, PlateDetectorFilter), for
+// docs/benchmarks.md (## Extra modules). Run through ci/bench-modules.sh. Same method as bench-filters.js: STREAMS
 // PlayerEndpoints play a 640x480@30 VP8 WebM of a moving test pattern
 // (everything moves: the analysis' worst case, block matching in every
 // block) into WebRtcEndpoints decoded by headless Chromium pages; server
@@ -34,12 +34,13 @@ async function cpuOver(pid, secs) {
 
 (async () => {
   const jsOut = crowd.register(h);
+  const plateJs = crowd.register(h, 'platedetector');
   const { rect, roi } = crowd.types(h);
   const rois = () => [
     roi('left', rect(0, 0, 0.5, 1), { sendOpticalFlowEvent: true }),
     roi('right', rect(0.5, 0, 1, 1), { sendOpticalFlowEvent: true }),
   ];
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'kms-bench-crowd-'));
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'kms-bench-modules-'));
   const clip = path.join(root, 'clip.webm');
   const secs = WINDOW + 20;
   execFileSync('gst-launch-1.0', ['-q', '-e', ...(
@@ -48,7 +49,7 @@ async function cpuOver(pid, secs) {
     + `! filesink location=${clip}`).split(/\s+/)], { stdio: 'ignore' });
   const server = await kms.startServer({
     bin: h.BIN,
-    prefix: 'kms-bench-crowd-',
+    prefix: 'kms-bench-modules-',
     env: { KMS_LOG: 'warn' },
     files: { 'modules/kurento/WebRtcEndpoint.conf.ini': 'networkInterfaces=lo\n' },
     config: (port) => ({
@@ -71,9 +72,12 @@ async function cpuOver(pid, secs) {
     { what: 'CrowdDetectorFilter, 2 ROIs with direction, processingWidth 160', width: 160 },
     { what: 'CrowdDetectorFilter, 2 ROIs with direction, processingWidth 320 (default)', width: 320 },
     { what: 'CrowdDetectorFilter, 2 ROIs with direction, processingWidth 640 (full)', width: 640 },
+    // The pattern's white bar is no plate (too tall): the cost of looking
+    // on every frame the OCR thread is idle, without OCR.
+    { what: 'PlateDetectorFilter (locating on every idle frame, no plate in view)', width: 1, plate: true },
   ];
   let baseline = null;
-  for (const { what, width } of modes) {
+  for (const { what, width, plate } of modes) {
     const pipeline = await call(client, 'create', 'MediaPipeline');
     const players = [];
     const opened = [];
@@ -83,9 +87,12 @@ async function cpuOver(pid, secs) {
       players.push(player);
       const webrtc = await call(pipeline, 'create', 'WebRtcEndpoint');
       if (width) {
-        const f = await call(pipeline, 'create', 'CrowdDetectorFilter', { rois: rois() });
-        await call(f, 'setProcessingWidth', width);
-        for (const ev of ['CrowdDetectorOccupancy', 'CrowdDetectorFluidity', 'CrowdDetectorDirection']) {
+        const f = plate
+          ? await call(pipeline, 'create', 'PlateDetectorFilter')
+          : await call(pipeline, 'create', 'CrowdDetectorFilter', { rois: rois() });
+        if (!plate) await call(f, 'setProcessingWidth', width);
+        for (const ev of ['CrowdDetectorOccupancy', 'CrowdDetectorFluidity', 'CrowdDetectorDirection', 'PlateDetected']) {
+          if (plate !== (ev === 'PlateDetected')) continue;
           f.on(ev, (e) => events.push(e));
         }
         await call(player, 'connect', f);
@@ -124,4 +131,5 @@ async function cpuOver(pid, secs) {
   await server.stop();
   fs.rmSync(root, { recursive: true, force: true });
   fs.rmSync(jsOut, { recursive: true, force: true });
+  fs.rmSync(plateJs, { recursive: true, force: true });
 })().catch((e) => { console.error(e); process.exit(1); });

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# CrowdDetectorFilter benchmark of docs/benchmarks.md (## CrowdDetectorFilter):
-# server CPU per 640x480@30 stream (player → CrowdDetectorFilter →
-# WebRtcEndpoint → headless Chromium) at processingWidth 160, 320 and 640,
-# against a baseline that decodes and re-encodes without a filter. Not a
-# test: prints Markdown table rows and JSON lines.
+# Extra modules benchmark of docs/benchmarks.md (## Extra modules): server
+# CPU per 640x480@30 stream (player → filter → WebRtcEndpoint → headless
+# Chromium) for CrowdDetectorFilter at processingWidth 160, 320 and 640 and
+# for PlateDetectorFilter, against a baseline that decodes and re-encodes
+# without a filter. Not a test: prints Markdown table rows and JSON lines.
 #
-#   ci/bench-crowd.sh   (env: STREAMS, default 2; WINDOW s, default 10;
+#   ci/bench-modules.sh   (env: STREAMS, default 2; WINDOW s, default 10;
 #                        KMS_BIN: a server binary instead of building the
 #                        release one; kms-crowddetector is opt-level 2 in
 #                        the dev profile too)
@@ -27,4 +27,4 @@ fi
 mkdir -p build
 node_modules/.bin/esbuild lib/browser-entry.js --bundle --format=iife --platform=browser \
   --outfile=build/bundle.js --log-level=warning
-KMS_BIN="$KMS_BIN" exec node bench-crowd.js
+KMS_BIN="$KMS_BIN" exec node bench-modules.js

@@ -92,7 +92,7 @@ async function cpuOver(pid, secs) {
           : await call(pipeline, 'create', 'CrowdDetectorFilter', { rois: rois() });
         if (!plate) await call(f, 'setProcessingWidth', width);
         for (const ev of ['CrowdDetectorOccupancy', 'CrowdDetectorFluidity', 'CrowdDetectorDirection', 'PlateDetected']) {
-          if (plate !== (ev === 'PlateDetected')) continue;
+          if (!!plate !== (ev === 'PlateDetected')) continue;
           f.on(ev, (e) => events.push(e));
         }
         await call(player, 'connect', f);

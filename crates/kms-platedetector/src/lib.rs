@@ -36,6 +36,8 @@ use crate::api::platedetector::{PlateDetectorFilter, PlateDetectorFilterConstruc
 pub const DEFAULT_PLATE_WIDTH: f32 = 0.3;
 /// The same plate is raised again only after this long without reading it.
 const REPEAT_AFTER: Duration = Duration::from_secs(3);
+/// A failing tesseract raises `Error` at most this often.
+const ERROR_EVERY: Duration = Duration::from_secs(5);
 /// Shorter reads are noise, not plates.
 const MIN_CHARS: usize = 4;
 
@@ -98,26 +100,33 @@ impl FrameProcessor for PlateProcessor {
 
 /// The OCR thread: locate, read, debounce, raise.
 fn ocr_loop(rx: Receiver<(Picture, EventSink)>, bin: PathBuf, plate_width: Arc<AtomicU32>, busy: Arc<AtomicBool>) {
-    let mut last: Option<(String, Instant)> = None;
+    let mut memory = Memory::default();
     while let Ok((pic, events)) = rx.recv() {
-        read_plate(&pic, &events, &bin, &plate_width, &mut last);
+        read_plate(&pic, &events, &bin, &plate_width, &mut memory);
         busy.store(false, Ordering::Release);
     }
 }
 
-fn read_plate(
-    pic: &Picture,
-    events: &EventSink,
-    bin: &Path,
-    plate_width: &AtomicU32,
-    last: &mut Option<(String, Instant)>,
-) {
+/// What the OCR thread remembers between pictures.
+#[derive(Default)]
+struct Memory {
+    /// The last plate read and when.
+    last: Option<(String, Instant)>,
+    /// When the last `Error` event was raised.
+    last_error: Option<Instant>,
+}
+
+fn read_plate(pic: &Picture, events: &EventSink, bin: &Path, plate_width: &AtomicU32, memory: &mut Memory) {
     let expected = f32::from_bits(plate_width.load(Ordering::Relaxed));
     let Some(rect) = locate::find_plate(&pic.luma, pic.width, pic.height, expected) else { return };
     let text = match ocr::read_line(bin, &locate::crop_pgm(&pic.luma, pic.width, rect)) {
         Ok(t) => locate::normalize(&t),
         Err(e) => {
-            events.error("UNEXPECTED_ERROR", format!("PlateDetectorFilter: {e}"));
+            tracing::warn!("PlateDetectorFilter: {e}");
+            if memory.last_error.is_none_or(|t| t.elapsed() >= ERROR_EVERY) {
+                memory.last_error = Some(Instant::now());
+                events.error("UNEXPECTED_ERROR", format!("PlateDetectorFilter: {e}"));
+            }
             return;
         }
     };
@@ -125,8 +134,8 @@ fn read_plate(
         return;
     }
     let now = Instant::now();
-    let repeat = last.as_ref().is_some_and(|(p, t)| *p == text && now.duration_since(*t) < REPEAT_AFTER);
-    *last = Some((text.clone(), now));
+    let repeat = memory.last.as_ref().is_some_and(|(p, t)| *p == text && now.duration_since(*t) < REPEAT_AFTER);
+    memory.last = Some((text.clone(), now));
     if !repeat {
         tracing::debug!(plate = %text, "plate detected");
         events.raise(&PlateDetected { plate: text });

@@ -18,6 +18,8 @@ BUILD_PKGS=(
   gstreamer1.0-opencv opencv-data
   # GStreamerFilter's text overlays (timeoverlay, textoverlay, clockoverlay: pango).
   gstreamer1.0-x
+  # PlateDetectorFilter reads plates with the tesseract command (English data).
+  tesseract-ocr tesseract-ocr-eng
   curl ca-certificates procps
 )
 # Tests only: the browser, file inspection and node for the official clients.

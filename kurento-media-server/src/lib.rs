@@ -16,8 +16,9 @@ use crate::cli::Cli;
 use crate::settings::Settings;
 
 /// The built-in modules: core, elements, filters (spec §9: clients refuse
-/// servers that do not list them), plus the extra modules the upstream
-/// image ships (spec §11.6), each its own module crate: chroma, pointerdetector.
+/// servers that do not list them), then the extra modules upstream's image
+/// installs next to the server (spec §11.6), each its own module crate,
+/// linked in as any third-party module is.
 pub fn builtin_modules() -> Vec<ModuleDescriptor> {
     vec![
         kms_core::module::descriptor(),
@@ -25,6 +26,8 @@ pub fn builtin_modules() -> Vec<ModuleDescriptor> {
         kms_filters::descriptor(),
         kms_chroma::descriptor(),
         kms_pointerdetector::descriptor(),
+        kms_crowddetector::descriptor(),
+        kms_platedetector::descriptor(),
     ]
 }
 

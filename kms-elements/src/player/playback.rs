@@ -196,13 +196,24 @@ impl Playback {
         } else {
             gst::SeekFlags::FLUSH | gst::SeekFlags::KEY_UNIT | gst::SeekFlags::SNAP_BEFORE
         };
-        self.pipeline.seek_simple(flags, gst::ClockTime::from_mseconds(ms.max(0) as u64)).is_ok()
+        if self.pipeline.seek_simple(flags, gst::ClockTime::from_mseconds(ms.max(0) as u64)).is_err() {
+            return false;
+        }
+        // The new preroll (bounded): until it lands, a position query
+        // answers from the flushed pipeline (0), so a `getPosition` right
+        // after `setPosition` — while paused above all — would not show the
+        // seek (seen in CI: "paused seek position 0").
+        let _ = self.pipeline.state(SEEK_PREROLL_WAIT);
+        true
     }
 
     pub fn dot(&self, details: gst::DebugGraphDetails) -> String {
         self.pipeline.debug_to_dot_data(details).to_string()
     }
 }
+
+/// How long `seek` waits for the new preroll before answering.
+const SEEK_PREROLL_WAIT: gst::ClockTime = gst::ClockTime::from_seconds(3);
 
 impl Drop for Playback {
     fn drop(&mut self) {

@@ -228,7 +228,10 @@ test('a browser stream recorded to every profile, to files and over HTTP; stopAn
     const uploadWebm = await recorder(pipeline, webrtc, `${up.url}/u.webm`, 'WEBM');
     const uploadMp4 = await recorder(pipeline, webrtc, `${up.url}/u.mp4`, 'MP4');
     const paused = await recorder(pipeline, webrtc, `file://${dir}/a/paused.webm`, 'WEBM');
-    const all = [...Object.values(recs), uploadWebm, uploadMp4, paused];
+    // `paused` first: one connection's calls run in order, so the later
+    // recorders keep recording while the earlier ones finalize, and the
+    // paused recording's length is checked below.
+    const all = [paused, ...Object.values(recs), uploadWebm, uploadMp4];
     await Promise.all(all.map((x) => call(x.r, 'record')));
     assert.equal(await call(recs.WEBM.r, 'getState'), 'START');
     await sleep(2000);
@@ -332,6 +335,10 @@ test('SIGTERM finalizes recordings; after SIGKILL a 5 s recording still decodes 
     for (const [p, f] of names) recs.push(await recorder(s.pipeline, s.webrtc, `file://${f}`, p));
     await Promise.all(recs.map((x) => call(x.r, 'record')));
     await sleep(5000);
+    // Closed first: a client left open reconnects to the stopped server
+    // and throws ECONNREFUSED outside the test (seen in CI). The session
+    // and its recordings live on until the server goes.
+    client.close();
     if (signal === 'SIGTERM') {
       const r = await server.stop();
       assert.ok(r && r.code === 0, `server exited cleanly on SIGTERM: ${JSON.stringify(r)}`);
@@ -350,7 +357,6 @@ test('SIGTERM finalizes recordings; after SIGKILL a 5 s recording still decodes 
         assert.ok(a.seconds >= 3, `SIGKILL ${p}: audio decodes ${a.seconds} s`);
       }
     }
-    client.close();
     await s.page.close();
   }
 });

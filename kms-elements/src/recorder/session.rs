@@ -150,6 +150,9 @@ fn make_sink(target: &Target, mime: &str) -> Result<gst::Element, SessionError> 
     Ok(sink)
 }
 
+/// How long an HTTP upload gets after its EOS before the sink stops.
+const HTTP_FINISH_GRACE: Duration = Duration::from_millis(750);
+
 impl Session {
     /// Builds the muxer and the sink (nothing opened yet).
     pub fn new(plan: &Plan, target: Target, name: &str) -> Result<Session, SessionError> {
@@ -279,6 +282,13 @@ impl Session {
             }
             *eos
         };
+        // An HTTP upload: curlhttpsink sends the end of the chunked body
+        // and reads the response on its own transfer thread after its EOS;
+        // NULL right away can cut that (CI saw an upload end "aborted").
+        // No signal tells when it is done, so it gets a bounded grace.
+        if complete && matches!(self.target, Target::Http { .. }) {
+            std::thread::sleep(HTTP_FINISH_GRACE);
+        }
         // The sink finishes its EOS (flush) before its pad can deactivate:
         // NULL closes a complete file.
         let _ = self.bin.set_state(gst::State::Null);

@@ -110,7 +110,7 @@ test('forwarding: the receiver\'s limit travels upstream to the sending browser'
   await negotiate(sPage, a, 'sendonly', { videoCodec: 'VP8' });
   const rPage = await browser.newPage(pages.url);
   await negotiate(rPage, b, 'recvonly', { videoCodec: 'VP8' });
-  await waitFor('decoded frames', 30000, async () => (await pageStats(rPage)).framesDecoded > 30);
+  await h.decodes(rPage, 30, 30000);
   assert.equal(await call(a, 'isMediaTranscoding', 'VIDEO'), false, 'pass-through');
   await sleep(3000);
   const free = await bitrate(sPage, 'outbound-rtp');

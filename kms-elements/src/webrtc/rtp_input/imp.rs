@@ -172,6 +172,10 @@ impl RtpInput {
     /// Returns whether the gate just opened, when a keyframe is asked for
     /// anyway: held packets may have started mid-frame or been dropped.
     /// Closing discards what is held.
+    pub(super) fn is_open(&self) -> bool {
+        self.open.load(Ordering::Acquire)
+    }
+
     pub(super) fn set_open(&self, open: bool) -> bool {
         let mut held = self.held.lock();
         let was_open = self.open.swap(open, Ordering::AcqRel);

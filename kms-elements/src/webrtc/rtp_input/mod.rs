@@ -68,6 +68,32 @@ impl RtpInput {
     pub fn set_open(&self, open: bool) {
         if self.imp().set_open(open) && open {
             self.request_keyframe();
+            self.request_keyframe_again();
+        }
+    }
+
+    /// A forwarded stream (no encoder of ours) depends on the sender's
+    /// keyframe. The request sent when the transport opens can be lost
+    /// (RTCP, a sender not yet listening), and a late receiver then waits
+    /// for the browser's next spontaneous keyframe, which may take minutes
+    /// (CI saw a receiver decode nothing in 30 s, intermittently). Ask
+    /// again a few times over the first seconds; extra keyframe requests
+    /// at start cost one keyframe each. A short-lived thread, holding the
+    /// element weakly.
+    fn request_keyframe_again(&self) {
+        let weak = self.downgrade();
+        let spawned = std::thread::Builder::new().name("kms-keyframe-retry".into()).spawn(move || {
+            for wait_ms in KEYFRAME_RETRIES_MS {
+                std::thread::sleep(std::time::Duration::from_millis(wait_ms));
+                let Some(me) = weak.upgrade() else { return };
+                if !me.imp().is_open() {
+                    return;
+                }
+                me.request_keyframe();
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::debug!("no keyframe retry thread: {e}");
         }
     }
 
@@ -153,6 +179,10 @@ impl Continuity {
         out
     }
 }
+
+/// Delays between the keyframe requests repeated after the transport
+/// opens (see `RtpInput::request_keyframe_again`).
+const KEYFRAME_RETRIES_MS: [u64; 3] = [1000, 1000, 2000];
 
 #[cfg(test)]
 mod tests {

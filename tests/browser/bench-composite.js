@@ -10,34 +10,17 @@
 // seconds, RSS, and the frame rate the viewer decodes (delivered fps).
 'use strict';
 
-const fs = require('node:fs');
 const os = require('node:os');
 const { execFileSync } = require('node:child_process');
 const h = require('./lib/harness');
+const { status, cpuOver } = require('./lib/proc-stats');
 const kms = require('../shared/kms-process');
 const { call, negotiate, pageStats, waitFor } = h;
 
 const N = Number(process.env.INPUTS || 4);
 const WINDOW = Number(process.env.WINDOW || 10);
 const FRAMERATE = Number(process.env.FRAMERATE || 30);
-const TICK = 100; // USER_HZ
 const CAMERA = { width: 640, height: 480, frameRate: 30 };
-
-function cpuTicks(pid) {
-  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return Number(f[11]) + Number(f[12]);
-}
-
-function status(pid) {
-  const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  return { rssMiB: Number(/VmRSS:\s+(\d+)/.exec(s)[1]) / 1024, threads: Number(/Threads:\s+(\d+)/.exec(s)[1]) };
-}
-
-async function cpuOver(pid, secs) {
-  const t0 = cpuTicks(pid);
-  await new Promise((r) => setTimeout(r, secs * 1000));
-  return ((cpuTicks(pid) - t0) / TICK / secs) * 100;
-}
 
 (async () => {
   const server = await kms.startServer({

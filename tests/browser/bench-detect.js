@@ -16,28 +16,12 @@ const os = require('node:os');
 const path = require('node:path');
 const { execFileSync } = require('node:child_process');
 const h = require('./lib/harness');
+const { status, cpuOver } = require('./lib/proc-stats');
 const kms = require('../shared/kms-process');
 const { call, negotiate, pageStats, waitFor } = h;
 
 const N = Number(process.env.STREAMS || 2);
 const WINDOW = Number(process.env.WINDOW || 10);
-const TICK = 100; // USER_HZ
-
-function cpuTicks(pid) {
-  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return Number(f[11]) + Number(f[12]);
-}
-
-function status(pid) {
-  const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  return { rssMiB: Number(/VmRSS:\s+(\d+)/.exec(s)[1]) / 1024, threads: Number(/Threads:\s+(\d+)/.exec(s)[1]) };
-}
-
-async function cpuOver(pid, secs) {
-  const t0 = cpuTicks(pid);
-  await new Promise((r) => setTimeout(r, secs * 1000));
-  return ((cpuTicks(pid) - t0) / TICK / secs) * 100;
-}
 
 function gst(desc) {
   execFileSync('gst-launch-1.0', ['-q', '-e', ...desc.split(/\s+/).filter(Boolean)], { stdio: 'ignore' });

@@ -18,6 +18,7 @@ const path = require('node:path');
 const zlib = require('node:zlib');
 const { execFileSync } = require('node:child_process');
 const h = require('./lib/harness');
+const { status, cpuOver } = require('./lib/proc-stats');
 const kms = require('../shared/kms-process');
 const { call, negotiate, pageStats, waitFor } = h;
 
@@ -37,23 +38,6 @@ process.on('exit', () => fs.rmSync(jsDir, { recursive: true, force: true }));
 
 const N = Number(process.env.STREAMS || 2);
 const WINDOW = Number(process.env.WINDOW || 10);
-const TICK = 100; // USER_HZ
-
-function cpuTicks(pid) {
-  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return Number(f[11]) + Number(f[12]);
-}
-
-function status(pid) {
-  const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  return { rssMiB: Number(/VmRSS:\s+(\d+)/.exec(s)[1]) / 1024, threads: Number(/Threads:\s+(\d+)/.exec(s)[1]) };
-}
-
-async function cpuOver(pid, secs) {
-  const t0 = cpuTicks(pid);
-  await new Promise((r) => setTimeout(r, secs * 1000));
-  return ((cpuTicks(pid) - t0) / TICK / secs) * 100;
-}
 
 /** A 128x128 half-transparent PNG (the overlay image). */
 function png(w, hh) {

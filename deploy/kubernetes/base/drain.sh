@@ -85,25 +85,28 @@ if ! kill -USR1 "$pid" 2>/dev/null; then
 fi
 log "drain mode on (SIGUSR1 to $pid): new sessions refused, waiting up to ${limit}s for pipelines to end"
 
-start=$SECONDS
-next_report=$((start + 30))
+now_ms() { local t="${EPOCHREALTIME/[.,]/}"; echo $((t / 1000)); }
+start=$(now_ms)
+deadline=$((start + limit * 1000))
+next_report=$((start + 30000))
 while :; do
   if ! n="$(pipelines)"; then
     log "cannot read /metrics (${n}): stopping without waiting"
     exit 1
   fi
-  elapsed=$((SECONDS - start))
+  now=$(now_ms)
+  elapsed=$(((now - start) / 1000))
   if ((n == 0)); then
     log "no pipelines left after ${elapsed}s: handing over to SIGTERM"
     exit 0
   fi
-  if ((elapsed >= limit)); then
+  if ((now >= deadline)); then
     log "$n pipeline(s) still alive after ${limit}s (KMS_DRAIN_TIMEOUT): handing over to SIGTERM"
     exit 0
   fi
-  if ((SECONDS >= next_report)); then
+  if ((now >= next_report)); then
     log "$n pipeline(s) still alive after ${elapsed}s"
-    next_report=$((SECONDS + 30))
+    next_report=$((now + 30000))
   fi
   sleep "$poll"
 done

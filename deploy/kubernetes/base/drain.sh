@@ -56,7 +56,9 @@ log() {
 # does not answer 200 with a kms_pipelines line within 5 s.
 pipelines() {
   local response status line n=""
-  # HTTP/1.0: the server closes the connection after its answer.
+  # HTTP/1.0: the server closes the connection after its answer. The inner
+  # script gets its values as arguments ($0 $1 $2), hence single quotes.
+  # shellcheck disable=SC2016
   response="$(timeout --kill-after=1 5 bash -c '
     exec 3<>"/dev/tcp/$0/$1" || exit 1
     printf "GET /metrics HTTP/1.0\r\nHost: %s:%s\r\n%s\r\n" "$0" "$1" "$2" >&3 || exit 1

@@ -30,6 +30,9 @@ tests/scaffold/run.sh
 tests/browser/run.sh
 echo "== dashboard screenshots (CI artifacts): tests/browser/artifacts/dashboard.png, dashboard-graph-4x.png"
 
+echo "== Kubernetes manifests (schemas, kustomize, rules, broken copies refused) and the preStop drain"
+ci/test-deploy.sh
+
 echo "== container image (podman: build, run, healthcheck, kurento-client + Chromium, SIGTERM)"
 ci/test-docker.sh
 

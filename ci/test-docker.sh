@@ -33,7 +33,7 @@
 #                    to docker/extra-ca/ for the builder: behind a
 #                    TLS-inspecting proxy rustup and cargo need its CA.
 #                    CI keeps the prebuilt target (a cold build from source
-#                    costs ~6 min on 2 cores; docs/benchmarks.md).
+#                    takes ~7.5 min on 2 cores; docs/benchmarks.md).
 # Env: KMS_DOCKER_BIN (binary to package), KMS_DOCKER_IMAGE (tag).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -144,7 +144,7 @@ turn_pid=""
 cleanup() {
   [[ -z "$turn_pid" ]] || kill "$turn_pid" 2>/dev/null || true
   ((keep)) && return
-  "${podman[@]}" rm -f -t 0 "$name" "$name-none" "$name-uid" >/dev/null 2>&1 || true
+  "${podman[@]}" rm -f -v -t 0 "$name" "$name-none" "$name-uid" >/dev/null 2>&1 || true
   "${podman[@]}" volume rm -f "$name-media" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
@@ -274,7 +274,7 @@ fi
 "${podman[@]}" logs "$name-none" 2>&1 | grep -q 'WARNING: KMS_EXTERNAL_IPV4=auto' ||
   { echo "FAIL: no warning for the unresolved auto" >&2; exit 1; }
 echo "no network: externalIPv4/6 unset, warned, server ready after $ready ms"
-"${podman[@]}" rm -f -t 0 "$name-none" >/dev/null
+"${podman[@]}" rm -f -v -t 0 "$name-none" >/dev/null
 
 # -------------------------------------------------------------------- KMS_UID
 echo "== docker: KMS_UID"
@@ -287,7 +287,7 @@ done
 [[ -n "$ok" ]] || { "${podman[@]}" logs "$name-uid" 2>&1 | tail; echo "FAIL: KMS_UID: no server" >&2; exit 1; }
 uid=$("${podman[@]}" exec "$name-uid" awk '/^Uid:/ {print $2}' /proc/1/status)
 owner=$("${podman[@]}" exec "$name-uid" stat -c %u /var/lib/kurento)
-"${podman[@]}" rm -f -t 0 "$name-uid" >/dev/null
+"${podman[@]}" rm -f -v -t 0 "$name-uid" >/dev/null
 if [[ "$uid" != 4321 || "$owner" != 4321 ]]; then
   echo "FAIL: KMS_UID=4321 started as root: server uid $uid, media directory owner $owner" >&2
   exit 1

@@ -12,6 +12,10 @@
 # default 1,2,4,8), RUNS (latency, default 20), WINDOW (seconds measured
 # per step, default 10). Release build; ICE on 127.0.0.1 only (the server
 # gathers on `lo`, the generator adds 127.0.0.1 only).
+# For A/B runs (docs/benchmarks.md "Metrics overhead"): KMS_BENCH_SERVER (a
+# server binary to measure instead of this tree's release build),
+# KMS_BENCH_SCRAPE=1 (GET /metrics every second during the run, as a
+# Prometheus would; each scrape must answer 200).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -20,9 +24,13 @@ target="${CARGO_TARGET_DIR:-$repo/target}"
 what="${1:-all}"
 
 cd "$repo"
-cargo build --release -q -p kurento-media-server
+if [[ -n "${KMS_BENCH_SERVER:-}" ]]; then
+  server="$KMS_BENCH_SERVER"
+else
+  cargo build --release -q -p kurento-media-server
+  server="$target/release/kurento-media-server"
+fi
 cargo build --release -q -p kms-elements --example webrtc_loadgen
-server="$target/release/kurento-media-server"
 loadgen="$target/release/examples/webrtc_loadgen"
 
 # The pre-encoded media the generator replays: 20 s of scrolling 640x480@30
@@ -61,11 +69,34 @@ printf 'networkInterfaces=lo\n' >"$conf/modules/kurento/WebRtcEndpoint.conf.ini"
 
 KMS_LOG=warn "$server" --conf-file "$conf/kurento.conf.json" >"$conf/server.log" 2>&1 &
 pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$conf"' EXIT
+scraper=""
+trap 'kill $pid $scraper 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$conf"' EXIT
 for _ in $(seq 100); do
   (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
   sleep 0.1
 done
+echo "# server: $server ($("$server" --version 2>&1 | head -n 1))"
+if [[ "${KMS_BENCH_SCRAPE:-0}" == 1 ]]; then
+  while :; do
+    curl -s -o /dev/null -w '%{http_code} %{time_total}\n' "http://127.0.0.1:$port/metrics" >>"$conf/scrapes"
+    sleep 1
+  done &
+  scraper=$!
+fi
+scrape_report() {
+  [[ -n "$scraper" ]] || return 0
+  kill "$scraper" 2>/dev/null || true
+  wait "$scraper" 2>/dev/null || true
+  scraper=""
+  local n ok
+  n=$(wc -l <"$conf/scrapes")
+  ok=$(grep -c '^200 ' "$conf/scrapes" || true)
+  echo "# scrapes of /metrics: $n, HTTP 200: $ok, mean $(awk '{ s += $2 } END { if (NR) printf "%.1f", s / NR * 1000 }' "$conf/scrapes") ms"
+  if ((n == 0 || ok != n)); then
+    echo "FAIL: scraping /metrics (KMS_BENCH_SCRAPE=1) did not answer 200 every time" >&2
+    return 1
+  fi
+}
 
 run() { KMS_ICE_LOOPBACK_ONLY=1 "$loadgen" --url "ws://127.0.0.1:$port/kurento" --pid "$pid" --file "${FILE:-$media}" \
   --window "${WINDOW:-10}" "$@"; }
@@ -89,3 +120,4 @@ case "$what" in
     KMS_BIN="$server" tests/browser/run.sh --bench-latency "${RUNS:-20}"
     ;;
 esac
+scrape_report

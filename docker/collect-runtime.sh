@@ -30,6 +30,10 @@ mapfile -t plugins < <(ls "$plugdir"/libgst*.so | grep -Ev "/libgst($deny)\.so$"
 extra=(
   /usr/lib/$arch/gstreamer1.0/gstreamer-1.0/gst-plugin-scanner
   /usr/lib/$arch/gstreamer1.0/gstreamer-1.0/gst-ptp-helper
+  # PlateDetectorFilter's OCR (crates/kms-platedetector/src/ocr.rs).
+  /usr/bin/tesseract
+  # KMS_EXTERNAL_IPV4/IPV6=auto's DNS discovery (docker/entrypoint.sh).
+  /usr/bin/dig
 )
 # dlopened, so invisible to ldd: NSS's crypto modules (Debian builds libsrtp2
 # against NSS: without softokn/freebl every SRTP stream fails with
@@ -66,6 +70,11 @@ for f in "${!seen[@]}"; do
   [[ "$f" != "$real" ]] && ln -sf "$(basename "$real")" "$out$f" 2>/dev/null || true
   n=$((n + 1))
 done
+# tesseract's English model and the config files `-c`/`--psm` runs read;
+# not the 11 MB orientation model (osd), which `--psm 7` never loads.
+tessdata=/usr/share/tesseract-ocr/5/tessdata
+mkdir -p "$out$tessdata"
+cp -a "$tessdata/eng.traineddata" "$tessdata/configs" "$tessdata/tessconfigs" "$out$tessdata/"
 # Data the kept libraries read at run time.
 for d in /etc/ssl /etc/fonts /usr/share/fonts /usr/lib/$arch/ossl-modules /usr/share/ca-certificates /usr/lib/ssl /usr/share/glib-2.0/schemas /usr/lib/$arch/gio/modules /usr/share/gstreamer-1.0 /usr/share/gst-plugins-base /usr/share/gst-plugins-bad; do
   [[ -e "$d" ]] && mkdir -p "$out$(dirname "$d")" && cp -a "$d" "$out$(dirname "$d")/"

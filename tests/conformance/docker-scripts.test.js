@@ -94,6 +94,152 @@ test('entrypoint: STUN needs IP and port; 6.x KMS_EXTERNAL_ADDRESS by family; KM
   }
 });
 
+/** coturn as a plain STUN server on `ip`; -v logs every client's address
+ * ("remote addr") with --log-binding, the oracle for what the entrypoint learnt. */
+async function stunServer(ip) {
+  const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kms-stun-'));
+  const proc = spawn('turnserver', ['-n', '--stun-only', '--no-cli', '--no-tls', '--no-dtls',
+    `--listening-ip=${ip}`, `--listening-port=${port}`, '--log-file=stdout', '-v', '--log-binding',
+    `--userdb=${path.join(dir, 'turndb')}`, `--pidfile=${path.join(dir, 'turn.pid')}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  proc.stdout.on('data', (d) => { log += d; });
+  proc.stderr.on('data', (d) => { log += d; });
+  const deadline = Date.now() + 10000;
+  while (!/turn server id=/.test(log)) {
+    assert.ok(Date.now() < deadline && proc.exitCode === null, `turnserver did not start: ${log}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    port,
+    /** Client addresses the server saw, in order. */
+    // "remote addr 127.0.0.1:40000" or "remote addr [::1]:40000".
+    seen: () => [...log.matchAll(/remote addr (?:\[([0-9a-fA-F:]+)\]|([0-9.]+)):\d+/g)].map((m) => m[1] || m[2]),
+    stop: () => { proc.kill('SIGTERM'); fs.rmSync(dir, { recursive: true, force: true }); },
+  };
+}
+
+const hasTurnserver = spawnSync('turnserver', ['--version']).status === 0;
+const hasIpv6Loopback = (() => {
+  const r = spawnSync('python3', ['-c', 'import socket; s=socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.bind(("::1", 0))']);
+  return r.status === 0;
+})();
+
+test('entrypoint: KMS_EXTERNAL_IPV4/IPV6=auto → the address a STUN server (coturn) saw', { skip: !hasTurnserver && 'no turnserver (ci/setup.sh --with-tests installs coturn)' }, async (t) => {
+  const families = [['127.0.0.1', 'IPV4', 'externalIPv4']];
+  if (hasIpv6Loopback) families.push(['::1', 'IPV6', 'externalIPv6']);
+  else t.diagnostic('no ::1 here: IPv6 case skipped');
+  for (const [ip, fam, key] of families) {
+    const stun = await stunServer(ip);
+    const dir = configDir();
+    try {
+      const { cfg, log } = dump(dir, {
+        KMS_STUN_IP: ip, KMS_STUN_PORT: String(stun.port), [`KMS_EXTERNAL_${fam}`]: 'auto', KMS_EXTERNAL_IP_DNS: '0',
+      });
+      await new Promise((r) => setTimeout(r, 300)); // coturn's log line
+      const seen = stun.seen();
+      assert.ok(seen.length > 0, 'the STUN server got a request');
+      assert.equal(cfg.modules.kurento.WebRtcEndpoint[key], seen[0], `${key}: what the STUN server saw (${log})`);
+      assert.match(log, new RegExp(`public IPv${fam.slice(3)} from STUN`));
+      assert.match(ini(dir, 'WebRtcEndpoint'), new RegExp(`^${key}=${seen[0].replace(/\./g, '\\.')}$`, 'm'));
+    } finally {
+      stun.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+});
+
+test('entrypoint: auto with nothing reachable stays unset, warns, and the server still starts', async () => {
+  const dir = configDir();
+  const port = await freePort();
+  const closed = await freePort(); // nothing listens there: ICMP port unreachable
+  const child = spawn(ENTRYPOINT, [], {
+    env: Object.assign(baseEnv(dir), {
+      KMS_PORT: String(port), KMS_STUN_IP: '127.0.0.1', KMS_STUN_PORT: String(closed),
+      KMS_EXTERNAL_IPV4: 'auto', KMS_EXTERNAL_IPV6: 'auto',
+      // Public resolvers may or may not answer from a test host; the
+      // container test covers DNS failing for real (--network none).
+      KMS_EXTERNAL_IP_DNS: '0',
+    }),
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  child.stderr.on('data', (d) => { log += d; });
+  const exited = new Promise((r) => child.on('exit', (code, signal) => r({ code, signal })));
+  try {
+    await waitForPort(port, 20000, exited);
+    assert.match(log, /WARNING: KMS_EXTERNAL_IPV4=auto: no public IPv4 address found/);
+    assert.match(log, /WARNING: KMS_EXTERNAL_IPV6=auto: no public IPv6 address found/);
+    assert.doesNotMatch(ini(dir, 'WebRtcEndpoint'), /^externalIPv[46]=/m, 'left unset (upstream rule)');
+    const client = await h.connect(`ws://127.0.0.1:${port}/kurento`);
+    const pipeline = await call(client, 'create', 'MediaPipeline');
+    const ep = await call(pipeline, 'create', 'WebRtcEndpoint');
+    assert.equal(await call(ep, 'getStunServerPort'), closed, 'the server runs with the rest of the configuration');
+    await call(pipeline, 'release');
+    client.close();
+    child.kill('SIGTERM');
+    assert.deepEqual(await exited, { code: 0, signal: null });
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    child.stderr.destroy();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const isRoot = process.getuid && process.getuid() === 0;
+
+test('entrypoint: KMS_UID as root → the server runs with that uid; as another user → refused', { skip: !isRoot && 'needs root (switching uid)' }, async () => {
+  const dir = configDir();
+  fs.chmodSync(dir, 0o755); // readable by the new uid, as /etc/kurento is in the image
+  const media = fs.mkdtempSync(path.join(os.tmpdir(), 'kms-uid-media-'));
+  const port = await freePort();
+  const child = spawn(ENTRYPOINT, [], {
+    env: Object.assign(baseEnv(dir), {
+      KMS_PORT: String(port), KMS_UID: '43210', KMS_MEDIA_DIR: media, GST_REGISTRY: path.join(media, 'registry.bin'),
+    }),
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  child.stderr.on('data', (d) => { log += d; });
+  const exited = new Promise((r) => child.on('exit', (code, signal) => r({ code, signal })));
+  try {
+    await waitForPort(port, 20000, exited);
+    const status = fs.readFileSync(`/proc/${child.pid}/status`, 'utf8');
+    assert.match(status, /^Uid:\s+43210\s+43210\s+43210\s+43210$/m, 'exec: the entrypoint pid is the server, as uid 43210');
+    assert.match(status, /^Gid:\s+43210\s/m);
+    assert.equal(fs.statSync(media).uid, 43210, 'the media directory is handed over');
+    assert.match(log, /running the server as uid 43210/);
+    assert.equal(health(port), 0);
+    child.kill('SIGTERM');
+    assert.deepEqual(await exited, { code: 0, signal: null });
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    child.stderr.destroy();
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(media, { recursive: true, force: true });
+  }
+  // Not root (nobody): cannot switch, and says so instead of running as
+  // someone else than asked.
+  const dir2 = configDir();
+  fs.chmodSync(dir2, 0o777);
+  try {
+    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', ENTRYPOINT, '--version'], {
+      env: Object.assign(baseEnv(dir2), { KMS_UID: '43210' }), encoding: 'utf8',
+    });
+    assert.notEqual(r.status, 0, 'refused');
+    assert.match(r.stderr, /KMS_UID=43210 but running as uid 65534, not root/);
+    assert.doesNotMatch(r.stdout, /Kurento Media Server version/, 'the server was not started');
+    // KMS_UID equal to the current uid: nothing to do.
+    const same = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', ENTRYPOINT, '--version'], {
+      env: Object.assign(baseEnv(dir2), { KMS_UID: '65534' }), encoding: 'utf8',
+    });
+    assert.equal(same.status, 0, same.stderr);
+    assert.match(same.stdout, /Kurento Media Server version/);
+  } finally {
+    fs.rmSync(dir2, { recursive: true, force: true });
+  }
+});
+
 function health(port) {
   return spawnSync(HEALTH, [], { env: { PATH: process.env.PATH, KMS_PORT: String(port), KMS_HEALTHCHECK_TIMEOUT: '2' } }).status;
 }

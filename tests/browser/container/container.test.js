@@ -4,8 +4,10 @@
 // reach the objects (STUN/TURN on a WebRtcEndpoint, OUTPUT_BITRATE on every
 // element and on the H.264 encoder of a transcoding recorder), media through
 // the container (a Chromium loopback), the media volume (a recording owned
-// by the unprivileged user) and the slimmed plugin set (an H.264/AAC file
-// played without gst-libav).
+// by the unprivileged user), the slimmed plugin set (an H.264/AAC file
+// played without gst-libav) and the tools the image carries besides
+// GStreamer (a plate read by PlateDetectorFilter with the image's
+// tesseract).
 'use strict';
 
 const test = require('node:test');
@@ -16,6 +18,11 @@ const os = require('node:os');
 const path = require('node:path');
 const h = require('../lib/harness');
 const { call, waitFor, negotiate, pageStats, decodes } = h;
+const modules = require('../lib/crowd-module');
+
+// PlateDetectorFilter's JS client, registered as an application would.
+const JS_OUT = modules.register(h, 'platedetector');
+test.after(() => fs.rmSync(JS_OUT, { recursive: true, force: true }));
 
 const URL = process.env.KMS_URL;
 const CONTAINER = process.env.KMS_CONTAINER;
@@ -118,6 +125,54 @@ test('PlayerEndpoint plays an H.264/AAC MP4 from the volume into Chromium (the i
   assert.equal(s.videoCodec, 'video/VP8', 'transcoded from H.264 in the container');
   await waitFor('audio from the AAC track', 10000, async () => (await pageStats(page)).audioPacketsReceived > 10);
   assert.deepEqual(errors, [], 'no Error events');
+  await page.close();
+  await call(pipeline, 'release');
+});
+
+test('PlateDetectorFilter reads a plate in the container (tesseract and its English data are in the image)', async () => {
+  // Without them the create answers 40108 (NOT_AVAILABLE) naming the
+  // missing tesseract.
+  const pipeline = await call(client, 'create', 'MediaPipeline');
+  const ep = await call(pipeline, 'create', 'WebRtcEndpoint');
+  const filter = await call(pipeline, 'create', 'PlateDetectorFilter');
+  await call(filter, 'setPlateWidthPercentage', 0.4);
+  await call(ep, 'connect', filter);
+  await call(filter, 'connect', ep);
+  const found = [];
+  const errors = [];
+  filter.on('PlateDetected', (e) => found.push(e));
+  filter.on('Error', (e) => errors.push(e));
+  await call(filter, 'getName'); // subscriptions are in place once this answers
+  const page = await browser.newPage(pages.url);
+  await negotiate(page, ep, 'sendrecv', { picture: { color: '#3a3a3a', width: 640, height: 480 } });
+  await decodes(page, 30);
+  // A plate-like box (black text in a white bordered box, ~40 % wide), as
+  // tests/browser/platedetector.test.js draws it.
+  const picture = await page.evaluate((t) => {
+    const c = document.createElement('canvas');
+    c.width = 640;
+    c.height = 480;
+    const ctx = c.getContext('2d');
+    ctx.fillStyle = '#3a3a3a';
+    ctx.fillRect(0, 0, 640, 480);
+    ctx.fillStyle = '#202020';
+    ctx.fillRect(150, 200, 340, 110);
+    ctx.fillStyle = '#ffffff';
+    ctx.fillRect(190, 230, 260, 60);
+    ctx.fillStyle = '#000000';
+    ctx.font = 'bold 44px "DejaVu Sans Mono", monospace';
+    ctx.textAlign = 'center';
+    ctx.textBaseline = 'middle';
+    ctx.fillText(t, 320, 262);
+    return c.toDataURL('image/png');
+  }, 'KRS4521');
+  await page.evaluate((u) => window.kms.setPicture(u), picture);
+  await waitFor('PlateDetected', 20000, async () => found.length > 0).catch((e) => {
+    e.message += `; errors ${JSON.stringify(errors)}`;
+    throw e;
+  });
+  assert.equal(found[0].plate, 'KRS4521', 'read by the tesseract in the image');
+  assert.deepEqual(errors, []);
   await page.close();
   await call(pipeline, 'release');
 });

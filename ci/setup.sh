@@ -28,8 +28,9 @@ BUILD_PKGS=(
 # QR codes made by qrencode; /metrics: a Prometheus text parser
 # (prometheus_client) and promtool (prometheus). The container test
 # (ci/test-docker.sh): podman with runc, debootstrap for the local base image.
+# The cluster suite (tests/cluster): redis-server (with redis-cli).
 TEST_PKGS=(chromium ffmpeg iproute2 nftables nodejs openssl tcpdump python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp
-  qrencode python3-prometheus-client prometheus podman runc debootstrap)
+  qrencode python3-prometheus-client prometheus podman runc debootstrap redis-server)
 
 want=("${BUILD_PKGS[@]}")
 if [[ "${1:-}" == "--with-tests" ]]; then

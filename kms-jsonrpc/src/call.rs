@@ -21,6 +21,11 @@ pub(crate) enum Call {
     Create {
         type_name: String,
         constructor_params: Option<Value>,
+        /// `properties` (§5.3): ignored by a single server, read by a
+        /// cluster backend (placement hints).
+        /// Boxed: rarely present, and it would double the size of every
+        /// pending call.
+        properties: Option<Box<Value>>,
     },
     Describe {
         object: String,
@@ -104,6 +109,7 @@ impl Call {
             "create" => Call::Create {
                 type_name: required_str(params, "type")?,
                 constructor_params: params.remove("constructorParams").filter(|v| !v.is_null()),
+                properties: params.remove("properties").filter(|v| !v.is_null()).map(Box::new),
             },
             "describe" => Call::Describe { object: required_str(params, "object")? },
             "invoke" => {
@@ -165,8 +171,8 @@ impl Call {
         let sid = || Value::String(session.as_str().to_owned());
         let only_session = |r: Result<(), RpcError>| r.map(|()| json!({ SESSION_ID: sid() }));
         let result = match self {
-            Call::Create { type_name, constructor_params } => backend
-                .create(caller, &type_name, constructor_params.as_ref())
+            Call::Create { type_name, constructor_params, properties } => backend
+                .create_with_properties(caller, &type_name, constructor_params.as_ref(), properties.as_deref())
                 .map(|id| json!({ "value": id, SESSION_ID: sid() })),
             Call::Describe { object } => backend.describe(caller, &object).map(|d| {
                 json!({
@@ -204,6 +210,9 @@ impl Call {
                 return Started::Done(Outcome { result: Ok(Value::Null), forget_session: true });
             }
             Call::Transaction { operations, max_wait } => {
+                if let Err(e) = backend.check_transaction(caller, &operations) {
+                    return Started::Done(Outcome::of(Err(e)));
+                }
                 return Started::Done(transaction::execute(operations, caller, backend, server_id, max_wait));
             }
         };

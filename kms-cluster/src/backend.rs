@@ -40,6 +40,8 @@ enum Route {
 /// The links of one client session to one remote node.
 struct Slot {
     link: Arc<Link>,
+    /// The remote node's boot epoch when the link opened.
+    epoch: String,
     tenant: TenantId,
     /// Remote object ids this session used through the link: what gets an
     /// `ObjectDestroyed` if the node dies.
@@ -49,6 +51,7 @@ struct Slot {
 /// What is left of a link whose socket broke while its node lived.
 struct Resumable {
     remote_session: String,
+    epoch: String,
     tenant: TenantId,
     objects: HashSet<String>,
 }
@@ -76,6 +79,10 @@ struct Inner {
     draining: OnceLock<Box<dyn Fn() -> bool + Send + Sync>>,
     /// CPU % of the last heartbeat interval.
     cpu_percent: Mutex<f32>,
+    /// Set by the first successful heartbeat of this boot.
+    registered_once: AtomicBool,
+    /// Since when Redis has answered without interruption.
+    redis_up_since: Mutex<Option<std::time::Instant>>,
 }
 
 /// A cluster node's backend. Cheap to clone.
@@ -114,6 +121,8 @@ impl ClusterBackend {
                 pending: Mutex::default(),
                 draining: OnceLock::new(),
                 cpu_percent: Mutex::new(0.0),
+                registered_once: AtomicBool::new(false),
+                redis_up_since: Mutex::new(None),
             }),
         })
     }
@@ -144,11 +153,13 @@ impl ClusterBackend {
                 cpu = CpuSample::start();
                 match heartbeat(&inner).await {
                     Ok(()) => {
+                        inner.redis_up_since.lock().get_or_insert_with(std::time::Instant::now);
                         if !inner.redis_up.swap(true, Ordering::AcqRel) {
                             tracing::info!(node = %inner.config.node_id, "cluster directory (Redis) reachable: node registered");
                         }
                     }
                     Err(e) => {
+                        *inner.redis_up_since.lock() = None;
                         if inner.redis_up.swap(false, Ordering::AcqRel) {
                             tracing::warn!(node = %inner.config.node_id, "{e}: serving local pipelines only until it is back");
                         } else {
@@ -205,6 +216,7 @@ impl ClusterBackend {
         let key = (caller.session().clone(), record.node_id());
         if let Some(s) = self.inner.links.lock().get(&key)
             && !s.link.is_broken()
+            && s.epoch == record.epoch
         {
             return Ok(s.link.clone());
         }
@@ -231,7 +243,7 @@ impl ClusterBackend {
             };
             self.block_on(Link::open(to, on_event.clone(), make_broken()))
         };
-        let resumed = self.inner.resumable.lock().remove(&key);
+        let resumed = self.inner.resumable.lock().remove(&key).filter(|r| r.epoch == record.epoch);
         let resume = resumed.as_ref().map(|r| r.remote_session.clone());
         let link = match open(resume.as_deref()) {
             Ok(l) => l,
@@ -241,7 +253,7 @@ impl ClusterBackend {
         };
         let mut links = self.inner.links.lock();
         match links.get(&key) {
-            Some(s) if !s.link.is_broken() => {
+            Some(s) if !s.link.is_broken() && s.epoch == record.epoch => {
                 // Another request of the session opened one meanwhile.
                 link.close(false);
                 Ok(s.link.clone())
@@ -249,7 +261,9 @@ impl ClusterBackend {
             _ => {
                 let mut objects = links.remove(&key).map(|s| s.objects).unwrap_or_default();
                 objects.extend(resumed.map(|r| r.objects).unwrap_or_default());
-                links.insert(key, Slot { link: link.clone(), tenant: caller.tenant().clone(), objects });
+                let slot =
+                    Slot { link: link.clone(), epoch: record.epoch.clone(), tenant: caller.tenant().clone(), objects };
+                links.insert(key, slot);
                 Ok(link)
             }
         }
@@ -418,6 +432,7 @@ fn link_broken(weak: Weak<Inner>, session: SessionId, node: NodeId, address: Str
                     key,
                     Resumable {
                         remote_session: s.link.remote_session().to_owned(),
+                        epoch: s.epoch,
                         tenant: s.tenant,
                         objects: s.objects,
                     },
@@ -429,19 +444,21 @@ fn link_broken(weak: Weak<Inner>, session: SessionId, node: NodeId, address: Str
     });
 }
 
-/// Forgets every link to `node` and raises `ObjectDestroyed` (on this
+/// Forgets every link to `node` in its life `epoch` and raises `ObjectDestroyed` (on this
 /// node's ServerManager, to the tenant's subscribed sessions, as kms-core
 /// does for its own objects) for the remote objects its sessions used.
 fn node_dead(inner: &Inner, node: &NodeId, epoch: &str) {
     inner.dead.lock().insert(node.clone(), epoch.to_owned());
     let mut used: Vec<(TenantId, HashSet<String>)> = {
         let mut links = inner.links.lock();
-        let keys: Vec<(SessionId, NodeId)> = links.keys().filter(|(_, n)| n == node).cloned().collect();
+        let keys: Vec<(SessionId, NodeId)> =
+            links.iter().filter(|((_, n), s)| n == node && s.epoch == epoch).map(|(k, _)| k.clone()).collect();
         keys.into_iter().filter_map(|k| links.remove(&k)).map(|s| (s.tenant, s.objects)).collect()
     };
     {
         let mut resumable = inner.resumable.lock();
-        let keys: Vec<(SessionId, NodeId)> = resumable.keys().filter(|(_, n)| n == node).cloned().collect();
+        let keys: Vec<(SessionId, NodeId)> =
+            resumable.iter().filter(|((_, n), r)| n == node && r.epoch == epoch).map(|(k, _)| k.clone()).collect();
         used.extend(keys.into_iter().filter_map(|k| resumable.remove(&k)).map(|r| (r.tenant, r.objects)));
     }
     let mut destroyed: Vec<(String, TenantId)> = vec![];
@@ -483,15 +500,21 @@ async fn heartbeat(inner: &Inner) -> Result<(), ClusterError> {
         updated_ms: now_ms(),
     };
     let store = &inner.store;
-    if !store.heartbeat(&record, inner.config.expiry).await? {
-        // First registration of this boot, or Redis lost our record: the
-        // entries under our id are of a previous life (or gone); rewrite
-        // them from what we really hold.
+    let existed = store.heartbeat(&record, inner.config.expiry).await?;
+    if !existed || !inner.registered_once.load(Ordering::Acquire) {
+        // First registration of this boot (the record may still be our
+        // previous life's, not yet expired), or Redis lost our record: the
+        // entries under our id are stale (or gone); rewrite them from what
+        // we really hold.
         let purged = store.purge_own(&me).await?;
         if purged > 0 {
             tracing::info!(node = %me, purged, "stale directory entries of this node id removed");
         }
         inner.registered.lock().clear();
+        inner.registered_once.store(true, Ordering::Release);
+        // Redis may have lost every record (a restart between two of our
+        // heartbeats): give the other nodes an expiry to re-register.
+        *inner.redis_up_since.lock() = Some(std::time::Instant::now());
     }
     let local: HashMap<String, String> =
         inner.local.pipelines_with_tenants().into_iter().map(|(p, t)| (p.to_string(), t.to_string())).collect();
@@ -522,7 +545,26 @@ async fn heartbeat(inner: &Inner) -> Result<(), ClusterError> {
         }
         let n = store.purge_node(&node).await?;
         tracing::info!(%node, pipelines = n, "cluster node expired: its directory entries are removed");
-        let epoch = inner.dead.lock().get(&node).cloned().unwrap_or_default();
+    }
+    // Links to a node life that is over: the node came back under a new
+    // epoch, or its record has been missing while Redis answered for a
+    // whole expiry (right after Redis lost its data, records are missing
+    // only until every node's next heartbeat).
+    let settled = inner.redis_up_since.lock().is_some_and(|t| t.elapsed() >= inner.config.expiry);
+    let mut over: Vec<(NodeId, String)> = inner
+        .links
+        .lock()
+        .iter()
+        .map(|((_, n), s)| (n.clone(), s.epoch.clone()))
+        .chain(inner.resumable.lock().iter().map(|((_, n), r)| (n.clone(), r.epoch.clone())))
+        .filter(|(n, e)| match live.get(n) {
+            Some(r) => r.epoch != *e,
+            None => settled,
+        })
+        .collect();
+    over.sort();
+    over.dedup();
+    for (node, epoch) in over {
         node_dead(inner, &node, &epoch);
     }
     // A dead node that came back under a new epoch is alive again.

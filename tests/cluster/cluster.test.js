@@ -210,3 +210,29 @@ test('Redis down: local pipelines go on, remote objects are refused clearly; Red
   await call(S.pB, 'release');
   await until('released', () => !directory(redis)[S.pB.id], 3000);
 });
+
+test('a node restarted under the same id does not resurrect its previous life', async () => {
+  const C2 = await startNode('node-c', redis, 43000);
+  C = C2;
+  await until('node C back', () => nodes(redis)['node-c'], 5000);
+  const first = nodes(redis)['node-c'].epoch;
+  const sm = await call(client, 'getServerManager');
+  const destroyed = [];
+  sm.on('ObjectDestroyed', (ev) => destroyed.push(ev.objectId));
+  const p = await call(client, 'create', 'MediaPipeline', { clusterNode: 'node-c' });
+  const e = await call(p, 'create', 'PassThrough');
+  assert.equal(directory(redis)[p.id].epoch, first);
+  // Killed and started again at once: its record has not expired yet.
+  C2.child.kill('SIGKILL');
+  await C2.exited;
+  C = await startNode('node-c', redis, 43000);
+  await until('new life registered', () => nodes(redis)['node-c'] && nodes(redis)['node-c'].epoch !== first, 5000);
+  await until('the old pipeline leaves the directory', () => !directory(redis)[p.id], 3000);
+  await assert.rejects(call(e, 'getName'), (err) => err.code === 40101);
+  await until('ObjectDestroyed for the old life', () => destroyed.includes(e.id) && destroyed.includes(p.id), 3000);
+  // The new life takes pipelines.
+  const q = await call(client, 'create', 'MediaPipeline', { clusterNode: 'node-c' });
+  const f = await call(q, 'create', 'PassThrough');
+  assert.match(await call(f, 'getName'), /PassThrough/);
+  await call(q, 'release');
+});

@@ -12,4 +12,5 @@ if [[ ! -d node_modules/kurento-client ]]; then
   npm ci --ignore-scripts --no-audit --no-fund >/dev/null
 fi
 command -v redis-server >/dev/null || { echo "tests/cluster: redis-server missing (ci/setup.sh --with-tests installs it)" >&2; exit 1; }
-node --test --test-concurrency=1 "${@:-cluster.test.js}"
+if [[ $# -eq 0 ]]; then set -- *.test.js; fi
+node --test --test-concurrency=1 "$@"

@@ -55,7 +55,9 @@ async function startRedis() {
   };
 }
 
-/** Starts one cluster node `name` with RTP ports [minPort, minPort + 999]. */
+/** Starts one cluster node `name` with RTP ports [minPort, minPort + 999];
+ * `extra.websocket` merges into mediaServer.net.websocket, `extra.env` into
+ * the environment. */
 function startNode(name, redis, minPort, extra = {}) {
   return kms.startServer({
     bin: BIN,
@@ -67,7 +69,7 @@ function startNode(name, redis, minPort, extra = {}) {
     config: (port) => ({
       mediaServer: {
         resources: { garbageCollectorPeriod: 240 },
-        net: { websocket: { port, path: 'kurento', address: '127.0.0.1' } },
+        net: { websocket: Object.assign({ port, path: 'kurento', address: '127.0.0.1' }, extra.websocket || {}) },
         cluster: {
           redisUrl: redis.url,
           nodeId: name,

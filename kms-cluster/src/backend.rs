@@ -83,6 +83,8 @@ struct Inner {
     registered_once: AtomicBool,
     /// Since when Redis has answered without interruption.
     redis_up_since: Mutex<Option<std::time::Instant>>,
+    /// Sessions whose record names this node as home.
+    noted: Mutex<HashSet<SessionId>>,
 }
 
 /// A cluster node's backend. Cheap to clone.
@@ -123,6 +125,7 @@ impl ClusterBackend {
                 cpu_percent: Mutex::new(0.0),
                 registered_once: AtomicBool::new(false),
                 redis_up_since: Mutex::new(None),
+                noted: Mutex::default(),
             }),
         })
     }
@@ -251,6 +254,15 @@ impl ClusterBackend {
             Err(_) if resume.is_some() => open(None)?,
             Err(e) => return Err(e),
         };
+        self.note_session(caller);
+        let noted = self.block_on(self.inner.store.note_link(
+            caller.session().as_str(),
+            &record.node_id(),
+            link.remote_session(),
+        ));
+        if let Err(e) = noted {
+            tracing::debug!("link not recorded: {e}");
+        }
         let mut links = self.inner.links.lock();
         match links.get(&key) {
             Some(s) if !s.link.is_broken() && s.epoch == record.epoch => {
@@ -266,6 +278,19 @@ impl ClusterBackend {
                 links.insert(key, slot);
                 Ok(link)
             }
+        }
+    }
+
+    /// Writes the session's record (home = this node) once per session, so
+    /// another node can adopt it on reconnection. Best effort.
+    fn note_session(&self, caller: &dyn Caller) {
+        if !self.inner.noted.lock().insert(caller.session().clone()) {
+            return;
+        }
+        let (s, t, me) = (caller.session().as_str(), caller.tenant().as_str(), &self.inner.config.node_id);
+        if let Err(e) = self.block_on(self.inner.store.note_session(s, t, me)) {
+            tracing::debug!("session not recorded: {e}");
+            self.inner.noted.lock().remove(caller.session());
         }
     }
 
@@ -584,6 +609,7 @@ impl MediaBackend for ClusterBackend {
         ctor: Option<&Value>,
         properties: Option<&Value>,
     ) -> Result<String, RpcError> {
+        self.note_session(caller);
         let route = if is_pipeline_type(type_name) {
             self.place(properties)?
         } else {
@@ -794,14 +820,92 @@ impl MediaBackend for ClusterBackend {
         }
     }
 
+    fn adopts_sessions(&self) -> bool {
+        true
+    }
+
+    /// A client reconnected here with a session another node created
+    /// (§3.3). Its record says which node was its home and which remote
+    /// session each of that node's links held: this node's links resume
+    /// them (`connect {sessionId}` rebinds them here, subscriptions
+    /// included), and this node becomes the session's home.
+    fn adopt_session(&self, caller: &dyn Caller) -> bool {
+        let me = &self.inner.config.node_id;
+        let session = caller.session();
+        let record = match self.block_on(self.inner.store.session(session.as_str())) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!("cannot adopt session {session}: {e}");
+                return false;
+            }
+        };
+        if record.get("tenant").map(String::as_str) != Some(caller.tenant().as_str()) {
+            return false;
+        }
+        let Some(home) = record.get("home").map(|h| NodeId::new(h)).filter(|h| h != me) else { return false };
+        let Ok((live, _)) = self.block_on(self.inner.store.nodes()) else { return false };
+        let mut resume: Vec<(NodeId, String)> = vec![(home.clone(), session.as_str().to_owned())];
+        resume.extend(
+            record
+                .iter()
+                .filter_map(|(k, v)| k.strip_prefix("link:").map(|n| (NodeId::new(n), v.clone())))
+                .filter(|(n, _)| n != me && *n != home),
+        );
+        {
+            let mut resumable = self.inner.resumable.lock();
+            for (node, remote_session) in resume {
+                let Some(r) = live.get(&node) else { continue };
+                let entry = Resumable {
+                    remote_session,
+                    epoch: r.epoch.clone(),
+                    tenant: caller.tenant().clone(),
+                    objects: HashSet::new(),
+                };
+                resumable.insert((session.clone(), node), entry);
+            }
+        }
+        self.inner.noted.lock().insert(session.clone());
+        if let Err(e) = self.block_on(self.inner.store.note_session(session.as_str(), caller.tenant().as_str(), me)) {
+            tracing::debug!("adopted session not recorded: {e}");
+        }
+        tracing::info!(%session, from = %home, "session adopted from another node");
+        true
+    }
+
     fn unref_session(&self, session: &SessionId) {
         self.inner.local.unref_session(session);
-        close_links(&self.inner, session, false);
+        self.end_session(session, false);
     }
 
     fn release_session(&self, session: &SessionId) {
         self.inner.local.release_session(session);
-        close_links(&self.inner, session, true);
+        self.end_session(session, true);
+    }
+}
+
+impl ClusterBackend {
+    /// The client session ended here. If another node adopted it (its
+    /// record names another home), the client lives on there: the links
+    /// are dropped without ending their remote sessions, which that node
+    /// resumed. Otherwise they end the same way, and the record goes.
+    fn end_session(&self, session: &SessionId, release: bool) {
+        let me = self.inner.config.node_id.as_str();
+        let noted = self.inner.noted.lock().remove(session);
+        let moved = match self.block_on(self.inner.store.session(session.as_str())) {
+            Ok(r) => r.get("home").is_some_and(|h| h != me),
+            Err(_) => false,
+        };
+        if moved {
+            let mut links = self.inner.links.lock();
+            links.retain(|(s, _), _| s != session);
+            drop(links);
+            self.inner.resumable.lock().retain(|(s, _), _| s != session);
+            return;
+        }
+        if noted {
+            let _ = self.block_on(self.inner.store.forget_session(session.as_str()));
+        }
+        close_links(&self.inner, session, release);
     }
 }
 

@@ -38,6 +38,18 @@ pub fn pipelines_key() -> String {
     format!("{PREFIX}pipelines")
 }
 
+/// `session:<id>`: hash with `tenant`, `home` (the node the client talks
+/// to) and `link:<node>` → the remote session of its link to that node;
+/// lets another node adopt the session when the client reconnects there.
+pub fn session_key(session: &str) -> String {
+    format!("{PREFIX}session:{session}")
+}
+
+/// How long a session record outlives its last update: sessions end with
+/// `closeSession` or the garbage collector, which delete it; this only
+/// bounds what a crashed node leaves behind.
+pub const SESSION_TTL_MS: u64 = 24 * 3600 * 1000;
+
 pub fn node_index_key(node: &NodeId) -> String {
     format!("{PREFIX}node-pipelines:{node}")
 }

@@ -82,9 +82,13 @@ impl Link {
             };
         // A link that broke while its node lived resumes its remote session
         // (§3.3), so the objects it owned stay owned.
+        // Request ids start at a random point: a resumed session's
+        // duplicate-request cache (§3.4) holds the ids its earlier
+        // connection used, and a repeated id would be answered from it.
+        let first_id = (uuid::Uuid::new_v4().as_u64_pair().0 >> 12) | (1 << 40);
         let hello = match resume {
-            Some(s) => json!({"jsonrpc": "2.0", "id": 0, "method": "connect", "params": {"sessionId": s}}),
-            None => json!({"jsonrpc": "2.0", "id": 0, "method": "connect"}),
+            Some(s) => json!({"jsonrpc": "2.0", "id": first_id, "method": "connect", "params": {"sessionId": s}}),
+            None => json!({"jsonrpc": "2.0", "id": first_id, "method": "connect"}),
         }
         .to_string();
         ws.send(Message::text(hello)).await.map_err(|e| unreachable(e.to_string()))?;
@@ -96,7 +100,7 @@ impl Link {
                 Err(_) => return Err(unreachable("connect timed out".into())),
             };
             let Some(v) = text_of(msg).and_then(|t| serde_json::from_str::<Value>(&t).ok()) else { continue };
-            if v.get("id") != Some(&json!(0)) {
+            if v.get("id") != Some(&json!(first_id)) {
                 continue;
             }
             match v.pointer("/result/sessionId").and_then(Value::as_str) {
@@ -156,7 +160,16 @@ impl Link {
                 }
             });
         }
-        Ok(Arc::new(Link { node, remote_session, out, pending, next_id: AtomicU64::new(1), broken, closing, timeout }))
+        Ok(Arc::new(Link {
+            node,
+            remote_session,
+            out,
+            pending,
+            next_id: AtomicU64::new(first_id + 1),
+            broken,
+            closing,
+            timeout,
+        }))
     }
 
     pub fn node(&self) -> &NodeId {

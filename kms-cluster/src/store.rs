@@ -173,6 +173,36 @@ impl Store {
         Ok(pids.len())
     }
 
+    /// Records that `session` (of `tenant`) talks to its client through
+    /// `home`.
+    pub async fn note_session(&self, session: &str, tenant: &str, home: &NodeId) -> Result<(), ClusterError> {
+        let key = directory::session_key(session);
+        let mut p = redis::pipe();
+        p.cmd("HSET").arg(&key).arg("tenant").arg(tenant).arg("home").arg(home.as_str()).ignore();
+        p.cmd("PEXPIRE").arg(&key).arg(directory::SESSION_TTL_MS).ignore();
+        self.run(&p).await
+    }
+
+    /// Records the remote session of `session`'s link to `node`.
+    pub async fn note_link(&self, session: &str, node: &NodeId, remote: &str) -> Result<(), ClusterError> {
+        let key = directory::session_key(session);
+        let mut p = redis::pipe();
+        p.cmd("HSET").arg(&key).arg(format!("link:{node}")).arg(remote).ignore();
+        p.cmd("PEXPIRE").arg(&key).arg(directory::SESSION_TTL_MS).ignore();
+        self.run(&p).await
+    }
+
+    /// A session's record (empty if unknown).
+    pub async fn session(&self, session: &str) -> Result<HashMap<String, String>, ClusterError> {
+        self.query(redis::cmd("HGETALL").arg(directory::session_key(session))).await
+    }
+
+    pub async fn forget_session(&self, session: &str) -> Result<(), ClusterError> {
+        let mut p = redis::pipe();
+        p.cmd("DEL").arg(directory::session_key(session)).ignore();
+        self.run(&p).await
+    }
+
     /// The entry of one pipeline, whatever its liveness.
     pub async fn pipeline(&self, pipeline: &PipelineId) -> Result<Option<PipelineEntry>, ClusterError> {
         let v: Option<String> =

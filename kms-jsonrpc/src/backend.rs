@@ -91,6 +91,20 @@ pub trait MediaBackend: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Whether `connect` with a session id this server does not know
+    /// should ask [`MediaBackend::adopt_session`] before answering 40007.
+    /// Read once, when the server is built.
+    fn adopts_sessions(&self) -> bool {
+        false
+    }
+
+    /// `connect {sessionId}` for a session this server does not know
+    /// (§3.3): `true` takes it over (a cluster node adopting a session
+    /// another node created), `false` answers 40007 as KMS does.
+    fn adopt_session(&self, _caller: &dyn Caller) -> bool {
+        false
+    }
+
     /// spec §5.4. Refs the object in the caller's session.
     fn describe(&self, caller: &dyn Caller, object: &str) -> Result<Description, RpcError>;
 

@@ -55,6 +55,9 @@ pub(crate) enum Call {
     CloseSession {
         release: bool,
     },
+    /// `connect` with an unknown session id, when the backend adopts
+    /// sessions ([`MediaBackend::adopt_session`]).
+    Adopt,
     /// `max_wait`: the most its operations may wait in total (deferred
     /// waits such as `getUsedCpu`, which inside a transaction hold the
     /// thread); set by the dispatcher from `maxTransactionWaitMs`.
@@ -201,6 +204,13 @@ impl Call {
             Call::Release { object } => only_session(backend.release(caller, &object)),
             Call::Ref { object } => only_session(backend.ref_object(caller, &object)),
             Call::Unref { object } => only_session(backend.unref_object(caller, &object)),
+            Call::Adopt => {
+                if backend.adopt_session(caller) {
+                    return Started::Done(Outcome::of(Ok(json!({ SESSION_ID: sid(), "serverId": server_id }))));
+                }
+                // The session created to run this call goes again.
+                return Started::Done(Outcome { result: Err(RpcError::invalid_session()), forget_session: true });
+            }
             Call::CloseSession { release } => {
                 if release {
                     backend.release_session(session);

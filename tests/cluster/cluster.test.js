@@ -236,3 +236,65 @@ test('a node restarted under the same id does not resurrect its previous life', 
   assert.match(await call(f, 'getName'), /PassThrough/);
   await call(q, 'release');
 });
+
+/** A TCP proxy whose target can be switched; `cut()` drops every
+ * connection, as a load balancer moving a client would. */
+async function switchableProxy(targetPort) {
+  const net = require('node:net');
+  let target = targetPort;
+  const sockets = new Set();
+  const server = net.createServer((c) => {
+    const up = net.connect(target, '127.0.0.1');
+    for (const s of [c, up]) { sockets.add(s); s.on('close', () => sockets.delete(s)); s.on('error', () => {}); }
+    c.pipe(up);
+    up.pipe(c);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `ws://127.0.0.1:${server.address().port}/kurento`,
+    retarget(port) { target = port; },
+    cut() { for (const s of sockets) s.destroy(); },
+    close() { this.cut(); server.close(); },
+  };
+}
+
+test('reconnection to node B with the old sessionId resumes the session, its objects and subscriptions', async () => {
+  const proxy = await switchableProxy(A.port);
+  const c = await connect(proxy.url, { failAfter: 10 });
+  const sessionKeys = () => new Set(redis.cli('KEYS', 'kms:cluster:session:*').split('\n').filter(Boolean));
+  const before = sessionKeys();
+  try {
+    const pH = await call(c, 'create', 'MediaPipeline', { clusterNode: 'node-a' });
+    const [h1, h2] = [await call(pH, 'create', 'PassThrough'), await call(pH, 'create', 'PassThrough')];
+    const pC = await call(c, 'create', 'MediaPipeline', { clusterNode: 'node-c' });
+    const [c1, c2] = [await call(pC, 'create', 'PassThrough'), await call(pC, 'create', 'PassThrough')];
+    const seen = [];
+    h1.on('ElementConnected', () => seen.push('home'));
+    c1.on('ElementConnected', () => seen.push('other'));
+    await sleep(300);
+    // kurento-client keeps its sessionId private: the new record homed on
+    // A is ours (node C also records the session of A's link).
+    const fresh = [...sessionKeys()].filter((k) => !before.has(k) && redis.cli('HGET', k, 'home') === 'node-a');
+    assert.equal(fresh.length, 1, `one new session record on node A: ${fresh}`);
+    const key = fresh[0];
+    assert.equal(redis.cli('HGET', key, 'tenant'), 'default');
+    assert.match(redis.cli('HGET', key, 'link:node-c'), /^[0-9a-f-]{36}$/, 'the link to node C is recorded');
+    const reconnected = once(c, 'reconnected', 15000);
+    proxy.retarget(B.port);
+    proxy.cut();
+    assert.equal(await reconnected, true, 'node B resumed the session (reconnected(true))');
+    assert.equal(redis.cli('HGET', key, 'home'), 'node-b');
+    // Objects on the old home (A) and on a third node (C), and the
+    // subscriptions made before the move, all through B now.
+    await call(h1, 'connect', h2, 'VIDEO');
+    await call(c1, 'connect', c2, 'VIDEO');
+    await until('events of both pipelines relayed through B', () => seen.includes('home') && seen.includes('other'), 5000).catch((e) => { throw new Error(`${e.message}: seen ${seen}`); });
+    assert.match(await call(h2, 'getName'), /PassThrough/);
+    assert.match(await call(c2, 'getName'), /PassThrough/);
+    await call(pH, 'release');
+    await call(pC, 'release');
+  } finally {
+    c.close();
+    proxy.close();
+  }
+});

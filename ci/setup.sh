@@ -30,8 +30,9 @@ BUILD_PKGS=(
 # (ci/test-docker.sh): podman with runc, debootstrap for the local base image;
 # coturn's turnserver as the STUN server KMS_EXTERNAL_IPV4=auto asks.
 # The Kubernetes manifest check (ci/test-deploy.sh): python3-venv for its venv.
+# The cluster suite (tests/cluster): redis-server (with redis-cli).
 TEST_PKGS=(chromium ffmpeg iproute2 nftables nodejs openssl tcpdump python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp
-  qrencode python3-prometheus-client prometheus podman runc debootstrap coturn python3-venv)
+  qrencode python3-prometheus-client prometheus podman runc debootstrap coturn python3-venv redis-server)
 
 want=("${BUILD_PKGS[@]}")
 if [[ "${1:-}" == "--with-tests" ]]; then

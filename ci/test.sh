@@ -27,6 +27,9 @@ tests/js-modules/run.sh
 echo "== module scaffold: new → cargo build → server with the module, driven by the official kurento-client"
 tests/scaffold/run.sh
 
+echo "== cluster: redis-server and three servers as one endpoint, official kurento-client on one node"
+tests/cluster/run.sh
+
 tests/browser/run.sh
 echo "== dashboard screenshots (CI artifacts): tests/browser/artifacts/dashboard.png, dashboard-graph-4x.png"
 

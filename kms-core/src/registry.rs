@@ -383,6 +383,27 @@ impl Registry {
         v
     }
 
+    /// Live pipelines with their tenants: what a cluster node publishes in
+    /// its directory.
+    pub fn pipelines_with_tenants(&self) -> Vec<(ObjectId, TenantId)> {
+        let st = self.inner.state.lock();
+        let mut v: Vec<(ObjectId, TenantId)> = st
+            .objects
+            .iter()
+            .filter(|(_, e)| e.handle.remote.object().parent().is_none())
+            .map(|(k, e)| (k.clone(), e.tenant.clone()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Raises `ObjectDestroyed` on the ServerManager for an object this
+    /// registry never held: one of another cluster node that died, so its
+    /// users learn it as they would of a local object (spec §7, §9).
+    pub fn raise_foreign_object_destroyed(&self, object_id: &str, tenant: &TenantId) {
+        self.raise_on_manager(&ObjectDestroyed { object_id: object_id.to_owned() }, tenant);
+    }
+
     /// What `/metrics` reports about the objects: counts by class and by
     /// reported state. The registry lock is held only to copy the handles;
     /// objects are asked for their states after it is released.

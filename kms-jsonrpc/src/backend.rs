@@ -70,6 +70,41 @@ pub trait MediaBackend: Send + Sync + 'static {
         constructor_params: Option<&Value>,
     ) -> Result<String, RpcError>;
 
+    /// [`MediaBackend::create`] with the request's `properties` (§5.3),
+    /// which KMS ignores; a cluster reads its placement hint there (the JS
+    /// client sends every non-constructor param of `create` as a property).
+    fn create_with_properties(
+        &self,
+        caller: &dyn Caller,
+        type_name: &str,
+        constructor_params: Option<&Value>,
+        _properties: Option<&Value>,
+    ) -> Result<String, RpcError> {
+        self.create(caller, type_name, constructor_params)
+    }
+
+    /// Called with a transaction's operations (§5.9) before the first one
+    /// runs; an error refuses the whole transaction. A cluster refuses one
+    /// whose objects live on two nodes, since it could not keep its
+    /// in-order, stop-at-first-failure semantics across them.
+    fn check_transaction(&self, _caller: &dyn Caller, _operations: &[Value]) -> Result<(), RpcError> {
+        Ok(())
+    }
+
+    /// Whether `connect` with a session id this server does not know
+    /// should ask [`MediaBackend::adopt_session`] before answering 40007.
+    /// Read once, when the server is built.
+    fn adopts_sessions(&self) -> bool {
+        false
+    }
+
+    /// `connect {sessionId}` for a session this server does not know
+    /// (§3.3): `true` takes it over (a cluster node adopting a session
+    /// another node created), `false` answers 40007 as KMS does.
+    fn adopt_session(&self, _caller: &dyn Caller) -> bool {
+        false
+    }
+
     /// spec §5.4. Refs the object in the caller's session.
     fn describe(&self, caller: &dyn Caller, object: &str) -> Result<Description, RpcError>;
 

@@ -21,6 +21,11 @@ pub(crate) enum Call {
     Create {
         type_name: String,
         constructor_params: Option<Value>,
+        /// `properties` (§5.3): ignored by a single server, read by a
+        /// cluster backend (placement hints).
+        /// Boxed: rarely present, and it would double the size of every
+        /// pending call.
+        properties: Option<Box<Value>>,
     },
     Describe {
         object: String,
@@ -50,6 +55,9 @@ pub(crate) enum Call {
     CloseSession {
         release: bool,
     },
+    /// `connect` with an unknown session id, when the backend adopts
+    /// sessions ([`MediaBackend::adopt_session`]).
+    Adopt,
     /// `max_wait`: the most its operations may wait in total (deferred
     /// waits such as `getUsedCpu`, which inside a transaction hold the
     /// thread); set by the dispatcher from `maxTransactionWaitMs`.
@@ -104,6 +112,7 @@ impl Call {
             "create" => Call::Create {
                 type_name: required_str(params, "type")?,
                 constructor_params: params.remove("constructorParams").filter(|v| !v.is_null()),
+                properties: params.remove("properties").filter(|v| !v.is_null()).map(Box::new),
             },
             "describe" => Call::Describe { object: required_str(params, "object")? },
             "invoke" => {
@@ -165,8 +174,8 @@ impl Call {
         let sid = || Value::String(session.as_str().to_owned());
         let only_session = |r: Result<(), RpcError>| r.map(|()| json!({ SESSION_ID: sid() }));
         let result = match self {
-            Call::Create { type_name, constructor_params } => backend
-                .create(caller, &type_name, constructor_params.as_ref())
+            Call::Create { type_name, constructor_params, properties } => backend
+                .create_with_properties(caller, &type_name, constructor_params.as_ref(), properties.as_deref())
                 .map(|id| json!({ "value": id, SESSION_ID: sid() })),
             Call::Describe { object } => backend.describe(caller, &object).map(|d| {
                 json!({
@@ -195,6 +204,13 @@ impl Call {
             Call::Release { object } => only_session(backend.release(caller, &object)),
             Call::Ref { object } => only_session(backend.ref_object(caller, &object)),
             Call::Unref { object } => only_session(backend.unref_object(caller, &object)),
+            Call::Adopt => {
+                if backend.adopt_session(caller) {
+                    return Started::Done(Outcome::of(Ok(json!({ SESSION_ID: sid(), "serverId": server_id }))));
+                }
+                // The session created to run this call goes again.
+                return Started::Done(Outcome { result: Err(RpcError::invalid_session()), forget_session: true });
+            }
             Call::CloseSession { release } => {
                 if release {
                     backend.release_session(session);
@@ -204,6 +220,9 @@ impl Call {
                 return Started::Done(Outcome { result: Ok(Value::Null), forget_session: true });
             }
             Call::Transaction { operations, max_wait } => {
+                if let Err(e) = backend.check_transaction(caller, &operations) {
+                    return Started::Done(Outcome::of(Err(e)));
+                }
                 return Started::Done(transaction::execute(operations, caller, backend, server_id, max_wait));
             }
         };

@@ -144,6 +144,8 @@ pub struct Dispatcher {
     cache_enabled: bool,
     limits: Limits,
     server_id: Arc<str>,
+    /// `connect` with an unknown session asks the backend (cluster mode).
+    adopt_sessions: bool,
 }
 
 impl Dispatcher {
@@ -159,6 +161,7 @@ impl Dispatcher {
             limits: config.limits.clone(),
             // §5.2: one UUID per server instance.
             server_id: uuid::Uuid::new_v4().hyphenated().to_string().into(),
+            adopt_sessions: false,
         }
     }
 
@@ -348,7 +351,7 @@ impl Dispatcher {
                 }
                 Step::Reply(self.finish(conn, id, given, None, Ok(result), false, now))
             }
-            "connect" => Step::Reply(self.connect(conn, id, params, given, now)),
+            "connect" => self.connect(conn, id, params, given, &tenant, now),
             "keepAlive" => {
                 let result = match params {
                     None => Err(RpcError::params_required()),
@@ -411,6 +414,12 @@ impl Dispatcher {
         Ok((call, session))
     }
 
+    /// Lets `connect` with an unknown session id ask the backend
+    /// ([`crate::MediaBackend::adopt_session`]) instead of answering 40007.
+    pub fn set_adopt_sessions(&mut self, on: bool) {
+        self.adopt_sessions = on;
+    }
+
     /// §5.2.
     fn connect(
         &mut self,
@@ -418,28 +427,42 @@ impl Dispatcher {
         id: Option<RequestId>,
         params: Option<Map<String, Value>>,
         given: Option<SessionId>,
+        conn_tenant: &Tenant,
         now: Instant,
-    ) -> Reply {
+    ) -> Step {
         let tenant = self.sessions.tenant_of(conn).map(|t| t.id.clone()).unwrap_or_default();
         let session = match (&params, &given) {
             (Some(_), Some(s)) => {
                 // `begin` refused other tenants' sessions already.
                 if !self.sessions.contains(s.as_str()) {
+                    if self.adopt_sessions {
+                        // Exists while the backend decides; forgotten again
+                        // if it does not adopt it.
+                        if let Err(e) = self.sessions.ensure(s, &tenant, self.limits.max_sessions) {
+                            return Step::Reply(self.finish(conn, id, given, None, Err(e), false, now));
+                        }
+                        let caller = TenantSession::new(s.clone(), conn_tenant.clone());
+                        return Step::Call(PendingCall {
+                            meta: Meta { conn, id, given, caller },
+                            call: Call::Adopt,
+                            server_id: self.server_id.clone(),
+                        });
+                    }
                     let e = RpcError::invalid_session();
-                    return self.finish(conn, id, given, None, Err(e), false, now);
+                    return Step::Reply(self.finish(conn, id, given, None, Err(e), false, now));
                 }
                 s.clone()
             }
             _ => {
                 let s = SessionId::new_random();
                 if let Err(e) = self.sessions.ensure(&s, &tenant, self.limits.max_sessions) {
-                    return self.finish(conn, id, given, None, Err(e), false, now);
+                    return Step::Reply(self.finish(conn, id, given, None, Err(e), false, now));
                 }
                 s
             }
         };
         let result = json!({ SESSION_ID: session.as_str(), "serverId": &*self.server_id });
-        self.finish(conn, id, given, Some(session), Ok(result), false, now)
+        Step::Reply(self.finish(conn, id, given, Some(session), Ok(result), false, now))
     }
 
     /// Common tail of every executed request.

@@ -75,6 +75,7 @@ impl Server {
     /// fails is logged and skipped; error only if none can be opened
     /// (§1.1). `port: 0` disables a listener, as in the config file.
     pub async fn bind(config: ServerConfig, hub: SessionHub, backend: Arc<dyn MediaBackend>) -> Result<Server, Error> {
+        hub.lock().dispatcher.set_adopt_sessions(backend.adopts_sessions());
         let ws = if config.port == 0 {
             None
         } else {

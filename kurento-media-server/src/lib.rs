@@ -157,7 +157,22 @@ async fn run(settings: Settings, modules: Vec<ModuleDescriptor>) -> ExitCode {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     let hub = SessionHub::new(&settings.server);
     let registry = kms_core::Registry::new(modules, hub.notifier(), settings.core.clone());
-    let backend: Arc<dyn kms_jsonrpc::MediaBackend> = Arc::new(registry.clone());
+    // Cluster mode (docs/cluster.md): the cluster backend wraps the local
+    // registry and forwards requests about other nodes' pipelines.
+    let cluster = match settings.cluster.clone() {
+        None => None,
+        Some(c) => match kms_cluster::ClusterBackend::new(c, registry.clone(), hub.notifier()) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                tracing::error!("{e}");
+                return ExitCode::from(1);
+            }
+        },
+    };
+    let backend: Arc<dyn kms_jsonrpc::MediaBackend> = match &cluster {
+        Some(c) => Arc::new(c.clone()),
+        None => Arc::new(registry.clone()),
+    };
     let server = match Server::bind(settings.server.clone(), hub, backend).await {
         Ok(s) => {
             let media = kms_core::metrics::MediaCollector::new(registry.clone());
@@ -178,8 +193,15 @@ async fn run(settings: Settings, modules: Vec<ModuleDescriptor>) -> ExitCode {
         tracing::info!("Kurento Media Server listening on wss://{a}/{}", settings.server.path);
     }
     // Drain for rolling restarts: SIGUSR1 refuses new sessions (and `/ready`
-    // answers 503) while existing ones go on; SIGUSR2 ends the drain.
+    // answers 503) while existing ones go on; SIGUSR2 ends the drain. In a
+    // cluster a draining node also takes no new pipelines.
     let rpc = server.metrics().rpc.clone();
+    let heartbeat = cluster.as_ref().map(|c| {
+        let probe = rpc.clone();
+        c.set_draining_probe(move || probe.is_draining());
+        tracing::info!(node = %c.node_id(), "cluster mode: node registering in the directory");
+        c.spawn_heartbeat()
+    });
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
         let (Ok(mut on), Ok(mut off)) = (signal(SignalKind::user_defined1()), signal(SignalKind::user_defined2()))
@@ -204,6 +226,10 @@ async fn run(settings: Settings, modules: Vec<ModuleDescriptor>) -> ExitCode {
         }
     };
     let result = server.run(shutdown).await;
+    if let (Some(c), Some(h)) = (&cluster, heartbeat) {
+        h.abort();
+        c.unregister().await;
+    }
     // spec §4.4: release all pipelines (to NULL) before exiting.
     let reg = registry.clone();
     let _ = tokio::task::spawn_blocking(move || reg.release_all()).await;

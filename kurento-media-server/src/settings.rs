@@ -27,6 +27,8 @@ pub struct Settings {
     pub config_dir: PathBuf,
     /// `mediaServer.net.websocket.dashboard` (beyond KMS).
     pub dashboard: kms_jsonrpc::dashboard::DashboardConfig,
+    /// `mediaServer.cluster` (beyond KMS): `None` unless a Redis URL is set.
+    pub cluster: Option<kms_cluster::ClusterConfig>,
 }
 
 /// Loads one config file into JSON, by extension (spec §11.2).
@@ -281,7 +283,8 @@ impl Settings {
             http_routes: kms_jsonrpc::HttpRoutes::default(),
         };
         let dashboard = dashboard_config(&ws, config_dir, env);
-        Ok(Settings { server, core, config_dir: config_dir.to_path_buf(), dashboard })
+        let cluster = cluster_config(&ms, &server, env)?;
+        Ok(Settings { server, core, config_dir: config_dir.to_path_buf(), dashboard, cluster })
     }
 
     /// Loads the main file and the module directories.
@@ -312,7 +315,7 @@ impl Settings {
     /// Access tokens are left out: the dump ends up in logs.
     pub fn effective(&self) -> Value {
         let s = &self.server;
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "mediaServer": {
                 "net": {"websocket": {
                     "port": s.port,
@@ -330,8 +333,67 @@ impl Settings {
             },
             "modules": self.core.modules,
             "configDirs": self.core.config_dirs,
-        })
+        });
+        if let (Some(c), Some(ms)) = (&self.cluster, v.get_mut("mediaServer")) {
+            ms["cluster"] = serde_json::json!({
+                "redisUrl": redact_url(&c.redis_url),
+                "nodeId": c.node_id.as_str(),
+                "advertisedAddress": c.advertised_address,
+                "heartbeatMs": c.heartbeat.as_millis() as u64,
+                "expiryMs": c.expiry.as_millis() as u64,
+                "forwardTimeoutMs": c.forward_timeout.as_millis() as u64,
+            });
+        }
+        v
     }
+}
+
+/// A Redis URL without its password (the dump ends up in logs).
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(i), Some(at)) if at > i => format!("{}://***@{}", &url[..i], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+/// `mediaServer.cluster.*` with the `KMS_CLUSTER_*` overrides. Cluster mode
+/// is on when a Redis URL is given. The node id defaults to the host name
+/// (a Kubernetes pod's name), the advertised address to `<host name>:<ws
+/// port>`.
+fn cluster_config(
+    ms: &Value,
+    server: &ServerConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<kms_cluster::ClusterConfig>, SettingsError> {
+    use kms_cluster::config::{DEFAULT_EXPIRY, DEFAULT_FORWARD_TIMEOUT, DEFAULT_HEARTBEAT};
+    let c = get(ms, &["cluster"]).cloned().unwrap_or(Value::Null);
+    let pick = |var: &str, key: &str| env(var).filter(|v| !v.trim().is_empty()).or_else(|| as_string(c.get(key)));
+    let Some(redis_url) = pick("KMS_CLUSTER_REDIS_URL", "redisUrl") else { return Ok(None) };
+    let host = hostname();
+    let node_id = pick("KMS_CLUSTER_NODE_ID", "nodeId").unwrap_or_else(|| host.clone());
+    let advertised_address = pick("KMS_CLUSTER_ADVERTISED_ADDRESS", "advertisedAddress")
+        .unwrap_or_else(|| format!("{host}:{}", server.port));
+    let ms_or = |key: &str, d: Duration| as_u64(c.get(key)).map(Duration::from_millis).unwrap_or(d);
+    let config = kms_cluster::ClusterConfig {
+        redis_url,
+        node_id: kms_cluster::NodeId::new(node_id.trim()),
+        advertised_address,
+        ws_path: server.path.clone(),
+        heartbeat: ms_or("heartbeatMs", DEFAULT_HEARTBEAT),
+        expiry: ms_or("expiryMs", DEFAULT_EXPIRY),
+        forward_timeout: ms_or("forwardTimeoutMs", DEFAULT_FORWARD_TIMEOUT),
+        tokens: server.access.tokens.clone(),
+    };
+    config.validate().map_err(|e| SettingsError::Invalid(e.to_string()))?;
+    Ok(Some(config))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 /// `maxBlockingThreads` and `maxConcurrentSlowCalls`: slow calls must leave
@@ -514,6 +576,43 @@ mod tests {
         assert_eq!(s.core.module_i64("kurento", "BaseRtpEndpoint", "maxPort"), Some(50000));
         assert_eq!(s.core.module_i64("kurento", "MediaElement", "encoderBitrate"), Some(123000));
         assert!(s.core.metadata.contains("\"a\": 1"));
+    }
+
+    #[test]
+    fn cluster_mode_is_off_by_default_and_set_by_file_or_environment() {
+        let d = tmpdir("cluster");
+        let conf = d.join("kurento.conf.json");
+        std::fs::write(&conf, r#"{"mediaServer": {"net": {"websocket": {"port": 8888}}}}"#).unwrap();
+        let s = Settings::load(&conf, None, &|_| None).unwrap();
+        assert!(s.cluster.is_none());
+        assert!(s.effective()["mediaServer"].get("cluster").is_none());
+        std::fs::write(
+            &conf,
+            r#"{"mediaServer": {"net": {"websocket": {"port": 8888}}, "cluster": {"redisUrl": "redis://:pw@r:6379",
+               "nodeId": "file-node", "advertisedAddress": "10.0.0.1:8888", "expiryMs": 3000, "heartbeatMs": 500}}}"#,
+        )
+        .unwrap();
+        let s = Settings::load(&conf, None, &|_| None).unwrap();
+        let c = s.cluster.as_ref().unwrap();
+        assert_eq!(c.node_id.as_str(), "file-node");
+        assert_eq!(c.expiry, Duration::from_millis(3000));
+        let dump = s.effective();
+        assert_eq!(dump["mediaServer"]["cluster"]["redisUrl"], "redis://***@r:6379");
+        assert_eq!(dump["mediaServer"]["cluster"]["advertisedAddress"], "10.0.0.1:8888");
+        let env = |k: &str| match k {
+            "KMS_CLUSTER_REDIS_URL" => Some("redis://127.0.0.1:7000".to_owned()),
+            "KMS_CLUSTER_NODE_ID" => Some("env-node".to_owned()),
+            "KMS_CLUSTER_ADVERTISED_ADDRESS" => Some("127.0.0.1:9000".to_owned()),
+            _ => None,
+        };
+        let s = Settings::load(&conf, None, &env).unwrap();
+        let dump = s.effective();
+        assert_eq!(dump["mediaServer"]["cluster"]["redisUrl"], "redis://127.0.0.1:7000");
+        assert_eq!(dump["mediaServer"]["cluster"]["nodeId"], "env-node");
+        assert_eq!(dump["mediaServer"]["cluster"]["advertisedAddress"], "127.0.0.1:9000");
+        std::fs::write(&conf, r#"{"mediaServer": {"cluster": {"redisUrl": "redis://r", "expiryMs": 100}}}"#).unwrap();
+        let e = Settings::load(&conf, None, &|_| None).unwrap_err();
+        assert!(e.to_string().contains("expiryMs"), "{e}");
     }
 
     #[test]

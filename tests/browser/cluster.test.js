@@ -29,7 +29,10 @@ function startNode(name, minPort) {
     bin: h.BIN,
     prefix: `kms-browser-cluster-${name}-`,
     env: { KMS_LOG: 'info' },
-    files: { 'modules/kurento/BaseRtpEndpoint.conf.ini': `minPort=${minPort}\nmaxPort=${minPort + 999}\n` },
+    // externalIPv4: the address an RtpEndpoint writes in its SDP (the
+    // cascade below); on a real cluster, the node's address on the network
+    // the nodes share.
+    files: { 'modules/kurento/BaseRtpEndpoint.conf.ini': `minPort=${minPort}\nmaxPort=${minPort + 999}\nexternalIPv4=127.0.0.1\n` },
     config: (port) => ({
       mediaServer: {
         net: { websocket: { port, path: 'kurento', address: '127.0.0.1' } },
@@ -81,4 +84,52 @@ test('loopback in a pipeline on node B, driven through node A', async () => {
   assert.equal(await call(ep, 'isMediaFlowingIn', 'VIDEO'), true);
   await page.close();
   await call(pipeline, 'release');
+});
+
+/**
+ * The cascade recipe of docs/cluster.md ("Media across nodes"): an
+ * RtpEndpoint in each pipeline, the downstream one offers, the upstream one
+ * answers. Every call goes to the client's node, which forwards it to the
+ * pipeline's owner; the media goes node to node over RTP.
+ */
+async function cascade(from, to) {
+  const out = await call(from, 'create', 'RtpEndpoint');
+  const into = await call(to, 'create', 'RtpEndpoint');
+  const offer = await call(into, 'generateOffer');
+  const answer = await call(out, 'processOffer', offer);
+  await call(into, 'processAnswer', answer);
+  return { out, into, offer, answer };
+}
+
+test('cascade: a presenter in a pipeline on node A reaches a viewer in a pipeline on node B', async () => {
+  const pipeA = await call(client, 'create', 'MediaPipeline', { clusterNode: 'node-a' });
+  const pipeB = await call(client, 'create', 'MediaPipeline', { clusterNode: 'node-b' });
+  const where = (id) => JSON.parse(execFileSync('redis-cli', ['-p', String(redisPort), '--raw', 'HGET', 'kms:cluster:pipelines', id], { encoding: 'utf8' })).node;
+  assert.equal(where(pipeA.id), 'node-a');
+  assert.equal(where(pipeB.id), 'node-b');
+  const presenter = await call(pipeA, 'create', 'WebRtcEndpoint');
+  const viewer = await call(pipeB, 'create', 'WebRtcEndpoint');
+  const c = await cascade(pipeA, pipeB);
+  // The answer (from A's RtpEndpoint) and the offer (B's) carry each node's own ports.
+  const mport = (sdp) => Number(/^m=video (\d+) /m.exec(sdp)[1]);
+  assert.ok(mport(c.offer) >= B_MIN_PORT && mport(c.offer) < B_MIN_PORT + 1000, `offer from node B: ${mport(c.offer)}`);
+  assert.ok(mport(c.answer) >= 45000 && mport(c.answer) < 46000, `answer from node A: ${mport(c.answer)}`);
+  const flowB = [];
+  c.into.on('MediaFlowInStateChanged', (e) => flowB.push(e));
+  await call(presenter, 'connect', c.out);
+  await call(c.into, 'connect', viewer);
+  // connect() across pipelines (and so across nodes) stays an error, as in KMS.
+  await assert.rejects(call(presenter, 'connect', viewer));
+  const sender = await browser.newPage(pages.url);
+  await negotiate(sender, presenter, 'sendonly');
+  await waitFor('RTP arriving on node B (MediaFlowIn relayed through A)', 20000,
+    () => flowB.some((e) => e.state === 'FLOWING' && e.mediaType === 'VIDEO'));
+  const page = await browser.newPage(pages.url);
+  await negotiate(page, viewer, 'recvonly');
+  const s = await decodes(page);
+  assert.ok(s.width > 0 && s.height > 0, 'Chromium decodes the presenter through the cascade');
+  await sender.close();
+  await page.close();
+  await call(pipeA, 'release');
+  await call(pipeB, 'release');
 });

@@ -115,15 +115,18 @@ test('cascade: a presenter in a pipeline on node A reaches a viewer in a pipelin
   assert.ok(mport(c.offer) >= B_MIN_PORT && mport(c.offer) < B_MIN_PORT + 1000, `offer from node B: ${mport(c.offer)}`);
   assert.ok(mport(c.answer) >= 45000 && mport(c.answer) < 46000, `answer from node A: ${mport(c.answer)}`);
   const flowB = [];
-  c.into.on('MediaFlowInStateChanged', (e) => flowB.push(e));
+  // MediaFlowOut: media leaving an element into its pipeline (for an
+  // RtpEndpoint, what it receives from the network).
+  c.into.on('MediaFlowOutStateChanged', (e) => flowB.push(e));
   await call(presenter, 'connect', c.out);
   await call(c.into, 'connect', viewer);
   // connect() across pipelines (and so across nodes) stays an error, as in KMS.
   await assert.rejects(call(presenter, 'connect', viewer));
   const sender = await browser.newPage(pages.url);
   await negotiate(sender, presenter, 'sendonly');
-  await waitFor('RTP arriving on node B (MediaFlowIn relayed through A)', 20000,
+  await waitFor('RTP arriving on node B (its RtpEndpoint\'s MediaFlowOut relayed through A)', 20000,
     () => flowB.some((e) => e.state === 'FLOWING' && e.mediaType === 'VIDEO'));
+  assert.equal(await call(c.out, 'isMediaFlowingIn', 'VIDEO'), true, 'the presenter feeds node A\'s RtpEndpoint');
   const page = await browser.newPage(pages.url);
   await negotiate(page, viewer, 'recvonly');
   const s = await decodes(page);

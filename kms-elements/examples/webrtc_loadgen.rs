@@ -7,7 +7,7 @@
 //! (create, connect, processOffer, gatherCandidates, trickle ICE).
 //!
 //! ```text
-//! webrtc_loadgen --url ws://127.0.0.1:8888/kurento --pid <server pid> --file media.webm \
+//! webrtc_loadgen --url ws://127.0.0.1:8888/kurento --pid <server pid>[,pid...] --file media.webm \
 //!     latency [runs] | ramp <n,n,...> | transcode <n,n,...>
 //! ```
 //!
@@ -21,6 +21,10 @@
 //! with a WEBM RecorderEndpoint per session; then every recording is
 //! stopped (`stopAndWait`) and its file checked with ffprobe. Results are
 //! printed as Markdown table rows and JSON lines.
+//!
+//! `--pid` takes one pid or a comma-separated list (the nodes of a cluster,
+//! `ci/bench-cluster.sh capacity`): CPU (% of one core), RSS and threads are
+//! then the sums over those processes.
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -585,7 +589,16 @@ struct Proc {
     threads: u64,
 }
 
-fn proc_sample(pid: u32) -> Proc {
+/// The sum over `pids` (CPU ticks, RSS, threads).
+fn proc_sample(pids: &[u32]) -> Proc {
+    pids.iter().map(|&p| proc_sample_one(p)).fold(Proc { cpu_ticks: 0, rss_kib: 0, threads: 0 }, |a, b| Proc {
+        cpu_ticks: a.cpu_ticks + b.cpu_ticks,
+        rss_kib: a.rss_kib + b.rss_kib,
+        threads: a.threads + b.threads,
+    })
+}
+
+fn proc_sample_one(pid: u32) -> Proc {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit(')').next().unwrap_or_default();
     let f: Vec<&str> = after.split_whitespace().collect();
@@ -694,7 +707,7 @@ fn latency(rpc: &Arc<Rpc>, g: &Gen, runs: usize) {
     report("first decoded frame", &mut frame);
 }
 
-fn ramp(rpc: &Arc<Rpc>, g: &Gen, pid: u32, steps: &[usize], transcode: bool, window: Duration) {
+fn ramp(rpc: &Arc<Rpc>, g: &Gen, pid: &[u32], steps: &[usize], transcode: bool, window: Duration) {
     let tps = ticks_per_sec();
     let idle = proc_sample(pid);
     println!(
@@ -757,7 +770,7 @@ fn ramp(rpc: &Arc<Rpc>, g: &Gen, pid: u32, steps: &[usize], transcode: bool, win
 }
 
 /// Server CPU (% of one core) over `window`, and the process at its end.
-fn measure(pid: u32, window: Duration) -> (f64, Proc) {
+fn measure(pid: &[u32], window: Duration) -> (f64, Proc) {
     let before = proc_sample(pid);
     let t0 = Instant::now();
     std::thread::sleep(window);
@@ -775,7 +788,7 @@ fn probed_duration(path: &str) -> Option<f64> {
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
-fn record(rpc: &Arc<Rpc>, g: &Gen, pid: u32, steps: &[usize], window: Duration, dir: &str) {
+fn record(rpc: &Arc<Rpc>, g: &Gen, pid: &[u32], steps: &[usize], window: Duration, dir: &str) {
     println!(
         "| recordings | server CPU, streams only (% of one core) | with recording | per recording | RSS MiB per recording | threads per recording | stopAndWait p50 / max | finalized |"
     );
@@ -848,7 +861,7 @@ fn record(rpc: &Arc<Rpc>, g: &Gen, pid: u32, steps: &[usize], window: Duration, 
 /// (the plain one-to-many baseline). Per step: server CPU, RSS, threads,
 /// received/sent packets per viewer and the decoders in the pipeline's
 /// GStreamer graph.
-fn one_to_many(rpc: &Arc<Rpc>, g: &Gen, pid: u32, steps: &[usize], window: Duration, direct: bool) {
+fn one_to_many(rpc: &Arc<Rpc>, g: &Gen, pid: &[u32], steps: &[usize], window: Duration, direct: bool) {
     let idle = proc_sample(pid);
     let counters = Arc::new(Counters::default());
     let p = rpc.create("MediaPipeline", json!({}));
@@ -936,7 +949,10 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let opt = |k: &str| args.iter().position(|a| a == k).and_then(|i| args.get(i + 1)).cloned();
     let url = opt("--url").unwrap_or_else(|| "ws://127.0.0.1:8888/kurento".into());
-    let pid: u32 = opt("--pid").and_then(|p| p.parse().ok()).expect("--pid <server pid>");
+    let pid: Vec<u32> = opt("--pid")
+        .and_then(|p| p.split(',').map(|p| p.trim().parse().ok()).collect::<Option<Vec<u32>>>())
+        .filter(|p| !p.is_empty())
+        .expect("--pid <server pid>[,pid...]");
     let file = opt("--file").expect("--file <vp8+opus webm>");
     let window = Duration::from_secs(opt("--window").and_then(|w| w.parse().ok()).unwrap_or(10));
     let mode_at = args
@@ -951,9 +967,9 @@ fn main() {
     let rpc = Rpc::connect(&url);
     match mode {
         "latency" => latency(&rpc, &g, steps.first().copied().unwrap_or(20)),
-        "ramp" => ramp(&rpc, &g, pid, &steps, false, window),
-        "record" => record(&rpc, &g, pid, &steps, window, &opt("--dir").expect("--dir <media root>")),
-        "one2many" => one_to_many(&rpc, &g, pid, &steps, window, args.iter().any(|a| a == "--direct")),
-        _ => ramp(&rpc, &g, pid, &steps, true, window),
+        "ramp" => ramp(&rpc, &g, &pid, &steps, false, window),
+        "record" => record(&rpc, &g, &pid, &steps, window, &opt("--dir").expect("--dir <media root>")),
+        "one2many" => one_to_many(&rpc, &g, &pid, &steps, window, args.iter().any(|a| a == "--direct")),
+        _ => ramp(&rpc, &g, &pid, &steps, true, window),
     }
 }

@@ -59,6 +59,12 @@ impl PlayerEndpointImpl {
         self.core.base()
     }
 
+    /// Raised with the `ctl` lock held, so the events leave in the order
+    /// the transitions were applied: `play` (an RPC thread) and an error of
+    /// the playback it starts (GStreamer's async-call pool) race, and
+    /// announcing after the unlock let STOP overtake START (the client then
+    /// saw START last). Raising only queues the event for the sessions; it
+    /// takes no lock a streaming thread holds.
     fn announce(&self, t: Option<Transition>) {
         if let Some(t) = t {
             self.base().raise(&UriEndpointStateChanged { state: t.to });
@@ -113,8 +119,8 @@ impl PlayerEndpointImpl {
         }
         ctl.playback = None;
         let t = ctl.machine.apply(UriCommand::Stop);
-        drop(ctl);
         self.announce(t);
+        drop(ctl);
     }
 }
 
@@ -155,8 +161,8 @@ impl UriEndpoint for PlayerEndpointImpl {
         let mut ctl = self.ctl.lock();
         self.run(&mut ctl, gst::State::Paused)?;
         let t = ctl.machine.apply(UriCommand::Pause);
-        drop(ctl);
         self.announce(t);
+        drop(ctl);
         Ok(())
     }
 
@@ -165,8 +171,8 @@ impl UriEndpoint for PlayerEndpointImpl {
         let pb = ctl.playback.take();
         drop(pb);
         let t = ctl.machine.apply(UriCommand::Stop);
-        drop(ctl);
         self.announce(t);
+        drop(ctl);
         Ok(())
     }
 }
@@ -218,8 +224,8 @@ impl PlayerEndpoint for PlayerEndpointImpl {
         let mut ctl = self.ctl.lock();
         self.run(&mut ctl, gst::State::Playing)?;
         let t = ctl.machine.apply(UriCommand::Start);
-        drop(ctl);
         self.announce(t);
+        drop(ctl);
         Ok(())
     }
 }

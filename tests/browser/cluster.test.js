@@ -15,11 +15,13 @@ const h = require('./lib/harness');
 const { call, waitFor, negotiate, decodes } = h;
 
 const B_MIN_PORT = 46000;
+const C_MIN_PORT = 47000;
 let redis;
 let redisPort;
 let redisDir;
 let nodeA;
 let nodeB;
+let nodeC;
 let pages;
 let browser;
 let client;
@@ -36,7 +38,7 @@ function startNode(name, minPort) {
     config: (port) => ({
       mediaServer: {
         net: { websocket: { port, path: 'kurento', address: '127.0.0.1' } },
-        cluster: { redisUrl: `redis://127.0.0.1:${redisPort}`, nodeId: name, advertisedAddress: `127.0.0.1:${port}` },
+        cluster: { redisUrl: `redis://127.0.0.1:${redisPort}`, nodeId: name, advertisedAddress: `127.0.0.1:${port}`, heartbeatMs: 500, expiryMs: 2500 },
       },
     }),
   });
@@ -47,7 +49,7 @@ test.before(async () => {
   redisDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kms-redis-'));
   redis = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--dir', redisDir], { stdio: 'ignore' });
   await kms.waitForPort(redisPort, 10000);
-  [nodeA, nodeB] = await Promise.all([startNode('node-a', 45000), startNode('node-b', B_MIN_PORT)]);
+  [nodeA, nodeB, nodeC] = await Promise.all([startNode('node-a', 45000), startNode('node-b', B_MIN_PORT), startNode('node-c', C_MIN_PORT)]);
   pages = await h.startPageServer();
   browser = await h.launchBrowser();
   client = await h.connect(nodeA.url);
@@ -57,7 +59,7 @@ test.after(async () => {
   if (client) client.close();
   if (browser) await browser.close();
   if (pages) await pages.close();
-  await Promise.all([nodeA, nodeB].filter(Boolean).map((n) => n.stop()));
+  await Promise.all([nodeA, nodeB, nodeC].filter(Boolean).map((n) => n.stop()));
   if (redis) redis.kill('SIGKILL');
   if (redisDir) fs.rmSync(redisDir, { recursive: true, force: true });
 });
@@ -135,4 +137,40 @@ test('cascade: a presenter in a pipeline on node A reaches a viewer in a pipelin
   await page.close();
   await call(pipeA, 'release');
   await call(pipeB, 'release');
+});
+
+test('loopbacks on nodes A, B and C decode; SIGKILL of C: its objects are destroyed, A and B keep flowing', async () => {
+  const sm = await call(client, 'getServerManager');
+  const destroyed = [];
+  sm.on('ObjectDestroyed', (e) => destroyed.push(e.objectId));
+  const where = (id) => JSON.parse(execFileSync('redis-cli', ['-p', String(redisPort), '--raw', 'HGET', 'kms:cluster:pipelines', id], { encoding: 'utf8' }).trim() || 'null');
+  const runs = {};
+  for (const node of ['node-a', 'node-b', 'node-c']) {
+    const pipeline = await call(client, 'create', 'MediaPipeline', { clusterNode: node });
+    assert.equal(where(pipeline.id).node, node);
+    const ep = await call(pipeline, 'create', 'WebRtcEndpoint');
+    await call(ep, 'connect', ep);
+    const page = await browser.newPage(pages.url);
+    await negotiate(page, ep, 'sendrecv');
+    runs[node] = { pipeline, ep, page };
+  }
+  for (const node of Object.keys(runs)) await decodes(runs[node].page);
+  const before = {};
+  for (const node of ['node-a', 'node-b']) before[node] = (await h.pageStats(runs[node].page)).framesDecoded;
+  nodeC.child.kill('SIGKILL');
+  await nodeC.exited;
+  const c = runs['node-c'];
+  await waitFor('ObjectDestroyed for node C\'s endpoint and pipeline', 5000,
+    () => destroyed.includes(c.ep.id) && destroyed.includes(c.pipeline.id));
+  await assert.rejects(call(c.ep, 'getName'), (e) => e.code === 40101);
+  await waitFor('node C gone from the directory', 6000, () => where(c.pipeline.id) === null);
+  // The media of A and B never stopped: 60 more frames each after the kill.
+  for (const node of ['node-a', 'node-b']) {
+    await waitFor(`${node} keeps decoding`, 15000, async () =>
+      (await h.pageStats(runs[node].page)).framesDecoded > before[node] + 60);
+    assert.equal(await call(runs[node].ep, 'isMediaFlowingIn', 'VIDEO'), true);
+  }
+  for (const node of Object.keys(runs)) await runs[node].page.close();
+  await call(c.pipeline, 'release');
+  for (const node of ['node-a', 'node-b']) await call(runs[node].pipeline, 'release');
 });

@@ -28,6 +28,7 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 use kms_core::agnosticbin::AgnosticBin;
@@ -40,6 +41,9 @@ use kms_core::object::ObjectId;
 use super::select::{Selection, Want};
 
 type Key = (ObjectId, MediaType);
+
+/// How often a route waiting at its guard for a keyframe asks again.
+const KEYFRAME_RETRY: Duration = Duration::from_secs(1);
 
 /// Which route of one output passes data.
 #[derive(Default)]
@@ -340,7 +344,12 @@ impl Router {
         let sinkpad = out.funnel.request_pad_simple("sink_%u")?;
         let branch = fan.request_pad_simple("src_%u")?;
         self.guard(&sinkpad, id, key, out.switch.clone(), key.1 == MediaType::Video);
+        // Wanted before linked: the fan's branch passes its first keyframe
+        // as soon as the link exists, and a guard that saw it before the
+        // route was wanted would drop it and wait for the next one.
+        let before = out.switch.wanted.swap(id, Ordering::SeqCst);
         if branch.link(&sinkpad).is_err() {
+            let _ = out.switch.wanted.compare_exchange(id, before, Ordering::SeqCst, Ordering::SeqCst);
             fan.release_request_pad(&branch);
             out.funnel.release_request_pad(&sinkpad);
             return None;
@@ -377,6 +386,7 @@ impl Router {
         let me = self.me.clone();
         let key = key.clone();
         let sw = switch.clone();
+        let asked = Mutex::new(None::<Instant>);
         pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |pad, info| {
             let current = sw.current.load(Ordering::SeqCst);
             if current == id {
@@ -386,6 +396,15 @@ impl Router {
                 return gst::PadProbeReturn::Drop;
             }
             if video && !starts_picture(pad, info) {
+                // The fan's keyframe gate asks once and is gone after the
+                // first keyframe; one this guard could not use (it began
+                // mid-list, or came before a switch) must not leave the
+                // route waiting for the source's next periodic keyframe.
+                let mut last = asked.lock();
+                if last.is_none_or(|t| t.elapsed() >= KEYFRAME_RETRY) {
+                    *last = Some(Instant::now());
+                    let _ = pad.push_event(codecs::force_key_unit_event());
+                }
                 return gst::PadProbeReturn::Drop;
             }
             if sw.current.compare_exchange(current, id, Ordering::SeqCst, Ordering::SeqCst).is_err() {

@@ -119,6 +119,15 @@ fn a_switch_starts_at_a_requested_keyframe_and_survives_churn() {
         }
         _ => gst::PadProbeReturn::Ok,
     });
+    // b's encoder is past its natural first keyframe: the one b starts
+    // with on the output can only be the one the switch asked for.
+    let b_sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let b_sent2 = b_sent.clone();
+    b.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |_, _| {
+        b_sent2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        gst::PadProbeReturn::Ok
+    });
+    wait("b running", 5000, || b_sent.load(std::sync::atomic::Ordering::SeqCst) > 10);
     let mark = seen.lock().len();
     let t0 = Instant::now();
     router.update(&hub, |s| *s = Selection::Broadcast(Some(id("b"))));

@@ -24,7 +24,7 @@ pub fn descriptor() -> kms_core::rt::ModuleDescriptor {
         api::elements::dispatcher_class::<dispatch::DispatcherImpl>(),
         api::elements::dispatcher_one_to_many_class::<dispatch::DispatcherOneToManyImpl>(),
         api::elements::mixer_class::<dispatch::MixerImpl>(),
-        api::elements::web_rtc_endpoint_class::<webrtc::WebRtcEndpointImpl>(),
+        webrtc::class(),
         api::elements::recorder_endpoint_class::<recorder::RecorderEndpointImpl>(),
         api::elements::player_endpoint_class::<player::PlayerEndpointImpl>(),
         api::elements::rtp_endpoint_class::<rtp::RtpEndpointImpl>(),

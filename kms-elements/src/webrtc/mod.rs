@@ -17,6 +17,7 @@ mod ice;
 pub mod io;
 pub mod loss;
 mod negotiation;
+pub mod native;
 pub mod nojitter;
 mod remb;
 pub mod rtp_input;
@@ -623,4 +624,58 @@ fn random_ssrc() -> u32 {
             return v;
         }
     }
+}
+
+/// The `WebRtcEndpoint` class with both transports behind it: `create`
+/// builds on the configured one ([`native::transport`]); calls reach
+/// whichever type the object is.
+pub fn class() -> kms_core::rt::ClassInfo {
+    use crate::api::elements::{invoke_web_rtc_endpoint, web_rtc_endpoint_class};
+    use kms_core::rt::{downcast_arc, downcast_ref};
+    type AnyObject = Arc<dyn std::any::Any + Send + Sync>;
+    use native::NativeEndpoint;
+    type N = NativeEndpoint;
+    type W = WebRtcEndpointImpl;
+    fn cast<D: ?Sized + 'static>(
+        any: AnyObject,
+        n: fn(Arc<N>) -> Arc<D>,
+        w: fn(Arc<W>) -> Arc<D>,
+    ) -> Box<dyn std::any::Any> {
+        if any.is::<N>() { Box::new(n(downcast_arc::<N>(any))) } else { Box::new(w(downcast_arc::<W>(any))) }
+    }
+    let mut info = web_rtc_endpoint_class::<W>();
+    info.factory = Some(|ctx, params| {
+        let class = match native::transport(ctx.config())? {
+            native::Transport::Native => web_rtc_endpoint_class::<N>(),
+            native::Transport::Webrtcbin => web_rtc_endpoint_class::<W>(),
+        };
+        (class.factory.expect("generated classes have factories"))(ctx, params)
+    });
+    info.invoke = |any, ctx, op, params| {
+        if any.is::<N>() {
+            invoke_web_rtc_endpoint(downcast_ref::<N>(any)?, ctx, op, params)
+        } else {
+            invoke_web_rtc_endpoint(downcast_ref::<W>(any)?, ctx, op, params)
+        }
+    };
+    info.as_remote = |any| {
+        if any.is::<N>() {
+            let o: Arc<dyn RemoteObject> = downcast_arc::<N>(any);
+            o
+        } else {
+            let o: Arc<dyn RemoteObject> = downcast_arc::<W>(any);
+            o
+        }
+    };
+    use kms_core::api::core as c;
+    info.casts = vec![
+        ("kurento.WebRtcEndpoint", |a| cast::<dyn WebRtcEndpoint>(a, |o| o, |o| o)),
+        ("kurento.BaseRtpEndpoint", |a| cast::<dyn c::BaseRtpEndpoint>(a, |o| o, |o| o)),
+        ("kurento.SdpEndpoint", |a| cast::<dyn c::SdpEndpoint>(a, |o| o, |o| o)),
+        ("kurento.SessionEndpoint", |a| cast::<dyn c::SessionEndpoint>(a, |o| o, |o| o)),
+        ("kurento.Endpoint", |a| cast::<dyn c::Endpoint>(a, |o| o, |o| o)),
+        ("kurento.MediaElement", |a| cast::<dyn c::MediaElement>(a, |o| o, |o| o)),
+        ("kurento.MediaObject", |a| cast::<dyn c::MediaObject>(a, |o| o, |o| o)),
+    ];
+    info
 }

@@ -1,0 +1,943 @@
+//! WebRtcEndpoint on the native transport (issue 13, opt-in with
+//! `transport=native` in `WebRtcEndpoint.conf.ini` or
+//! `KMS_WEBRTC_TRANSPORT=native`): ICE, DTLS and SRTP by `str0m`'s sans-IO
+//! state machine, driven by the fixed pool of network loops in [`net`].
+//!
+//! ```text
+//!            ┌──────────────────── WebRtcEndpoint bin ────────────────────┐
+//! pipeline → │ kmsrtpinput(audio|video) → appsink ─┐                     │
+//!            │                                      ▼ (loop channel)     │
+//!            │                          network loop: str0m Rtc ◀─▶ UDP  │
+//!            │                                      │ (loop thread)      │
+//!            │    src pad (no thread) → agnosticbin(audio|video)         │ → pipeline
+//!            └────────────────────────────────────────────────────────────┘
+//! ```
+//!
+//! Received RTP is pushed into the output agnosticbins from the loop
+//! thread through a bare source pad (no element, no thread of its own; the
+//! agnosticbin's leaky queues take it from there). What the pipeline sends
+//! leaves `kmsrtpinput` (the same adapter as the webrtcbin transport: one
+//! SSRC, continuous sequence numbers, the negotiated payload type) into an
+//! appsink whose callback, on the upstream streaming thread, hands the
+//! packet to the loop.
+//!
+//! Stage 1 covers an answering endpoint with audio and video: processOffer,
+//! generateOffer/processAnswer, trickle ICE both ways on host candidates,
+//! DTLS-SRTP, keyframe requests both ways, the ICE/DTLS/connection/media
+//! events. Not yet here, refused with an explicit error: data channels,
+//! `recvonly`/`sendonly`, TURN and ICE-TCP, configured certificates,
+//! renegotiation. See `docs/architecture.md`.
+
+pub mod net;
+
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Instant;
+
+use gst::prelude::*;
+use gst_rtp::rtp_buffer::RTPBufferExt;
+use kms_core::agnosticbin::codecs::{self, Codec};
+use kms_core::api::core::events::{ConnectionStateChanged, Error as ErrorEvent, MediaStateChanged};
+use kms_core::api::core::{
+    BaseRtpEndpoint, ConnectionState, Endpoint, MediaState, MediaType, OfferOptions, RembParams, SdpEndpoint,
+    SessionEndpoint,
+};
+use kms_core::config::CoreConfig;
+use kms_core::element::{ElementCore, ElementObject};
+use kms_core::object::{ObjectBase, RemoteObject};
+use kms_core::rt::Ctx;
+use kms_core::{Error, Result};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::media::{Direction, MediaKind, Mid};
+use str0m::{Candidate, Event, IceConnectionState, Rtc, RtcConfig};
+
+use super::io::{Slots, WebRtcIo};
+use super::rtp_input::SendFormat;
+use super::sdp::{self, err};
+use super::settings::Settings;
+use crate::api::elements::events::{
+    DtlsConnectionStateChange, IceCandidateFound, IceComponentStateChanged, IceGatheringDone,
+};
+use crate::api::elements::{
+    DtlsConnection, DtlsConnectionState, IceCandidate, IceCandidatePair, IceComponentState, IceConnection,
+    WebRtcEndpoint, WebRtcEndpointConstructor, WebRtcEndpointFactory,
+};
+use net::{LoopHandle, PeerHandler, PeerId};
+
+/// Which transport WebRtcEndpoints are built on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Webrtcbin,
+    Native,
+}
+
+/// `KMS_WEBRTC_TRANSPORT` (wins) or `WebRtcEndpoint.transport`; default
+/// webrtcbin. An unknown name is refused at create time.
+pub fn transport(cfg: &CoreConfig) -> Result<Transport> {
+    let name = std::env::var("KMS_WEBRTC_TRANSPORT")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .or_else(|| cfg.module_str("kurento", "WebRtcEndpoint", "transport"))
+        .unwrap_or_else(|| "webrtcbin".into());
+    match name.trim().to_ascii_lowercase().as_str() {
+        "webrtcbin" => Ok(Transport::Webrtcbin),
+        "native" => Ok(Transport::Native),
+        other => Err(Error::NotAvailable(format!(
+            "WebRtcEndpoint transport '{other}' is unknown (webrtcbin or native)"
+        ))),
+    }
+}
+
+/// ICE stream and component ids reported in events (one bundled stream,
+/// rtcp-mux: one component).
+const STREAM_ID: &str = "1";
+const COMPONENT_ID: i32 = 1;
+
+#[derive(Default)]
+struct Neg {
+    /// The state machine until it moves onto its loop.
+    rtc: Option<Rtc>,
+    pending: Option<SdpPendingOffer>,
+    local: Option<String>,
+    remote: Option<String>,
+    /// Whether the peer is on its loop (negotiation done).
+    started: bool,
+}
+
+struct Link {
+    media: MediaState,
+    connection: ConnectionState,
+    ice: Option<IceComponentState>,
+    dtls: Option<DtlsConnectionState>,
+    pair: Option<IceCandidatePair>,
+}
+
+/// What the loop needs to turn received RTP into pipeline buffers.
+#[derive(Default)]
+struct Rx {
+    /// Negotiated payload types: media type and codec.
+    pts: HashMap<u8, (MediaType, Codec)>,
+    /// Per media type: the source pad and the payload type of its caps.
+    pads: HashMap<MediaType, (gst::Pad, Option<u8>)>,
+    video_mid: Option<Mid>,
+}
+
+pub struct NativeEndpoint {
+    core: ElementCore,
+    slots: Arc<Slots>,
+    settings: Mutex<Settings>,
+    lp: Arc<LoopHandle>,
+    peer: PeerId,
+    /// Our host candidates (SDP strings), trickled by `gatherCandidates`.
+    candidates: Vec<String>,
+    neg: Mutex<Neg>,
+    link: Mutex<Link>,
+    rx: Mutex<Rx>,
+    me: OnceLock<Weak<NativeEndpoint>>,
+}
+
+impl NativeEndpoint {
+    fn base(&self) -> &ObjectBase {
+        self.core.base()
+    }
+
+    fn set_media_state(&self, new: MediaState) {
+        let old = std::mem::replace(&mut self.link.lock().media, new);
+        if old != new {
+            self.base().raise(&MediaStateChanged { old_state: old, new_state: new });
+        }
+    }
+
+    fn set_connection_state(&self, new: ConnectionState) {
+        let old = std::mem::replace(&mut self.link.lock().connection, new);
+        if old != new {
+            self.base().raise(&ConnectionStateChanged { old_state: old, new_state: new });
+        }
+    }
+
+    fn set_ice_state(&self, s: IceComponentState) {
+        let changed = self.link.lock().ice.replace(s) != Some(s);
+        if changed {
+            self.base().raise(&IceComponentStateChanged {
+                stream_id: STREAM_ID.parse().unwrap_or(1),
+                component_id: COMPONENT_ID,
+                state: s,
+            });
+        }
+    }
+
+    fn set_dtls_state(&self, s: DtlsConnectionState) {
+        let changed = self.link.lock().dtls.replace(s) != Some(s);
+        self.slots.set_send_open(s == DtlsConnectionState::Connected);
+        if changed {
+            self.base().raise(&DtlsConnectionStateChange {
+                stream_id: STREAM_ID.into(),
+                component_id: COMPONENT_ID.to_string(),
+                connection_id: self.peer_conn_id(),
+                state: s,
+            });
+        }
+    }
+
+    fn peer_conn_id(&self) -> String {
+        format!("{:?}", self.peer)
+    }
+
+    /// After a description was accepted: what each negotiated media
+    /// receives and sends, wired into the pipeline.
+    fn wire(&self, rtc: &Rtc, mids: &[(Mid, MediaKind, Direction)]) {
+        let params = rtc.codec_config().params().to_vec();
+        let mut rx = self.rx.lock();
+        for (mid, kind, dir) in mids {
+            let Some(media) = rtc.media(*mid) else { continue };
+            let t = match kind {
+                MediaKind::Audio => MediaType::Audio,
+                MediaKind::Video => MediaType::Video,
+            };
+            if t == MediaType::Video {
+                rx.video_mid = Some(*mid);
+            }
+            let mut send = vec![];
+            for pt in media.remote_pts() {
+                let Some(p) = params.iter().find(|p| p.pt() == *pt) else { continue };
+                let Some(codec) = kms_codec(p.spec().codec) else { continue };
+                rx.pts.insert(**pt, (t, codec));
+                send.push(SendFormat {
+                    caps: super::sdp::send_caps(codec),
+                    pt: **pt,
+                    clock_rate: codec.clock_rate() as u32,
+                });
+            }
+            if matches!(dir, Direction::SendOnly | Direction::SendRecv) && !send.is_empty() {
+                self.wire_send(t, *mid, send);
+            }
+        }
+    }
+
+    /// `kmsrtpinput` → appsink → the loop, for media `t` sent on `mid`.
+    fn wire_send(&self, t: MediaType, mid: Mid, formats: Vec<SendFormat>) {
+        let Some(input) = self.slots.rtp_input(self.core.bin(), t) else { return };
+        input.set_formats(formats, super::random_ssrc());
+        let (lp, peer) = (self.lp.clone(), self.peer);
+        let sink = gst_app::AppSink::builder()
+            .name(format!("native_send_{}", kms_core::element::media_type_name(t)))
+            .sync(false)
+            .async_(false)
+            .callbacks(
+                gst_app::AppSinkCallbacks::builder()
+                    .new_sample(move |s| {
+                        let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                        if let Some(list) = sample.buffer_list() {
+                            for b in list.iter_owned() {
+                                lp.rtp(peer, mid, b);
+                            }
+                        } else if let Some(b) = sample.buffer_owned() {
+                            lp.rtp(peer, mid, b);
+                        }
+                        Ok(gst::FlowSuccess::Ok)
+                    })
+                    .build(),
+            )
+            .build();
+        if self.core.bin().add(&sink).is_err() {
+            return;
+        }
+        let _ = sink.sync_state_with_parent();
+        if let (Some(src), Some(sinkpad)) = (input.static_pad("src"), sink.static_pad("sink"))
+            && let Err(e) = src.link(&sinkpad)
+        {
+            tracing::warn!(id = %self.base().id(), "native send path not linked: {e:?}");
+        }
+        // A PLI/FIR from the browser reaches kmsrtpinput as an upstream
+        // request (see `on_event`), which asks whoever feeds it.
+    }
+
+    /// The bare source pad feeding the output agnosticbin of `t`.
+    fn rx_pad(&self, rx: &mut Rx, t: MediaType) -> Option<gst::Pad> {
+        if let Some((p, _)) = rx.pads.get(&t) {
+            return Some(p.clone());
+        }
+        let agnostic = self.core.output(t, "default")?;
+        let sink = agnostic.static_pad("sink")?;
+        let weak = self.me.get().cloned();
+        let pad = gst::Pad::builder(gst::PadDirection::Src)
+            .name(format!("native_recv_{}", kms_core::element::media_type_name(t)))
+            .event_function(move |_, _, ev| {
+                if codecs::is_force_key_unit(&ev)
+                    && let Some(ep) = weak.as_ref().and_then(Weak::upgrade)
+                {
+                    ep.ask_remote_keyframe();
+                }
+                true
+            })
+            .build();
+        pad.set_active(true).ok()?;
+        pad.link(&sink).ok()?;
+        let _ = pad.push_event(gst::event::StreamStart::new(&format!("kms-native-{}", self.base().id())));
+        rx.pads.insert(t, (pad.clone(), None));
+        Some(pad)
+    }
+
+    /// A PLI to the remote sender of our received video.
+    fn ask_remote_keyframe(&self) {
+        let Some(mid) = self.rx.lock().video_mid else { return };
+        self.lp.call(
+            self.peer,
+            Box::new(move |rtc: &mut Rtc| {
+                if let Some(rx) = rtc.direct_api().stream_rx_by_mid(mid, None) {
+                    rx.request_keyframe(str0m::media::KeyframeRequestKind::Pli);
+                }
+            }),
+        );
+    }
+
+    /// One received RTP packet into the pipeline (loop thread).
+    fn push_rtp(&self, p: &str0m::rtp::RtpPacket) {
+        let pt = *p.header.payload_type;
+        let (pad, caps) = {
+            let mut rx = self.rx.lock();
+            let Some((t, codec)) = rx.pts.get(&pt).copied() else { return };
+            let Some(pad) = self.rx_pad(&mut rx, t) else { return };
+            let entry = rx.pads.get_mut(&t).expect("just made");
+            let caps = (entry.1 != Some(pt)).then(|| {
+                entry.1 = Some(pt);
+                let mut c = codec.rtp_caps();
+                c.make_mut().structure_mut(0).expect("one").set("payload", pt as i32);
+                c
+            });
+            (pad, caps)
+        };
+        if let Some(c) = caps {
+            let _ = pad.push_event(gst::event::Caps::new(&c));
+            let _ = pad.push_event(gst::event::Segment::new(&gst::FormattedSegment::<gst::ClockTime>::new()));
+        }
+        let Ok(mut buf) = gst::Buffer::new_rtp_with_sizes(p.payload.len() as u32, 0, 0) else { return };
+        {
+            let b = buf.get_mut().expect("fresh");
+            b.set_pts(self.core.bin().current_running_time());
+            let Ok(mut w) = gst_rtp::RTPBuffer::from_buffer_writable(b) else { return };
+            w.set_payload_type(pt);
+            w.set_seq(p.header.sequence_number);
+            w.set_timestamp(p.header.timestamp);
+            w.set_ssrc(*p.header.ssrc);
+            w.set_marker(p.header.marker);
+            if let Ok(dst) = w.payload_mut() {
+                dst.copy_from_slice(&p.payload);
+            }
+        }
+        if pad.push(buf).is_ok() {
+            self.set_media_state(MediaState::Connected);
+        }
+    }
+
+    fn on_event(&self, ev: Event) {
+        match ev {
+            Event::IceConnectionStateChange(s) => {
+                let state = match s {
+                    IceConnectionState::New => IceComponentState::Gathering,
+                    IceConnectionState::Checking => IceComponentState::Connecting,
+                    IceConnectionState::Connected => IceComponentState::Connected,
+                    IceConnectionState::Completed => IceComponentState::Ready,
+                    IceConnectionState::Disconnected => IceComponentState::Disconnected,
+                };
+                self.set_ice_state(state);
+                if state == IceComponentState::Disconnected {
+                    self.set_connection_state(ConnectionState::Disconnected);
+                }
+            }
+            Event::Connected => {
+                self.set_dtls_state(DtlsConnectionState::Connected);
+                self.set_connection_state(ConnectionState::Connected);
+            }
+            Event::RtpPacket(p) => self.push_rtp(&p),
+            Event::KeyframeRequest(_) => {
+                if let Some(i) = self.slots.existing_input(MediaType::Video) {
+                    i.request_keyframe();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_failed(&self, why: &str) {
+        self.base().raise(&ErrorEvent {
+            description: format!("WebRTC transport closed: {why}"),
+            error_code: kms_jsonrpc::error::codes::MEDIA_OBJECT_NOT_AVAILABLE as i32,
+            r#type: "NETWORK_ERROR".into(),
+        });
+        self.slots.set_send_open(false);
+        self.set_dtls_state(DtlsConnectionState::Failed);
+        self.set_ice_state(IceComponentState::Failed);
+        self.set_connection_state(ConnectionState::Disconnected);
+        self.set_media_state(MediaState::Disconnected);
+    }
+
+    /// Moves the negotiated state machine onto its loop.
+    fn start(&self, neg: &mut Neg, rtc: Rtc) {
+        let handler: Arc<dyn PeerHandler> = Arc::new(Handler(self.me.get().cloned().unwrap_or_default()));
+        self.lp.add(self.peer, rtc, handler);
+        neg.started = true;
+    }
+
+    fn do_process_offer(&self, offer: String) -> Result<String> {
+        let mut neg = self.neg.lock();
+        if neg.started || neg.pending.is_some() {
+            return Err(err(sdp::SDP_END_POINT_ALREADY_NEGOTIATED, "Endpoint already negotiated"));
+        }
+        sdp::parse(&offer, "offer")?;
+        let parsed = SdpOffer::from_sdp_string(&offer)
+            .map_err(|e| err(sdp::SDP_PARSE_ERROR, format!("Error parsing SDP offer: {e}")))?;
+        let mut rtc = neg.rtc.take().ok_or_else(|| err(sdp::SDP_END_POINT_PROCESS_OFFER_ERROR, "No transport"))?;
+        let answer = match rtc.sdp_api().accept_offer(parsed) {
+            Ok(a) => a,
+            Err(e) => {
+                neg.rtc = Some(rtc);
+                return Err(err(sdp::SDP_END_POINT_PROCESS_OFFER_ERROR, format!("Cannot process offer: {e}")));
+            }
+        };
+        let text = answer.to_sdp_string();
+        let mids = sdp_medias(&text, true);
+        self.wire(&rtc, &mids);
+        neg.local = Some(text.clone());
+        neg.remote = Some(offer);
+        self.start(&mut neg, rtc);
+        tracing::info!(id = %self.base().id(), medias = mids.len(), "processOffer (native)");
+        Ok(text)
+    }
+
+    fn do_generate_offer(&self) -> Result<String> {
+        let mut neg = self.neg.lock();
+        if neg.started || neg.pending.is_some() {
+            return Err(err(sdp::SDP_END_POINT_ALREADY_NEGOTIATED, "Endpoint already negotiated"));
+        }
+        let rtc = neg.rtc.as_mut().ok_or_else(|| err(sdp::SDP_END_POINT_GENERATE_OFFER_ERROR, "No transport"))?;
+        let mut api = rtc.sdp_api();
+        api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+        api.add_media(MediaKind::Video, Direction::SendRecv, None, None, None);
+        let (offer, pending) =
+            api.apply().ok_or_else(|| err(sdp::SDP_END_POINT_GENERATE_OFFER_ERROR, "Nothing to offer"))?;
+        let text = offer.to_sdp_string();
+        neg.pending = Some(pending);
+        neg.local = Some(text.clone());
+        Ok(text)
+    }
+
+    fn do_process_answer(&self, answer: String) -> Result<String> {
+        let mut neg = self.neg.lock();
+        if neg.started {
+            return Err(err(sdp::SDP_END_POINT_ANSWER_ALREADY_PROCCESED, "Answer already processed"));
+        }
+        let Some(pending) = neg.pending.take() else {
+            return Err(err(sdp::SDP_END_POINT_NOT_OFFER_GENERATED, "No offer generated"));
+        };
+        sdp::parse(&answer, "answer")?;
+        let parsed = SdpAnswer::from_sdp_string(&answer)
+            .map_err(|e| err(sdp::SDP_PARSE_ERROR, format!("Error parsing SDP answer: {e}")))?;
+        let mut rtc = neg.rtc.take().ok_or_else(|| err(sdp::SDP_END_POINT_PROCESS_ANSWER_ERROR, "No transport"))?;
+        if let Err(e) = rtc.sdp_api().accept_answer(pending, parsed) {
+            neg.rtc = Some(rtc);
+            return Err(err(sdp::SDP_END_POINT_PROCESS_ANSWER_ERROR, format!("Cannot process answer: {e}")));
+        }
+        let mids = sdp_medias(&answer, false);
+        self.wire(&rtc, &mids);
+        neg.remote = Some(answer);
+        let local = neg.local.clone().unwrap_or_default();
+        self.start(&mut neg, rtc);
+        Ok(local)
+    }
+
+    fn do_add_ice_candidate(&self, c: IceCandidate) -> Result<()> {
+        let text = c.candidate.trim();
+        if text.is_empty() {
+            // End of candidates.
+            return Ok(());
+        }
+        if !sdp::candidate_is_valid(text) {
+            return Err(err(40401, format!("Invalid ICE candidate: {text}")));
+        }
+        let body = text.strip_prefix("a=").unwrap_or(text);
+        let cand = match Candidate::from_sdp_string(body) {
+            Ok(c) => c,
+            Err(e) => {
+                // mDNS (`.local`) names and TCP candidates: nothing this
+                // transport can reach; the peer-reflexive path still works.
+                tracing::debug!(id = %self.base().id(), "remote candidate ignored ({e}): {body}");
+                return Ok(());
+            }
+        };
+        let mut neg = self.neg.lock();
+        if let Some(rtc) = neg.rtc.as_mut() {
+            rtc.add_remote_candidate(cand);
+        } else {
+            self.lp.call(self.peer, Box::new(move |rtc: &mut Rtc| rtc.add_remote_candidate(cand)));
+        }
+        Ok(())
+    }
+
+    fn do_gather_candidates(&self) -> Result<()> {
+        self.set_ice_state(IceComponentState::Gathering);
+        let mid = {
+            let neg = self.neg.lock();
+            neg.local.as_deref().and_then(first_mid).unwrap_or_else(|| "0".into())
+        };
+        for c in &self.candidates {
+            self.base().raise(&IceCandidateFound {
+                candidate: IceCandidate { candidate: c.clone(), sdp_mid: mid.clone(), sdp_m_line_index: 0 },
+            });
+        }
+        self.base().raise(&IceGatheringDone {});
+        Ok(())
+    }
+}
+
+/// The first `a=mid:` of a description.
+fn first_mid(sdp: &str) -> Option<String> {
+    sdp.lines().find_map(|l| l.trim().strip_prefix("a=mid:").map(str::to_owned))
+}
+
+/// The audio/video sections of a description: mid, kind and the
+/// direction from our side (`ours`: the description is ours; else it is
+/// the remote's answer, whose direction is the mirror of ours). str0m only
+/// announces media once SRTP is up, too late to wire the pipeline.
+fn sdp_medias(text: &str, ours: bool) -> Vec<(Mid, MediaKind, Direction)> {
+    let mut out: Vec<(Option<Mid>, MediaKind, Direction)> = vec![];
+    for line in text.lines().map(str::trim) {
+        if let Some(m) = line.strip_prefix("m=") {
+            let kind = match m.split(' ').next() {
+                Some("audio") => MediaKind::Audio,
+                Some("video") => MediaKind::Video,
+                _ => {
+                    out.push((None, MediaKind::Audio, Direction::Inactive));
+                    continue;
+                }
+            };
+            // A rejected section (port 0) carries nothing.
+            let dir = if m.split(' ').nth(1) == Some("0") { Direction::Inactive } else { Direction::SendRecv };
+            out.push((Some(Mid::from("")), kind, dir));
+            continue;
+        }
+        let Some(last) = out.last_mut() else { continue };
+        if last.0.is_none() {
+            continue;
+        }
+        if let Some(mid) = line.strip_prefix("a=mid:") {
+            last.0 = Some(Mid::from(mid));
+        } else if last.2 != Direction::Inactive {
+            let d = match line {
+                "a=sendrecv" => Some(Direction::SendRecv),
+                "a=sendonly" => Some(if ours { Direction::SendOnly } else { Direction::RecvOnly }),
+                "a=recvonly" => Some(if ours { Direction::RecvOnly } else { Direction::SendOnly }),
+                "a=inactive" => Some(Direction::Inactive),
+                _ => None,
+            };
+            if let Some(d) = d {
+                last.2 = d;
+            }
+        }
+    }
+    out.into_iter().filter_map(|(mid, k, d)| Some((mid?, k, d))).filter(|(_, _, d)| *d != Direction::Inactive).collect()
+}
+
+fn kms_codec(c: str0m::format::Codec) -> Option<Codec> {
+    use str0m::format::Codec as S;
+    match c {
+        S::Opus => Some(Codec::Opus),
+        S::Vp8 => Some(Codec::Vp8),
+        S::Vp9 => Some(Codec::Vp9),
+        S::H264 => Some(Codec::H264),
+        S::PCMU => Some(Codec::Pcmu),
+        S::PCMA => Some(Codec::Pcma),
+        _ => None,
+    }
+}
+
+/// The addresses the pool gathers on: the machine's IPv4 interfaces
+/// (`networkInterfaces` narrows them), and loopback when `iceLoopback`.
+fn local_ips(settings: &Settings) -> Vec<IpAddr> {
+    let wanted: Vec<&str> =
+        settings.network_interfaces.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    let mut ips = vec![];
+    for (name, ip) in interfaces() {
+        if ip.is_loopback() || !(wanted.is_empty() || wanted.contains(&name.as_str())) {
+            continue;
+        }
+        if !ips.contains(&ip) {
+            ips.push(ip);
+        }
+    }
+    if settings.ice_loopback {
+        ips.insert(0, IpAddr::from([127, 0, 0, 1]));
+    }
+    ips
+}
+
+/// IPv4 addresses of the interfaces that are up (getifaddrs).
+fn interfaces() -> Vec<(String, IpAddr)> {
+    let mut out = vec![];
+    // SAFETY: getifaddrs fills a linked list we only read and then free.
+    unsafe {
+        let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+        if libc::getifaddrs(&mut head) != 0 {
+            return out;
+        }
+        let mut cur = head;
+        while !cur.is_null() {
+            let ifa = &*cur;
+            if !ifa.ifa_addr.is_null()
+                && (*ifa.ifa_addr).sa_family as i32 == libc::AF_INET
+                && ifa.ifa_flags & libc::IFF_UP as u32 != 0
+            {
+                let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                let ip = IpAddr::from(u32::from_be(sin.sin_addr.s_addr).to_be_bytes());
+                let name = std::ffi::CStr::from_ptr(ifa.ifa_name).to_string_lossy().into_owned();
+                out.push((name, ip));
+            }
+            cur = ifa.ifa_next;
+        }
+        libc::freeifaddrs(head);
+    }
+    out
+}
+
+/// The loop's view of its endpoint.
+struct Handler(Weak<NativeEndpoint>);
+
+impl PeerHandler for Handler {
+    fn on_event(&self, ev: Event) {
+        if let Some(ep) = self.0.upgrade() {
+            ep.on_event(ev);
+        }
+    }
+
+    fn on_failed(&self, why: &str) {
+        if let Some(ep) = self.0.upgrade() {
+            ep.on_failed(why);
+        }
+    }
+}
+
+impl Drop for NativeEndpoint {
+    fn drop(&mut self) {
+        self.lp.remove(self.peer);
+    }
+}
+
+impl RemoteObject for NativeEndpoint {
+    fn object(&self) -> &ObjectBase {
+        self.core.base()
+    }
+
+    fn element(&self) -> Option<&ElementCore> {
+        Some(&self.core)
+    }
+
+    fn release(&self) {
+        // Off the loop first: nothing is pushed into a bin going away.
+        self.lp.remove(self.peer);
+        self.core.release();
+    }
+
+    fn metric_states(&self) -> Vec<kms_core::metrics::MetricState> {
+        let link = self.link.lock();
+        let name = |s: Option<String>| s.map_or_else(|| "NONE".to_owned(), |s| s.to_uppercase());
+        vec![
+            ("ice", name(link.ice.map(|s| format!("{s:?}")))),
+            ("dtls", name(link.dtls.map(|s| format!("{s:?}")))),
+        ]
+    }
+}
+
+impl ElementObject for NativeEndpoint {
+    fn core(&self) -> &ElementCore {
+        &self.core
+    }
+}
+
+impl Endpoint for NativeEndpoint {}
+impl SessionEndpoint for NativeEndpoint {}
+
+impl SdpEndpoint for NativeEndpoint {
+    fn get_max_audio_recv_bandwidth(&self, _ctx: &Ctx) -> Result<i32> {
+        Ok(self.settings.lock().max_audio_recv_bandwidth)
+    }
+
+    fn set_max_audio_recv_bandwidth(&self, _ctx: &Ctx, _value: i32) -> Result<()> {
+        Err(not_yet("maxAudioRecvBandwidth"))
+    }
+
+    fn get_max_video_recv_bandwidth(&self, _ctx: &Ctx) -> Result<i32> {
+        Ok(self.settings.lock().max_video_recv_bandwidth)
+    }
+
+    fn set_max_video_recv_bandwidth(&self, _ctx: &Ctx, _value: i32) -> Result<()> {
+        Err(not_yet("maxVideoRecvBandwidth"))
+    }
+
+    fn generate_offer(&self, _ctx: &Ctx, options: Option<OfferOptions>) -> Result<String> {
+        if options.is_some_and(|o| !o.offer_to_receive_audio || !o.offer_to_receive_video)
+        {
+            return Err(not_yet("generateOffer options"));
+        }
+        self.do_generate_offer()
+    }
+
+    fn process_offer(&self, _ctx: &Ctx, offer: String) -> Result<String> {
+        self.do_process_offer(offer)
+    }
+
+    fn process_answer(&self, _ctx: &Ctx, answer: String) -> Result<String> {
+        self.do_process_answer(answer)
+    }
+
+    fn get_local_session_descriptor(&self, _ctx: &Ctx) -> Result<String> {
+        self.neg.lock().local.clone().ok_or_else(|| err(sdp::SDP_END_POINT_NO_LOCAL_SDP_ERROR, "No local SDP"))
+    }
+
+    fn get_remote_session_descriptor(&self, _ctx: &Ctx) -> Result<String> {
+        self.neg.lock().remote.clone().ok_or_else(|| err(sdp::SDP_END_POINT_NO_REMOTE_SDP_ERROR, "No remote SDP"))
+    }
+}
+
+/// The explicit answer for what stage 1 does not do yet.
+fn not_yet(what: &str) -> Error {
+    Error::NotImplemented(format!("{what} is not supported by the native WebRTC transport yet (transport=webrtcbin)"))
+}
+
+impl BaseRtpEndpoint for NativeEndpoint {
+    fn get_min_video_recv_bandwidth(&self, _ctx: &Ctx) -> Result<i32> {
+        Ok(self.settings.lock().min_video_recv_bandwidth)
+    }
+
+    fn set_min_video_recv_bandwidth(&self, _ctx: &Ctx, _value: i32) -> Result<()> {
+        Err(not_yet("minVideoRecvBandwidth"))
+    }
+
+    fn get_min_video_send_bandwidth(&self, _ctx: &Ctx) -> Result<i32> {
+        Ok(self.settings.lock().min_video_send_bandwidth)
+    }
+
+    fn set_min_video_send_bandwidth(&self, _ctx: &Ctx, _value: i32) -> Result<()> {
+        Err(not_yet("minVideoSendBandwidth"))
+    }
+
+    fn get_max_video_send_bandwidth(&self, _ctx: &Ctx) -> Result<i32> {
+        Ok(self.settings.lock().max_video_send_bandwidth)
+    }
+
+    fn set_max_video_send_bandwidth(&self, _ctx: &Ctx, _value: i32) -> Result<()> {
+        Err(not_yet("maxVideoSendBandwidth"))
+    }
+
+    fn get_media_state(&self, _ctx: &Ctx) -> Result<MediaState> {
+        Ok(self.link.lock().media)
+    }
+
+    fn get_connection_state(&self, _ctx: &Ctx) -> Result<ConnectionState> {
+        Ok(self.link.lock().connection)
+    }
+
+    fn get_mtu(&self, _ctx: &Ctx) -> Result<i32> {
+        Ok(self.settings.lock().mtu)
+    }
+
+    fn set_mtu(&self, _ctx: &Ctx, value: i32) -> Result<()> {
+        if !(200..=65000).contains(&value) {
+            return Err(Error::IllegalParam(format!("Invalid MTU {value}")));
+        }
+        self.settings.lock().mtu = value;
+        self.slots.set_mtu(value as u32);
+        Ok(())
+    }
+
+    fn get_remb_params(&self, _ctx: &Ctx) -> Result<RembParams> {
+        Ok(self.settings.lock().remb.clone())
+    }
+
+    fn set_remb_params(&self, _ctx: &Ctx, _value: RembParams) -> Result<()> {
+        Err(not_yet("rembParams"))
+    }
+
+    fn request_keyframe(&self, _ctx: &Ctx) -> Result<()> {
+        for (t, _, agnostic) in self.core.outputs() {
+            if t == MediaType::Video {
+                agnostic.request_keyframe();
+            }
+        }
+        self.ask_remote_keyframe();
+        Ok(())
+    }
+}
+
+impl WebRtcEndpoint for NativeEndpoint {
+    fn get_network_interfaces(&self, _ctx: &Ctx) -> Result<String> {
+        Ok(self.settings.lock().network_interfaces.clone())
+    }
+
+    fn set_network_interfaces(&self, _ctx: &Ctx, _value: String) -> Result<()> {
+        Err(not_yet("networkInterfaces per endpoint (the loops' sockets are shared)"))
+    }
+
+    fn get_ice_tcp(&self, _ctx: &Ctx) -> Result<bool> {
+        Ok(false)
+    }
+
+    fn set_ice_tcp(&self, _ctx: &Ctx, value: bool) -> Result<()> {
+        if value { Err(not_yet("ICE-TCP")) } else { Ok(()) }
+    }
+
+    fn get_stun_server_address(&self, _ctx: &Ctx) -> Result<String> {
+        Ok(self.settings.lock().stun_server_address.clone())
+    }
+
+    fn set_stun_server_address(&self, _ctx: &Ctx, _value: String) -> Result<()> {
+        Err(not_yet("STUN"))
+    }
+
+    fn get_stun_server_port(&self, _ctx: &Ctx) -> Result<i32> {
+        Ok(self.settings.lock().stun_server_port)
+    }
+
+    fn set_stun_server_port(&self, _ctx: &Ctx, _value: i32) -> Result<()> {
+        Err(not_yet("STUN"))
+    }
+
+    fn get_turn_url(&self, _ctx: &Ctx) -> Result<String> {
+        Ok(self.settings.lock().turn_url.clone())
+    }
+
+    fn set_turn_url(&self, _ctx: &Ctx, _value: String) -> Result<()> {
+        Err(not_yet("TURN"))
+    }
+
+    fn get_external_i_pv4(&self, _ctx: &Ctx) -> Result<String> {
+        Ok(self.settings.lock().external_ipv4.clone())
+    }
+
+    fn set_external_i_pv4(&self, _ctx: &Ctx, _value: String) -> Result<()> {
+        Err(not_yet("externalIPv4"))
+    }
+
+    fn get_external_i_pv6(&self, _ctx: &Ctx) -> Result<String> {
+        Ok(self.settings.lock().external_ipv6.clone())
+    }
+
+    fn set_external_i_pv6(&self, _ctx: &Ctx, _value: String) -> Result<()> {
+        Err(not_yet("externalIPv6"))
+    }
+
+    fn get_ice_candidate_pairs(&self, _ctx: &Ctx) -> Result<Vec<IceCandidatePair>> {
+        Ok(self.link.lock().pair.iter().cloned().collect())
+    }
+
+    fn get_ice_connection_state(&self, _ctx: &Ctx) -> Result<Vec<IceConnection>> {
+        let link = self.link.lock();
+        Ok(link
+            .ice
+            .map(|state| IceConnection { stream_id: STREAM_ID.into(), component_id: COMPONENT_ID, state })
+            .into_iter()
+            .collect())
+    }
+
+    fn get_dtls_connection_state(&self, _ctx: &Ctx) -> Result<Vec<DtlsConnection>> {
+        let link = self.link.lock();
+        Ok(link
+            .dtls
+            .map(|state| DtlsConnection {
+                stream_id: STREAM_ID.into(),
+                component_id: COMPONENT_ID.to_string(),
+                connection_id: self.peer_conn_id(),
+                state,
+            })
+            .into_iter()
+            .collect())
+    }
+
+    fn gather_candidates(&self, _ctx: &Ctx) -> Result<()> {
+        self.do_gather_candidates()
+    }
+
+    fn add_ice_candidate(&self, _ctx: &Ctx, candidate: IceCandidate) -> Result<()> {
+        self.do_add_ice_candidate(candidate)
+    }
+
+    fn create_data_channel(
+        &self,
+        _ctx: &Ctx,
+        _label: String,
+        _ordered: bool,
+        _max_packet_life_time: i32,
+        _max_retransmits: i32,
+        _protocol: String,
+    ) -> Result<()> {
+        Err(not_yet("Data channels"))
+    }
+
+    fn close_data_channel(&self, _ctx: &Ctx, _channel_id: i32) -> Result<()> {
+        Err(not_yet("Data channels"))
+    }
+}
+
+impl WebRtcEndpointFactory for NativeEndpoint {
+    fn construct(ctx: &Ctx, params: WebRtcEndpointConstructor) -> Result<Arc<Self>> {
+        if params.recvonly || params.sendonly || params.use_data_channels {
+            return Err(not_yet("recvonly, sendonly and useDataChannels"));
+        }
+        let pipeline = params.media_pipeline;
+        let shared =
+            pipeline.pipeline().cloned().ok_or_else(|| Error::marshall("'mediaPipeline' is not a pipeline"))?;
+        let codecs = sdp::CodecSet::from_config(ctx.config())?;
+        let settings = Settings::from_config(ctx.config());
+        let ips = local_ips(&settings);
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let pool = net::pool(&ips, settings.min_port as u16, settings.max_port as u16, threads)
+            .map_err(|e| Error::NotAvailable(format!("native WebRTC transport cannot start: {e}")))?;
+        let lp = pool.pick();
+        let mut cfg = RtcConfig::new().set_rtp_mode(true).clear_codecs();
+        for c in codecs.audio.iter().chain(&codecs.video) {
+            cfg = match c {
+                Codec::Opus => cfg.enable_opus(true, false),
+                Codec::Vp8 => cfg.enable_vp8(true),
+                Codec::H264 => cfg.enable_h264(true),
+                Codec::Vp9 => cfg.enable_vp9(true),
+                _ => cfg,
+            };
+        }
+        let mut rtc = cfg.build(Instant::now());
+        let mut candidates = vec![];
+        for a in &lp.addrs {
+            let c = Candidate::host(*a, "udp").map_err(|e| Error::NotAvailable(format!("host candidate {a}: {e}")))?;
+            if let Some(c) = rtc.add_local_candidate(c) {
+                candidates.push(c.to_sdp_string());
+            }
+        }
+        let parent: &dyn RemoteObject = pipeline.as_ref();
+        let base = ctx.new_object_base(Some(parent));
+        let slots = Slots::new(settings.mtu as u32);
+        let core = ElementCore::new(ctx, base, shared, Box::new(WebRtcIo(slots.clone())))?;
+        let ep = Arc::new(NativeEndpoint {
+            core,
+            slots,
+            settings: Mutex::new(settings),
+            lp,
+            peer: PeerId::next(),
+            candidates,
+            neg: Mutex::new(Neg { rtc: Some(rtc), ..Neg::default() }),
+            link: Mutex::new(Link {
+                media: MediaState::Disconnected,
+                connection: ConnectionState::Disconnected,
+                ice: None,
+                dtls: None,
+                pair: None,
+            }),
+            rx: Mutex::new(Rx::default()),
+            me: OnceLock::new(),
+        });
+        let _ = ep.me.set(Arc::downgrade(&ep));
+        for t in [MediaType::Audio, MediaType::Video] {
+            let _ = ep.core.output(t, "default");
+        }
+        Ok(ep)
+    }
+}

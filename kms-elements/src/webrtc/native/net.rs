@@ -1,0 +1,346 @@
+//! The native transport's network loops: a fixed pool of threads (one per
+//! core), each owning one UDP socket per local address and driving the
+//! sans-IO [`Rtc`] state machines of every peer placed on it.
+//!
+//! Nothing here has a thread per endpoint: RPC calls and GStreamer
+//! streaming threads talk to a loop through [`LoopHandle::send`] (a
+//! channel plus a coalesced `mio::Waker`), and everything a peer's state
+//! machine produces comes back through its [`PeerHandler`], called on the
+//! loop thread. A panic while one peer is driven closes that peer only
+//! (its handler hears why); the loop and the other peers go on.
+
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::{IpAddr, SocketAddr};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
+use str0m::media::Mid;
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{RtpWrite, SeqNo};
+use str0m::{Event, Input, Output, Rtc};
+
+/// Identifies one peer inside the pool (one per native WebRtcEndpoint).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PeerId(u64);
+
+impl PeerId {
+    pub fn next() -> PeerId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        PeerId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// What a peer's state machine tells its endpoint. Called on the loop
+/// thread: it must not block (no RPC-held lock, no waiting on GStreamer).
+pub trait PeerHandler: Send + Sync {
+    fn on_event(&self, ev: Event);
+    /// The peer was taken off the loop because of a failure (`why`).
+    fn on_failed(&self, why: &str);
+}
+
+/// A closure run on the loop with the peer's state machine.
+pub type PeerCall = Box<dyn FnOnce(&mut Rtc) + Send>;
+
+enum Cmd {
+    Add(PeerId, Box<Rtc>, Arc<dyn PeerHandler>),
+    Remove(PeerId),
+    Call(PeerId, PeerCall),
+    /// One RTP packet (header included) to send on `Mid`.
+    Rtp(PeerId, Mid, gst::Buffer),
+}
+
+/// The sending side of one loop.
+pub struct LoopHandle {
+    tx: parking_lot::Mutex<Sender<Cmd>>,
+    waker: Waker,
+    /// Set while a wake-up is pending: senders wake the loop only once per
+    /// batch of commands.
+    woken: Arc<AtomicBool>,
+    /// The loop's socket addresses (our host candidates).
+    pub addrs: Vec<SocketAddr>,
+    /// Peers placed on this loop (placement: least loaded).
+    peers: AtomicUsize,
+}
+
+impl LoopHandle {
+    fn send(&self, cmd: Cmd) {
+        if self.tx.lock().send(cmd).is_ok() && !self.woken.swap(true, Ordering::AcqRel) {
+            let _ = self.waker.wake();
+        }
+    }
+
+    pub fn add(&self, id: PeerId, rtc: Rtc, handler: Arc<dyn PeerHandler>) {
+        self.peers.fetch_add(1, Ordering::Relaxed);
+        self.send(Cmd::Add(id, Box::new(rtc), handler));
+    }
+
+    pub fn remove(&self, id: PeerId) {
+        self.send(Cmd::Remove(id));
+    }
+
+    pub fn call(&self, id: PeerId, f: PeerCall) {
+        self.send(Cmd::Call(id, f));
+    }
+
+    pub fn rtp(&self, id: PeerId, mid: Mid, packet: gst::Buffer) {
+        self.send(Cmd::Rtp(id, mid, packet));
+    }
+
+    pub fn load(&self) -> usize {
+        self.peers.load(Ordering::Relaxed)
+    }
+}
+
+/// The pool: created on first use with the addresses and port range of
+/// the first native endpoint's settings.
+pub struct Pool {
+    pub loops: Vec<Arc<LoopHandle>>,
+}
+
+static POOL: OnceLock<Result<Pool, String>> = OnceLock::new();
+
+/// The process-wide pool (`threads` loops bound on `ips` within
+/// `min_port..=max_port`), started on first call.
+pub fn pool(ips: &[IpAddr], min_port: u16, max_port: u16, threads: usize) -> Result<&'static Pool, String> {
+    POOL.get_or_init(|| Pool::start(ips, min_port, max_port, threads)).as_ref().map_err(Clone::clone)
+}
+
+impl Pool {
+    fn start(ips: &[IpAddr], min_port: u16, max_port: u16, threads: usize) -> Result<Pool, String> {
+        if ips.is_empty() {
+            return Err("no local address to gather on".into());
+        }
+        let mut loops = vec![];
+        let mut next_port = min_port.max(1);
+        for n in 0..threads.max(1) {
+            let mut sockets = vec![];
+            for ip in ips {
+                let (sock, port) = bind_in_range(*ip, next_port, max_port)?;
+                next_port = port.saturating_add(1);
+                sockets.push(sock);
+            }
+            let poll = Poll::new().map_err(|e| e.to_string())?;
+            let waker = Waker::new(poll.registry(), WAKER).map_err(|e| e.to_string())?;
+            for (i, s) in sockets.iter_mut().enumerate() {
+                poll.registry().register(s, Token(i), Interest::READABLE).map_err(|e| e.to_string())?;
+            }
+            let addrs: Vec<SocketAddr> = sockets.iter().filter_map(|s| s.local_addr().ok()).collect();
+            let (tx, rx) = channel();
+            let woken = Arc::new(AtomicBool::new(false));
+            let lp = Loop { poll, sockets, rx, woken: woken.clone(), peers: HashMap::new(), by_remote: HashMap::new() };
+            std::thread::Builder::new()
+                .name(format!("kms-net-{n}"))
+                .spawn(move || lp.run())
+                .map_err(|e| e.to_string())?;
+            tracing::info!(loop_ = n, ?addrs, "native WebRTC network loop started");
+            loops.push(Arc::new(LoopHandle {
+                tx: parking_lot::Mutex::new(tx),
+                waker,
+                woken,
+                addrs,
+                peers: AtomicUsize::new(0),
+            }));
+        }
+        Ok(Pool { loops })
+    }
+
+    /// The least loaded loop.
+    pub fn pick(&self) -> Arc<LoopHandle> {
+        self.loops.iter().min_by_key(|l| l.load()).cloned().expect("at least one loop")
+    }
+}
+
+fn bind_in_range(ip: IpAddr, from: u16, to: u16) -> Result<(UdpSocket, u16), String> {
+    for port in from..=to.max(from) {
+        if let Ok(s) = UdpSocket::bind(SocketAddr::new(ip, port)) {
+            return Ok((s, port));
+        }
+    }
+    Err(format!("no free UDP port on {ip} in {from}-{to}"))
+}
+
+const WAKER: Token = Token(usize::MAX);
+/// The longest a loop sleeps without a peer deadline (idle loops).
+const IDLE: Duration = Duration::from_millis(500);
+
+struct Peer {
+    rtc: Rtc,
+    handler: Arc<dyn PeerHandler>,
+    deadline: Instant,
+    /// Extended sequence numbers of what we send, per media.
+    seq: HashMap<Mid, (u64, u16)>,
+}
+
+struct Loop {
+    poll: Poll,
+    sockets: Vec<UdpSocket>,
+    rx: Receiver<Cmd>,
+    woken: Arc<AtomicBool>,
+    peers: HashMap<PeerId, Peer>,
+    /// (our socket, remote address) → peer, learnt from accepted input.
+    by_remote: HashMap<(usize, SocketAddr), PeerId>,
+}
+
+impl Loop {
+    fn run(mut self) {
+        let mut events = Events::with_capacity(256);
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let now = Instant::now();
+            let next = self.peers.values().map(|p| p.deadline).min().unwrap_or(now + IDLE);
+            let timeout = next.saturating_duration_since(now).min(IDLE);
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout))
+                && e.kind() != ErrorKind::Interrupted
+            {
+                tracing::error!("network loop poll failed: {e}");
+                return;
+            }
+            for ev in events.iter() {
+                if ev.token() == WAKER {
+                    continue;
+                }
+                self.receive(ev.token().0, &mut buf);
+            }
+            self.commands();
+            self.timeouts();
+        }
+    }
+
+    fn commands(&mut self) {
+        self.woken.store(false, Ordering::Release);
+        while let Ok(cmd) = self.rx.try_recv() {
+            match cmd {
+                Cmd::Add(id, rtc, handler) => {
+                    let deadline = Instant::now();
+                    self.peers.insert(id, Peer { rtc: *rtc, handler, deadline, seq: HashMap::new() });
+                    self.drive(id, |_| {});
+                }
+                Cmd::Remove(id) => {
+                    if let Some(mut p) = self.peers.remove(&id) {
+                        p.rtc.disconnect();
+                    }
+                    self.by_remote.retain(|_, p| *p != id);
+                }
+                Cmd::Call(id, f) => self.drive(id, f),
+                Cmd::Rtp(id, mid, packet) => self.drive_peer(id, |p| write_rtp(p, mid, &packet)),
+            }
+        }
+    }
+
+    fn timeouts(&mut self) {
+        let now = Instant::now();
+        let due: Vec<PeerId> = self.peers.iter().filter(|(_, p)| p.deadline <= now).map(|(id, _)| *id).collect();
+        for id in due {
+            self.drive(id, move |rtc| {
+                let _ = rtc.handle_input(Input::Timeout(now));
+            });
+        }
+    }
+
+    fn receive(&mut self, sock: usize, buf: &mut [u8]) {
+        let Some(local) = self.sockets.get(sock).and_then(|s| s.local_addr().ok()) else { return };
+        loop {
+            let (n, source) = match self.sockets[sock].recv_from(buf) {
+                Ok(r) => r,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // ICMP errors of earlier sends surface here; keep going.
+                    tracing::debug!(%local, "recv: {e}");
+                    continue;
+                }
+            };
+            let now = Instant::now();
+            let Ok(contents) = buf[..n].try_into() else { continue };
+            let input = Input::Receive(now, Receive { proto: Protocol::Udp, source, destination: local, contents });
+            let id = match self.by_remote.get(&(sock, source)) {
+                Some(id) if self.peers.get(id).is_some_and(|p| p.rtc.accepts(&input)) => Some(*id),
+                _ => self.peers.iter().find(|(_, p)| p.rtc.accepts(&input)).map(|(id, _)| *id),
+            };
+            let Some(id) = id else {
+                tracing::trace!(%source, "datagram for no peer");
+                continue;
+            };
+            self.by_remote.insert((sock, source), id);
+            let handled = {
+                let Some(peer) = self.peers.get_mut(&id) else { continue };
+                catch_unwind(AssertUnwindSafe(|| peer.rtc.handle_input(input)))
+            };
+            match handled {
+                Ok(Ok(())) => self.drive(id, |_| {}),
+                Ok(Err(e)) => tracing::debug!(%source, "input refused: {e}"),
+                Err(_) => self.fail(id, "panic while handling input"),
+            }
+        }
+    }
+
+    /// Runs `f` on the peer's state machine, then sends what it produced.
+    fn drive(&mut self, id: PeerId, f: impl FnOnce(&mut Rtc)) {
+        self.drive_peer(id, |p| f(&mut p.rtc));
+    }
+
+    fn drive_peer(&mut self, id: PeerId, f: impl FnOnce(&mut Peer)) {
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let sockets = &self.sockets;
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            f(peer);
+            loop {
+                match peer.rtc.poll_output() {
+                    Ok(Output::Timeout(t)) => {
+                        peer.deadline = t;
+                        return Ok(());
+                    }
+                    Ok(Output::Transmit(t)) => {
+                        let s = sockets.iter().find(|s| s.local_addr().is_ok_and(|a| a == t.source));
+                        if let Some(s) = s.or_else(|| sockets.first()) {
+                            let _ = s.send_to(&t.contents, t.destination);
+                        }
+                    }
+                    Ok(Output::Event(Event::Closed)) => return Err("closed".to_owned()),
+                    Ok(Output::Event(e)) => peer.handler.on_event(e),
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        }));
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(why)) => self.fail(id, &why),
+            Err(_) => self.fail(id, "panic in the peer's state machine"),
+        }
+    }
+
+    fn fail(&mut self, id: PeerId, why: &str) {
+        if let Some(p) = self.peers.remove(&id) {
+            self.by_remote.retain(|_, p| *p != id);
+            tracing::warn!(peer = id.0, "native WebRTC peer closed: {why}");
+            let handler = p.handler.clone();
+            drop(p);
+            let _ = catch_unwind(AssertUnwindSafe(|| handler.on_failed(why)));
+        }
+    }
+}
+
+/// Hands one RTP packet from the pipeline to the peer's send stream of
+/// `mid` (str0m encrypts, keeps it for NACKs, and paces it).
+fn write_rtp(peer: &mut Peer, mid: Mid, packet: &gst::Buffer) {
+    let Ok(rtp) = gst_rtp::RTPBuffer::from_buffer_readable(packet) else { return };
+    let Ok(payload) = rtp.payload() else { return };
+    let seq16 = rtp.seq();
+    let (ext, last) = peer.seq.entry(mid).or_insert((seq16 as u64, seq16));
+    let delta = seq16.wrapping_sub(*last) as i16 as i64;
+    *ext = (*ext as i64 + delta).max(0) as u64;
+    *last = seq16;
+    let seq: SeqNo = (*ext).into();
+    let w = RtpWrite::new(rtp.payload_type().into(), seq, rtp.timestamp(), Instant::now(), payload)
+        .marker(rtp.is_marker())
+        .nackable(true);
+    if let Some(tx) = peer.rtc.direct_api().stream_tx_by_mid(mid, None) {
+        tx.write_rtp(w);
+    }
+}

@@ -1,0 +1,149 @@
+// The native WebRTC transport (issue 13, stage 1: KMS_WEBRTC_TRANSPORT=native)
+// in headless Chromium: the tutorials' loopback through kurento-utils and the
+// official kurento-client, media decoded in the page, the ICE/DTLS/state
+// events, a transcoded path (PlayerEndpoint → WebRtcEndpoint), the explicit
+// errors for what the transport does not do yet, and a bounded thread count.
+'use strict';
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { execFileSync } = require('node:child_process');
+const h = require('./lib/harness');
+const { decodes, call, waitFor, negotiate, pageStats } = h;
+const { status } = require('./lib/proc-stats');
+
+let server;
+let pages;
+let browser;
+let client;
+
+test.before(async () => {
+  server = await h.startServer({ env: { KMS_WEBRTC_TRANSPORT: 'native', KMS_LOG: process.env.KMS_TEST_LOG || 'info' } });
+  pages = await h.startPageServer();
+  browser = await h.launchBrowser();
+  client = await h.connect(server.url);
+});
+
+test.after(async () => {
+  if (client) client.close();
+  if (browser) await browser.close();
+  if (pages) await pages.close();
+  if (server) {
+    const r = await server.stop();
+    if (process.env.KMS_TEST_VERBOSE) console.log(server.log());
+    assert.ok(r && r.code === 0, `server exited cleanly: ${JSON.stringify(r)}`);
+  }
+});
+
+function threads() {
+  return status(server.child.pid).threads;
+}
+
+test('native: loopback of the browser camera and microphone decodes, with the state events', async () => {
+  const pipeline = await call(client, 'create', 'MediaPipeline');
+  const ep = await call(pipeline, 'create', 'WebRtcEndpoint');
+  await call(ep, 'connect', ep);
+  const page = await browser.newPage(pages.url);
+  const { events, answer, offer } = await negotiate(page, ep, 'sendrecv');
+  assert.match(answer, /^v=0/);
+  assert.match(answer, /a=fingerprint:sha-256 /);
+  const s = await decodes(page);
+  assert.ok(s.width > 0 && s.height > 0, 'remote video has a size');
+  await waitFor('audio packets back', 10000, async () => (await pageStats(page)).audioPacketsReceived > 10);
+  await waitFor('IceGatheringDone', 10000, () => events.gatheringDone);
+  assert.ok(events.candidates > 0, 'IceCandidateFound events');
+  await waitFor('flow events', 10000, () =>
+    events.flowIn.some((e) => e.state === 'FLOWING' && e.mediaType === 'VIDEO') &&
+    events.flowOut.some((e) => e.state === 'FLOWING' && e.mediaType === 'VIDEO'));
+  assert.equal(await call(ep, 'isMediaFlowingIn', 'VIDEO'), true);
+  assert.equal(await call(ep, 'isMediaTranscoding', 'VIDEO'), false, 'same codec: pass-through');
+  assert.equal(await call(ep, 'getRemoteSessionDescriptor'), offer);
+  const seen = (type, pred = () => true) => events.all.some((e) => e.type === type && pred(e));
+  await waitFor('state events', 10000, () =>
+    seen('IceComponentStateChanged', (e) => e.state === 'CONNECTED' || e.state === 'READY') &&
+    seen('DtlsConnectionStateChange', (e) => e.state === 'CONNECTED') &&
+    seen('ConnectionStateChanged', (e) => e.newState === 'CONNECTED') &&
+    seen('MediaStateChanged', (e) => e.newState === 'CONNECTED'));
+  assert.equal((await call(ep, 'getDtlsConnectionState'))[0].state, 'CONNECTED');
+  assert.equal(await call(ep, 'getMediaState'), 'CONNECTED');
+  assert.equal(await call(ep, 'getConnectionState'), 'CONNECTED');
+  // The browser's keyframe requests reach the sender through the pipeline
+  // (the loopback's own encoder): frames keep decoding after a request.
+  await call(ep, 'requestKeyframe');
+  await decodes(page, 10);
+  await page.close();
+  await call(pipeline, 'release');
+});
+
+test('native: a PlayerEndpoint file transcoded into the browser', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kms-native-'));
+  const file = path.join(dir, 'clip.mp4');
+  execFileSync('gst-launch-1.0', ['-q', '-e', ...(`videotestsrc num-buffers=300 pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 `
+    + `! x264enc tune=zerolatency key-int-max=15 ! video/x-h264,profile=constrained-baseline ! h264parse ! mp4mux ! filesink location=${file}`).split(/\s+/)],
+  { stdio: 'ignore', timeout: 60000 });
+  const pipeline = await call(client, 'create', 'MediaPipeline');
+  const ep = await call(pipeline, 'create', 'WebRtcEndpoint');
+  const player = await call(pipeline, 'create', 'PlayerEndpoint', { uri: `file://${file}` });
+  await call(player, 'connect', ep);
+  const page = await browser.newPage(pages.url);
+  await negotiate(page, ep, 'recvonly');
+  await call(player, 'play');
+  const s = await decodes(page);
+  assert.ok(s.width > 0, 'player video decoded in the page');
+  assert.equal(await call(ep, 'isMediaTranscoding', 'VIDEO'), true, 'H.264 file into a VP8 browser');
+  await page.close();
+  await call(pipeline, 'release');
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('native: what stage 1 does not do answers an explicit error, the connection stays usable', async () => {
+  const pipeline = await call(client, 'create', 'MediaPipeline');
+  await assert.rejects(call(pipeline, 'create', 'WebRtcEndpoint', { useDataChannels: true }), (e) => {
+    assert.match(e.message, /not supported by the native WebRTC transport/);
+    return true;
+  });
+  const ep = await call(pipeline, 'create', 'WebRtcEndpoint');
+  await assert.rejects(call(ep, 'createDataChannel', 'chat'), /native WebRTC transport/);
+  await assert.rejects(call(ep, 'setTurnUrl', 'user:pass@127.0.0.1:3478'), /native WebRTC transport/);
+  await assert.rejects(call(ep, 'processOffer', 'not sdp'), (e) => {
+    assert.equal(e.code, 40201);
+    return true;
+  });
+  await assert.rejects(call(ep, 'processAnswer', 'v=0'), (e) => {
+    assert.equal(e.code, 40209);
+    return true;
+  });
+  assert.equal(await call(ep, 'getMediaState'), 'DISCONNECTED');
+  await call(pipeline, 'release');
+});
+
+test('native: the network loops are a fixed pool; sessions add no transport thread', async () => {
+  const sessions = [];
+  const open = async () => {
+    const pipeline = await call(client, 'create', 'MediaPipeline');
+    const ep = await call(pipeline, 'create', 'WebRtcEndpoint');
+    await call(ep, 'connect', ep);
+    const page = await browser.newPage(pages.url);
+    await negotiate(page, ep, 'sendrecv');
+    await decodes(page, 10);
+    sessions.push({ pipeline, page });
+  };
+  await open();
+  const one = threads();
+  const loops = fs.readdirSync(`/proc/${server.child.pid}/task`)
+    .filter((t) => fs.readFileSync(`/proc/${server.child.pid}/task/${t}/comm`, 'utf8').startsWith('kms-net-')).length;
+  for (let i = 0; i < 3; i++) await open();
+  const four = threads();
+  const loopsAfter = fs.readdirSync(`/proc/${server.child.pid}/task`)
+    .filter((t) => fs.readFileSync(`/proc/${server.child.pid}/task/${t}/comm`, 'utf8').startsWith('kms-net-')).length;
+  console.log(`threads: 1 session ${one}, 4 sessions ${four}; network loops ${loops} → ${loopsAfter}`);
+  assert.ok(loops >= 1, 'network loop threads exist');
+  assert.equal(loopsAfter, loops, 'no network thread per session');
+  for (const s of sessions) {
+    await s.page.close();
+    await call(s.pipeline, 'release');
+  }
+});

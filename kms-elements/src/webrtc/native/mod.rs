@@ -84,9 +84,9 @@ pub fn transport(cfg: &CoreConfig) -> Result<Transport> {
     match name.trim().to_ascii_lowercase().as_str() {
         "webrtcbin" => Ok(Transport::Webrtcbin),
         "native" => Ok(Transport::Native),
-        other => Err(Error::NotAvailable(format!(
-            "WebRtcEndpoint transport '{other}' is unknown (webrtcbin or native)"
-        ))),
+        other => {
+            Err(Error::NotAvailable(format!("WebRtcEndpoint transport '{other}' is unknown (webrtcbin or native)")))
+        }
     }
 }
 
@@ -553,22 +553,25 @@ fn kms_codec(c: str0m::format::Codec) -> Option<Codec> {
     }
 }
 
-/// The addresses the pool gathers on: the machine's IPv4 interfaces
-/// (`networkInterfaces` narrows them), and loopback when `iceLoopback`.
+/// The addresses the pool gathers on: the machine's IPv4 interfaces but
+/// loopback, or those `networkInterfaces` names; and 127.0.0.1 when
+/// `iceLoopback`.
 fn local_ips(settings: &Settings) -> Vec<IpAddr> {
-    let wanted: Vec<&str> =
-        settings.network_interfaces.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    let wanted: Vec<&str> = settings.network_interfaces.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     let mut ips = vec![];
     for (name, ip) in interfaces() {
-        if ip.is_loopback() || !(wanted.is_empty() || wanted.contains(&name.as_str())) {
+        // Loopback only when named (`networkInterfaces=lo`) or asked for.
+        let take = if wanted.is_empty() { !ip.is_loopback() } else { wanted.contains(&name.as_str()) };
+        if !take {
             continue;
         }
         if !ips.contains(&ip) {
             ips.push(ip);
         }
     }
-    if settings.ice_loopback {
-        ips.insert(0, IpAddr::from([127, 0, 0, 1]));
+    let lo = IpAddr::from([127, 0, 0, 1]);
+    if settings.ice_loopback && !ips.contains(&lo) {
+        ips.insert(0, lo);
     }
     ips
 }
@@ -642,10 +645,7 @@ impl RemoteObject for NativeEndpoint {
     fn metric_states(&self) -> Vec<kms_core::metrics::MetricState> {
         let link = self.link.lock();
         let name = |s: Option<String>| s.map_or_else(|| "NONE".to_owned(), |s| s.to_uppercase());
-        vec![
-            ("ice", name(link.ice.map(|s| format!("{s:?}")))),
-            ("dtls", name(link.dtls.map(|s| format!("{s:?}")))),
-        ]
+        vec![("ice", name(link.ice.map(|s| format!("{s:?}")))), ("dtls", name(link.dtls.map(|s| format!("{s:?}"))))]
     }
 }
 
@@ -676,8 +676,7 @@ impl SdpEndpoint for NativeEndpoint {
     }
 
     fn generate_offer(&self, _ctx: &Ctx, options: Option<OfferOptions>) -> Result<String> {
-        if options.is_some_and(|o| !o.offer_to_receive_audio || !o.offer_to_receive_video)
-        {
+        if options.is_some_and(|o| !o.offer_to_receive_audio || !o.offer_to_receive_video) {
             return Err(not_yet("generateOffer options"));
         }
         self.do_generate_offer()

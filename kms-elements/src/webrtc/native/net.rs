@@ -344,3 +344,51 @@ fn write_rtp(peer: &mut Peer, mid: Mid, packet: &gst::Buffer) {
         tx.write_rtp(w);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parking_lot::Mutex;
+
+    #[derive(Default)]
+    struct Record {
+        failed: Mutex<Vec<String>>,
+    }
+
+    impl PeerHandler for Record {
+        fn on_event(&self, _ev: Event) {}
+        fn on_failed(&self, why: &str) {
+            self.failed.lock().push(why.to_owned());
+        }
+    }
+
+    fn rtc() -> Rtc {
+        str0m::RtcConfig::new().build(Instant::now())
+    }
+
+    /// A panic while one peer is driven closes that peer (its handler hears
+    /// why); the loop keeps serving the others.
+    #[test]
+    fn a_panicking_peer_is_closed_alone() {
+        let pool = Pool::start(&[IpAddr::from([127, 0, 0, 1])], 41000, 41999, 1).expect("a loop");
+        let lp = &pool.loops[0];
+        let (a, b) = (PeerId::next(), PeerId::next());
+        let (ha, hb) = (Arc::new(Record::default()), Arc::new(Record::default()));
+        lp.add(a, rtc(), ha.clone());
+        lp.add(b, rtc(), hb.clone());
+        lp.call(a, Box::new(|_| panic!("a bug in one peer")));
+        let (tx, rx) = std::sync::mpsc::channel();
+        lp.call(b, Box::new(move |rtc: &mut Rtc| tx.send(rtc.is_alive()).expect("receiver")));
+        assert!(rx.recv_timeout(Duration::from_secs(5)).expect("the loop still answers"), "b alive");
+        assert_eq!(ha.failed.lock().len(), 1, "a was closed");
+        assert!(ha.failed.lock()[0].contains("panic"));
+        assert!(hb.failed.lock().is_empty(), "b untouched");
+        // a is gone: calls for it are dropped, the loop goes on.
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        lp.call(a, Box::new(move |_| tx.send(()).expect("receiver")));
+        let (tx2, rx2) = std::sync::mpsc::channel();
+        lp.call(b, Box::new(move |_| tx2.send(()).expect("receiver")));
+        rx2.recv_timeout(Duration::from_secs(5)).expect("b still served");
+        assert!(rx.try_recv().is_err(), "nothing runs for a closed peer");
+    }
+}

@@ -72,7 +72,14 @@ test('native: loopback of the browser camera and microphone decodes, with the st
     seen('IceComponentStateChanged', (e) => e.state === 'CONNECTED' || e.state === 'READY') &&
     seen('DtlsConnectionStateChange', (e) => e.state === 'CONNECTED') &&
     seen('ConnectionStateChanged', (e) => e.newState === 'CONNECTED') &&
-    seen('MediaStateChanged', (e) => e.newState === 'CONNECTED'));
+    seen('MediaStateChanged', (e) => e.newState === 'CONNECTED') &&
+    seen('NewCandidatePairSelected'));
+  const pairEv = events.all.find((e) => e.type === 'NewCandidatePairSelected');
+  assert.match(pairEv.candidatePair.localCandidate, /^candidate:.* typ host/);
+  assert.match(pairEv.candidatePair.remoteCandidate, /^candidate:/);
+  const pairs = await call(ep, 'getICECandidatePairs');
+  assert.equal(pairs.length, 1);
+  assert.equal(pairs[0].localCandidate, pairEv.candidatePair.localCandidate);
   assert.equal((await call(ep, 'getDtlsConnectionState'))[0].state, 'CONNECTED');
   assert.equal(await call(ep, 'getMediaState'), 'CONNECTED');
   assert.equal(await call(ep, 'getConnectionState'), 'CONNECTED');

@@ -58,7 +58,7 @@ use super::rtp_input::SendFormat;
 use super::sdp::{self, err};
 use super::settings::Settings;
 use crate::api::elements::events::{
-    DtlsConnectionStateChange, IceCandidateFound, IceComponentStateChanged, IceGatheringDone,
+    DtlsConnectionStateChange, IceCandidateFound, IceComponentStateChanged, IceGatheringDone, NewCandidatePairSelected,
 };
 use crate::api::elements::{
     DtlsConnection, DtlsConnectionState, IceCandidate, IceCandidatePair, IceComponentState, IceConnection,
@@ -132,6 +132,8 @@ pub struct NativeEndpoint {
     peer: PeerId,
     /// Our host candidates (SDP strings), trickled by `gatherCandidates`.
     candidates: Vec<String>,
+    /// What `addIceCandidate` gave (to name the selected pair's remote).
+    remote_candidates: Mutex<Vec<String>>,
     neg: Mutex<Neg>,
     link: Mutex<Link>,
     rx: Mutex<Rx>,
@@ -361,6 +363,25 @@ impl NativeEndpoint {
         }
     }
 
+    /// The selected pair: our host candidate on `local`, the remote's
+    /// candidate on `remote` (as it sent it, else peer-reflexive).
+    fn on_route(&self, local: std::net::SocketAddr, remote: std::net::SocketAddr) {
+        let ours = self.candidates.iter().find(|c| candidate_addr(c) == Some(local)).cloned();
+        let theirs = self.remote_candidates.lock().iter().find(|c| candidate_addr(c) == Some(remote)).cloned();
+        let pair = IceCandidatePair {
+            stream_id: STREAM_ID.into(),
+            component_id: COMPONENT_ID,
+            local_candidate: ours
+                .unwrap_or_else(|| format!("candidate:1 1 udp 2130706431 {} {} typ host", local.ip(), local.port())),
+            remote_candidate: theirs
+                .unwrap_or_else(|| format!("candidate:1 1 udp 1845501695 {} {} typ prflx", remote.ip(), remote.port())),
+        };
+        let changed = self.link.lock().pair.replace(pair.clone()).as_ref() != Some(&pair);
+        if changed {
+            self.base().raise(&NewCandidatePairSelected { candidate_pair: pair });
+        }
+    }
+
     fn on_failed(&self, why: &str) {
         self.base().raise(&ErrorEvent {
             description: format!("WebRTC transport closed: {why}"),
@@ -467,6 +488,12 @@ impl NativeEndpoint {
                 return Ok(());
             }
         };
+        {
+            let mut known = self.remote_candidates.lock();
+            if known.len() < 64 {
+                known.push(body.to_owned());
+            }
+        }
         let mut neg = self.neg.lock();
         if let Some(rtc) = neg.rtc.as_mut() {
             rtc.add_remote_candidate(cand);
@@ -490,6 +517,14 @@ impl NativeEndpoint {
         self.base().raise(&IceGatheringDone {});
         Ok(())
     }
+}
+
+/// The address of an SDP candidate line (`candidate:f c proto prio ip port typ …`).
+fn candidate_addr(c: &str) -> Option<std::net::SocketAddr> {
+    let mut f = c.split_whitespace();
+    let ip: IpAddr = f.nth(4)?.parse().ok()?;
+    let port: u16 = f.next()?.parse().ok()?;
+    Some(std::net::SocketAddr::new(ip, port))
 }
 
 /// The first `a=mid:` of a description.
@@ -617,6 +652,12 @@ impl PeerHandler for Handler {
     fn on_failed(&self, why: &str) {
         if let Some(ep) = self.0.upgrade() {
             ep.on_failed(why);
+        }
+    }
+
+    fn on_route(&self, local: std::net::SocketAddr, remote: std::net::SocketAddr) {
+        if let Some(ep) = self.0.upgrade() {
+            ep.on_route(local, remote);
         }
     }
 }
@@ -922,6 +963,7 @@ impl WebRtcEndpointFactory for NativeEndpoint {
             lp,
             peer: PeerId::next(),
             candidates,
+            remote_candidates: Mutex::new(vec![]),
             neg: Mutex::new(Neg { rtc: Some(rtc), ..Neg::default() }),
             link: Mutex::new(Link {
                 media: MediaState::Disconnected,

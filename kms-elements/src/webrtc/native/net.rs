@@ -42,6 +42,10 @@ pub trait PeerHandler: Send + Sync {
     fn on_event(&self, ev: Event);
     /// The peer was taken off the loop because of a failure (`why`).
     fn on_failed(&self, why: &str);
+    /// Once ICE is connected: the (local, remote) addresses media now
+    /// travels between (the selected pair; str0m 0.24 tells it no other
+    /// way than by where it sends).
+    fn on_route(&self, _local: SocketAddr, _remote: SocketAddr) {}
 }
 
 /// A closure run on the loop with the peer's state machine.
@@ -175,6 +179,9 @@ struct Peer {
     deadline: Instant,
     /// Extended sequence numbers of what we send, per media.
     seq: HashMap<Mid, (u64, u16)>,
+    /// ICE connected: transmits follow the selected pair.
+    connected: bool,
+    route: Option<(SocketAddr, SocketAddr)>,
 }
 
 struct Loop {
@@ -218,7 +225,10 @@ impl Loop {
             match cmd {
                 Cmd::Add(id, rtc, handler) => {
                     let deadline = Instant::now();
-                    self.peers.insert(id, Peer { rtc: *rtc, handler, deadline, seq: HashMap::new() });
+                    self.peers.insert(
+                        id,
+                        Peer { rtc: *rtc, handler, deadline, seq: HashMap::new(), connected: false, route: None },
+                    );
                     self.drive(id, |_| {});
                 }
                 Cmd::Remove(id) => {
@@ -301,8 +311,18 @@ impl Loop {
                         if let Some(s) = s.or_else(|| sockets.first()) {
                             let _ = s.send_to(&t.contents, t.destination);
                         }
+                        let route = (t.source, t.destination);
+                        if peer.connected && peer.route != Some(route) {
+                            peer.route = Some(route);
+                            peer.handler.on_route(route.0, route.1);
+                        }
                     }
                     Ok(Output::Event(Event::Closed)) => return Err("closed".to_owned()),
+                    Ok(Output::Event(Event::IceConnectionStateChange(s))) => {
+                        peer.connected =
+                            matches!(s, str0m::IceConnectionState::Connected | str0m::IceConnectionState::Completed);
+                        peer.handler.on_event(Event::IceConnectionStateChange(s));
+                    }
                     Ok(Output::Event(e)) => peer.handler.on_event(e),
                     Err(e) => return Err(e.to_string()),
                 }

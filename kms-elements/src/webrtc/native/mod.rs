@@ -122,6 +122,8 @@ struct Rx {
     /// Per media type: the source pad and the payload type of its caps.
     pads: HashMap<MediaType, (gst::Pad, Option<u8>)>,
     video_mid: Option<Mid>,
+    /// The negotiated media of each type.
+    mids: HashMap<MediaType, Mid>,
 }
 
 pub struct NativeEndpoint {
@@ -201,6 +203,7 @@ impl NativeEndpoint {
             if t == MediaType::Video {
                 rx.video_mid = Some(*mid);
             }
+            rx.mids.entry(t).or_insert(*mid);
             let mut send = vec![];
             for pt in media.remote_pts() {
                 let Some(p) = params.iter().find(|p| p.pt() == *pt) else { continue };
@@ -212,6 +215,7 @@ impl NativeEndpoint {
                     clock_rate: codec.clock_rate() as u32,
                 });
             }
+            tracing::debug!(id = %self.base().id(), %mid, ?kind, ?dir, pts = ?send.iter().map(|f| f.pt).collect::<Vec<_>>(), "native media");
             if matches!(dir, Direction::SendOnly | Direction::SendRecv) && !send.is_empty() {
                 self.wire_send(t, *mid, send);
             }
@@ -285,12 +289,12 @@ impl NativeEndpoint {
     /// A PLI to the remote sender of our received video.
     fn ask_remote_keyframe(&self) {
         let Some(mid) = self.rx.lock().video_mid else { return };
+        tracing::trace!(id = %self.base().id(), "PLI asked");
         self.lp.call(
             self.peer,
-            Box::new(move |rtc: &mut Rtc| {
-                if let Some(rx) = rtc.direct_api().stream_rx_by_mid(mid, None) {
-                    rx.request_keyframe(str0m::media::KeyframeRequestKind::Pli);
-                }
+            Box::new(move |rtc: &mut Rtc| match rtc.direct_api().stream_rx_by_mid(mid, None) {
+                Some(rx) => rx.request_keyframe(str0m::media::KeyframeRequestKind::Pli),
+                None => tracing::debug!(%mid, "keyframe request before the remote's video stream is known"),
             }),
         );
     }
@@ -300,7 +304,10 @@ impl NativeEndpoint {
         let pt = *p.header.payload_type;
         let (pad, caps) = {
             let mut rx = self.rx.lock();
-            let Some((t, codec)) = rx.pts.get(&pt).copied() else { return };
+            let Some((t, codec)) = rx.pts.get(&pt).copied() else {
+                tracing::trace!(id = %self.base().id(), pt, "received RTP of no negotiated payload type");
+                return;
+            };
             let Some(pad) = self.rx_pad(&mut rx, t) else { return };
             let entry = rx.pads.get_mut(&t).expect("just made");
             let caps = (entry.1 != Some(pt)).then(|| {
@@ -659,6 +666,13 @@ impl PeerHandler for Handler {
         if let Some(ep) = self.0.upgrade() {
             ep.on_route(local, remote);
         }
+    }
+
+    fn mid_for_pt(&self, pt: u8) -> Option<Mid> {
+        let ep = self.0.upgrade()?;
+        let rx = ep.rx.lock();
+        let (t, _) = rx.pts.get(&pt)?;
+        rx.mids.get(t).copied()
     }
 }
 

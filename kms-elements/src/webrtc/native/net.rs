@@ -46,6 +46,12 @@ pub trait PeerHandler: Send + Sync {
     /// travels between (the selected pair; str0m 0.24 tells it no other
     /// way than by where it sends).
     fn on_route(&self, _local: SocketAddr, _remote: SocketAddr) {}
+    /// The media a payload type was negotiated for, to receive a stream
+    /// the remote neither announced (`a=ssrc`) nor tags with the RTP `mid`
+    /// extension (GStreamer's webrtcbin, many SIP gateways).
+    fn mid_for_pt(&self, _pt: u8) -> Option<Mid> {
+        None
+    }
 }
 
 /// A closure run on the loop with the peer's state machine.
@@ -280,7 +286,10 @@ impl Loop {
             self.by_remote.insert((sock, source), id);
             let handled = {
                 let Some(peer) = self.peers.get_mut(&id) else { continue };
-                catch_unwind(AssertUnwindSafe(|| peer.rtc.handle_input(input)))
+                catch_unwind(AssertUnwindSafe(|| {
+                    learn_ssrc(peer, &buf[..n]);
+                    peer.rtc.handle_input(input)
+                }))
             };
             match handled {
                 Ok(Ok(())) => self.drive(id, |_| {}),
@@ -343,6 +352,26 @@ impl Loop {
             drop(p);
             let _ = catch_unwind(AssertUnwindSafe(|| handler.on_failed(why)));
         }
+    }
+}
+
+/// An RTP packet (RFC 7983: first byte 128–191, not an RTCP type) from an
+/// SSRC the state machine does not know: declared for the media its payload
+/// type was negotiated for, so str0m takes it instead of dropping it. The
+/// RTP header is not encrypted by SRTP, so it can be read here.
+fn learn_ssrc(peer: &mut Peer, d: &[u8]) {
+    if d.len() < 12 || !(128..=191).contains(&d[0]) || (64..=95).contains(&(d[1] & 0x7f)) {
+        return;
+    }
+    let ssrc = u32::from_be_bytes([d[8], d[9], d[10], d[11]]).into();
+    if peer.rtc.direct_api().stream_rx(&ssrc).is_some() {
+        return;
+    }
+    if let Some(mid) = peer.handler.mid_for_pt(d[1] & 0x7f)
+        && peer.rtc.media(mid).is_some()
+    {
+        tracing::debug!(%mid, ?ssrc, "receiving an SSRC announced neither by SDP nor by the mid extension");
+        peer.rtc.direct_api().expect_stream_rx(ssrc, None, mid, None);
     }
 }
 

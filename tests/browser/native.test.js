@@ -1,7 +1,7 @@
 // The native WebRTC transport (issue 13, stage 1: KMS_WEBRTC_TRANSPORT=native)
 // in headless Chromium: the tutorials' loopback through kurento-utils and the
 // official kurento-client, media decoded in the page, the ICE/DTLS/state
-// events, a PlayerEndpoint file into the browser, the explicit
+// events, a PlayerEndpoint file into the browser, data channels, the explicit
 // errors for what the transport does not do yet, and a bounded thread count.
 'use strict';
 
@@ -109,16 +109,40 @@ test('native: a PlayerEndpoint file (through agnosticbin) into the browser', asy
   await call(pipeline, 'release');
 });
 
+test('native: data channel echo through a loopback WebRtcEndpoint', async () => {
+  const pipeline = await call(client, 'create', 'MediaPipeline');
+  const ep = await call(pipeline, 'create', 'WebRtcEndpoint', { useDataChannels: true });
+  await call(ep, 'connect', ep);
+  const page = await browser.newPage(pages.url);
+  const opened = [];
+  ep.on('DataChannelOpened', (e) => opened.push(e.channelId));
+  await negotiate(page, ep, 'sendrecv', { dataChannels: true });
+  await waitFor('data channel open', 15000, () => page.evaluate(() => window.kms.channelOpen()));
+  await waitFor('DataChannelOpened', 5000, () => opened.length > 0);
+  assert.equal(opened.length, 1, 'DataChannelOpened once');
+  await page.evaluate(() => { window.kms.send('hello kurento'); window.kms.send('second'); });
+  const got = await waitFor('echo', 10000, async () => {
+    const r = await page.evaluate(() => window.kms.received());
+    return r.length >= 2 ? r : null;
+  });
+  assert.deepEqual(got, ['hello kurento', 'second']);
+  // A channel of our own, on the SCTP association the page opened.
+  await call(ep, 'createDataChannel', 'server-side');
+  await waitFor('second DataChannelOpened', 10000, () => opened.length === 2);
+  await page.close();
+  await call(pipeline, 'release');
+});
+
 test('native: what stage 1 does not do answers an explicit error, the connection stays usable', async () => {
   const pipeline = await call(client, 'create', 'MediaPipeline');
-  await assert.rejects(call(pipeline, 'create', 'WebRtcEndpoint', { useDataChannels: true }), (e) => {
+  await assert.rejects(call(pipeline, 'create', 'WebRtcEndpoint', { recvonly: true }), (e) => {
+    assert.equal(e.code, 40006);
     assert.match(e.message, /not supported by the native WebRTC transport/);
     return true;
   });
   const ep = await call(pipeline, 'create', 'WebRtcEndpoint');
   await assert.rejects(call(ep, 'createDataChannel', 'chat'), (e) => {
-    assert.equal(e.code, 40006);
-    assert.match(e.message, /native WebRTC transport/);
+    assert.equal(e.code, 40111, 'no data channels on this endpoint');
     return true;
   });
   await assert.rejects(call(ep, 'setTurnUrl', 'user:pass@127.0.0.1:3478'), /native WebRTC transport/);

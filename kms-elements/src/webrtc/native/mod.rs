@@ -58,7 +58,8 @@ use super::rtp_input::SendFormat;
 use super::sdp::{self, err};
 use super::settings::Settings;
 use crate::api::elements::events::{
-    DtlsConnectionStateChange, IceCandidateFound, IceComponentStateChanged, IceGatheringDone, NewCandidatePairSelected,
+    DataChannelClosed, DataChannelOpened, DtlsConnectionStateChange, IceCandidateFound, IceComponentStateChanged,
+    IceGatheringDone, NewCandidatePairSelected,
 };
 use crate::api::elements::{
     DtlsConnection, DtlsConnectionState, IceCandidate, IceCandidatePair, IceComponentState, IceConnection,
@@ -104,6 +105,8 @@ struct Neg {
     remote: Option<String>,
     /// Whether the peer is on its loop (negotiation done).
     started: bool,
+    /// The negotiation has an SCTP (data channel) section.
+    sctp: bool,
 }
 
 struct Link {
@@ -126,8 +129,29 @@ struct Rx {
     mids: HashMap<MediaType, Mid>,
 }
 
+/// One data channel: str0m's id, ours (what the API and events show), its
+/// label, and whether it is open.
+struct Chan {
+    id: str0m::channel::ChannelId,
+    kms_id: i32,
+    label: String,
+    open: bool,
+}
+
+#[derive(Default)]
+struct Channels {
+    list: Vec<Chan>,
+    next_id: i32,
+    /// `createDataChannel` calls not yet run on the loop.
+    reserved: usize,
+}
+
 pub struct NativeEndpoint {
     core: ElementCore,
+    use_data_channels: bool,
+    channels: Mutex<Channels>,
+    /// `maxDataChannels` (0: no limit).
+    max_channels: usize,
     slots: Arc<Slots>,
     settings: Mutex<Settings>,
     lp: Arc<LoopHandle>,
@@ -361,6 +385,14 @@ impl NativeEndpoint {
                 self.set_connection_state(ConnectionState::Connected);
             }
             Event::RtpPacket(p) => self.push_rtp(&p),
+            Event::ChannelOpen(id, label) => self.channel_open(id, label),
+            Event::ChannelData(d) => {
+                let label = self.channels.lock().list.iter().find(|c| c.id == d.id).map(|c| c.label.clone());
+                if let Some(label) = label {
+                    self.slots.push_data(super::io::data_buffer(&d.data, &label, d.binary));
+                }
+            }
+            Event::ChannelClose(id) => self.channel_closed(id),
             Event::KeyframeRequest(_) => {
                 if let Some(i) = self.slots.existing_input(MediaType::Video) {
                     i.request_keyframe();
@@ -368,6 +400,72 @@ impl NativeEndpoint {
             }
             _ => {}
         }
+    }
+
+    fn channel_open(&self, id: str0m::channel::ChannelId, label: String) {
+        if !self.use_data_channels {
+            // Not enabled on this endpoint (constructor `useDataChannels`):
+            // the peer's channel is closed, as webrtcbin's transport does.
+            self.lp.call(self.peer, Box::new(move |rtc: &mut Rtc| rtc.direct_api().close_data_channel(id)));
+            return;
+        }
+        let kms_id = {
+            let mut ch = self.channels.lock();
+            if let Some(c) = ch.list.iter_mut().find(|c| c.id == id) {
+                if c.open {
+                    return;
+                }
+                c.open = true;
+                c.kms_id
+            } else if self.max_channels > 0 && ch.list.len() + ch.reserved >= self.max_channels {
+                // Past `maxDataChannels`: the peer's channel is closed.
+                drop(ch);
+                tracing::warn!(id = %self.base().id(), "data channel '{label}' closed: maxDataChannels reached");
+                self.lp.call(self.peer, Box::new(move |rtc: &mut Rtc| rtc.direct_api().close_data_channel(id)));
+                return;
+            } else {
+                let kms_id = ch.next_id;
+                ch.next_id += 1;
+                ch.list.push(Chan { id, kms_id, label, open: true });
+                kms_id
+            }
+        };
+        self.base().raise(&DataChannelOpened { channel_id: kms_id });
+    }
+
+    fn channel_closed(&self, id: str0m::channel::ChannelId) {
+        let kms_id = {
+            let mut ch = self.channels.lock();
+            let Some(pos) = ch.list.iter().position(|c| c.id == id) else { return };
+            ch.list.remove(pos).kms_id
+        };
+        self.base().raise(&DataChannelClosed { channel_id: kms_id });
+    }
+
+    /// A DATA buffer from the pipeline: on the open channel with its label,
+    /// else on the first open one (as on webrtcbin).
+    fn send_data(&self, buf: &gst::Buffer) {
+        let (label, binary) = super::io::data_info(buf);
+        let id = {
+            let ch = self.channels.lock();
+            ch.list
+                .iter()
+                .find(|c| c.open && label.is_some() && Some(&c.label) == label.as_ref())
+                .or_else(|| ch.list.iter().find(|c| c.open))
+                .map(|c| c.id)
+        };
+        let (Some(id), Ok(map)) = (id, buf.map_readable()) else { return };
+        let bytes = map.as_slice().to_vec();
+        self.lp.call(
+            self.peer,
+            Box::new(move |rtc: &mut Rtc| {
+                if let Some(mut c) = rtc.channel(id)
+                    && !matches!(c.write(binary, &bytes), Ok(true))
+                {
+                    tracing::debug!("data channel message not sent (buffer full or channel closing)");
+                }
+            }),
+        );
     }
 
     /// The selected pair: our host candidate on `local`, the remote's
@@ -428,6 +526,7 @@ impl NativeEndpoint {
         let text = answer.to_sdp_string();
         let mids = sdp_medias(&text, true);
         self.wire(&rtc, &mids);
+        neg.sctp = has_sctp(&text);
         neg.local = Some(text.clone());
         neg.remote = Some(offer);
         self.start(&mut neg, rtc);
@@ -470,6 +569,7 @@ impl NativeEndpoint {
         }
         let mids = sdp_medias(&answer, false);
         self.wire(&rtc, &mids);
+        neg.sctp = has_sctp(&answer);
         neg.remote = Some(answer);
         let local = neg.local.clone().unwrap_or_default();
         self.start(&mut neg, rtc);
@@ -532,6 +632,11 @@ fn candidate_addr(c: &str) -> Option<std::net::SocketAddr> {
     let ip: IpAddr = f.nth(4)?.parse().ok()?;
     let port: u16 = f.next()?.parse().ok()?;
     Some(std::net::SocketAddr::new(ip, port))
+}
+
+/// Whether a description accepts an SCTP (data channel) section.
+fn has_sctp(sdp: &str) -> bool {
+    sdp.lines().any(|l| l.starts_with("m=application") && l.split(' ').nth(1) != Some("0"))
 }
 
 /// The first `a=mid:` of a description.
@@ -919,30 +1024,77 @@ impl WebRtcEndpoint for NativeEndpoint {
     fn create_data_channel(
         &self,
         _ctx: &Ctx,
-        _label: String,
-        _ordered: bool,
-        _max_packet_life_time: i32,
-        _max_retransmits: i32,
-        _protocol: String,
+        label: String,
+        ordered: bool,
+        max_packet_life_time: i32,
+        max_retransmits: i32,
+        protocol: String,
     ) -> Result<()> {
-        Err(not_yet("Data channels"))
+        if !self.use_data_channels || !self.neg.lock().sctp {
+            return Err(Error::Code { code: 40111, message: "Data channels not negotiated".into() });
+        }
+        if max_packet_life_time >= 0 && max_retransmits >= 0 {
+            return Err(Error::IllegalParam(
+                "maxPacketLifeTime and maxRetransmits cannot be set at the same time".into(),
+            ));
+        }
+        {
+            let mut ch = self.channels.lock();
+            if self.max_channels > 0 && ch.list.len() + ch.reserved >= self.max_channels {
+                return Err(Error::NotEnoughResources(format!(
+                    "Reached data-channels limit: {} (maxDataChannels); close one first",
+                    self.max_channels
+                )));
+            }
+            ch.reserved += 1;
+        }
+        let reliability = if max_packet_life_time >= 0 {
+            str0m::channel::Reliability::MaxPacketLifetime { lifetime: max_packet_life_time.min(65535) as u16 }
+        } else if max_retransmits >= 0 {
+            str0m::channel::Reliability::MaxRetransmits { retransmits: max_retransmits.min(65535) as u16 }
+        } else {
+            str0m::channel::Reliability::Reliable
+        };
+        let config =
+            str0m::channel::ChannelConfig { label: label.clone(), ordered, reliability, negotiated: None, protocol };
+        let weak = self.me.get().cloned().unwrap_or_default();
+        self.lp.call(
+            self.peer,
+            Box::new(move |rtc: &mut Rtc| {
+                let id = rtc.direct_api().create_data_channel(config);
+                // Ours from now on; `ChannelOpen` announces it when open.
+                if let Some(ep) = weak.upgrade() {
+                    let mut ch = ep.channels.lock();
+                    ch.reserved = ch.reserved.saturating_sub(1);
+                    let kms_id = ch.next_id;
+                    ch.next_id += 1;
+                    ch.list.push(Chan { id, kms_id, label, open: false });
+                }
+            }),
+        );
+        Ok(())
     }
 
-    fn close_data_channel(&self, _ctx: &Ctx, _channel_id: i32) -> Result<()> {
-        Err(not_yet("Data channels"))
+    fn close_data_channel(&self, _ctx: &Ctx, channel_id: i32) -> Result<()> {
+        let id = self.channels.lock().list.iter().find(|c| c.kms_id == channel_id).map(|c| c.id);
+        if let Some(id) = id {
+            self.lp.call(self.peer, Box::new(move |rtc: &mut Rtc| rtc.direct_api().close_data_channel(id)));
+        }
+        Ok(())
     }
 }
 
 impl WebRtcEndpointFactory for NativeEndpoint {
     fn construct(ctx: &Ctx, params: WebRtcEndpointConstructor) -> Result<Arc<Self>> {
-        if params.recvonly || params.sendonly || params.use_data_channels {
-            return Err(not_yet("recvonly, sendonly and useDataChannels"));
+        if params.recvonly || params.sendonly {
+            return Err(not_yet("recvonly and sendonly"));
         }
         let pipeline = params.media_pipeline;
         let shared =
             pipeline.pipeline().cloned().ok_or_else(|| Error::marshall("'mediaPipeline' is not a pipeline"))?;
         let codecs = sdp::CodecSet::from_config(ctx.config())?;
         let settings = Settings::from_config(ctx.config());
+        super::io::register_meta();
         let ips = local_ips(&settings);
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let pool = net::pool(&ips, settings.min_port as u16, settings.max_port as u16, threads)
@@ -972,6 +1124,9 @@ impl WebRtcEndpointFactory for NativeEndpoint {
         let core = ElementCore::new(ctx, base, shared, Box::new(WebRtcIo(slots.clone())))?;
         let ep = Arc::new(NativeEndpoint {
             core,
+            use_data_channels: params.use_data_channels,
+            channels: Mutex::new(Channels::default()),
+            max_channels: ctx.config().limits.max_data_channels,
             slots,
             settings: Mutex::new(settings),
             lp,
@@ -990,9 +1145,16 @@ impl WebRtcEndpointFactory for NativeEndpoint {
             me: OnceLock::new(),
         });
         let _ = ep.me.set(Arc::downgrade(&ep));
-        for t in [MediaType::Audio, MediaType::Video] {
+        for t in [MediaType::Audio, MediaType::Video, MediaType::Data] {
             let _ = ep.core.output(t, "default");
         }
+        // DATA buffers from the pipeline go out on a data channel.
+        let weak = Arc::downgrade(&ep);
+        ep.slots.set_data_handler(move |buf| {
+            if let Some(ep) = weak.upgrade() {
+                ep.send_data(buf);
+            }
+        });
         Ok(ep)
     }
 }

@@ -107,6 +107,8 @@ struct Neg {
     started: bool,
     /// The negotiation has an SCTP (data channel) section.
     sctp: bool,
+    /// Released: the peer left its loop and does not come back.
+    left: bool,
 }
 
 struct Link {
@@ -509,7 +511,7 @@ impl NativeEndpoint {
 
     fn do_process_offer(&self, offer: String) -> Result<String> {
         let mut neg = self.neg.lock();
-        if neg.started || neg.pending.is_some() {
+        if neg.started || neg.left || neg.pending.is_some() {
             return Err(err(sdp::SDP_END_POINT_ALREADY_NEGOTIATED, "Endpoint already negotiated"));
         }
         sdp::parse(&offer, "offer")?;
@@ -536,7 +538,7 @@ impl NativeEndpoint {
 
     fn do_generate_offer(&self) -> Result<String> {
         let mut neg = self.neg.lock();
-        if neg.started || neg.pending.is_some() {
+        if neg.started || neg.left || neg.pending.is_some() {
             return Err(err(sdp::SDP_END_POINT_ALREADY_NEGOTIATED, "Endpoint already negotiated"));
         }
         let rtc = neg.rtc.as_mut().ok_or_else(|| err(sdp::SDP_END_POINT_GENERATE_OFFER_ERROR, "No transport"))?;
@@ -553,7 +555,7 @@ impl NativeEndpoint {
 
     fn do_process_answer(&self, answer: String) -> Result<String> {
         let mut neg = self.neg.lock();
-        if neg.started {
+        if neg.started || neg.left {
             return Err(err(sdp::SDP_END_POINT_ANSWER_ALREADY_PROCCESED, "Answer already processed"));
         }
         let Some(pending) = neg.pending.take() else {
@@ -781,9 +783,20 @@ impl PeerHandler for Handler {
     }
 }
 
+impl NativeEndpoint {
+    /// Off the loop, once (release, then drop; or drop alone).
+    fn leave_loop(&self) {
+        let mut neg = self.neg.lock();
+        if std::mem::take(&mut neg.started) {
+            neg.left = true;
+            self.lp.remove(self.peer);
+        }
+    }
+}
+
 impl Drop for NativeEndpoint {
     fn drop(&mut self) {
-        self.lp.remove(self.peer);
+        self.leave_loop();
     }
 }
 
@@ -798,7 +811,7 @@ impl RemoteObject for NativeEndpoint {
 
     fn release(&self) {
         // Off the loop first: nothing is pushed into a bin going away.
-        self.lp.remove(self.peer);
+        self.leave_loop();
         self.core.release();
     }
 

@@ -90,7 +90,9 @@ impl LoopHandle {
         self.send(Cmd::Add(id, Box::new(rtc), handler));
     }
 
+    /// Takes a peer off the loop; once per [`LoopHandle::add`].
     pub fn remove(&self, id: PeerId) {
+        self.peers.fetch_sub(1, Ordering::Relaxed);
         self.send(Cmd::Remove(id));
     }
 

@@ -21,6 +21,9 @@ echo "== protocol conformance (official kurento-client against the real server)"
 [[ "$(ulimit -n)" == unlimited || "$(ulimit -n)" -ge 4096 ]] || ulimit -n 4096 2>/dev/null || true
 (cd tests/conformance && npm ci --ignore-scripts --no-audit --no-fund >/dev/null && node --test --test-concurrency=1)
 
+echo "== protocol conformance again on the native WebRTC transport (KMS_WEBRTC_TRANSPORT=native)"
+(cd tests/conformance && KMS_WEBRTC_TRANSPORT=native node --test --test-concurrency=1)
+
 echo "== generated JS client modules (official kurento-client register())"
 tests/js-modules/run.sh
 

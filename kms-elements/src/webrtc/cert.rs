@@ -114,6 +114,25 @@ fn generated_ecdsa() -> Option<Arc<str>> {
 
 /// SHA-256 fingerprint of the PEM's (first) certificate, in SDP form
 /// (`AB:CD:...`, RFC 8122).
+/// The DER bodies of a PEM's certificate and private key (for transports
+/// that take DER, the native one).
+pub fn der_pair(pem: &str) -> Option<(Vec<u8>, Vec<u8>)> {
+    use base64::Engine as _;
+    let block = |begin: &dyn Fn(&str) -> bool| -> Option<Vec<u8>> {
+        let body: String = pem
+            .lines()
+            .skip_while(|l| !begin(l))
+            .skip(1)
+            .take_while(|l| !l.starts_with("-----END "))
+            .map(str::trim)
+            .collect();
+        base64::engine::general_purpose::STANDARD.decode(body).ok().filter(|d| !d.is_empty())
+    };
+    let cert = block(&|l| l.starts_with("-----BEGIN CERTIFICATE-----"))?;
+    let key = block(&|l| l.starts_with("-----BEGIN ") && l.contains("PRIVATE KEY-----"))?;
+    Some((cert, key))
+}
+
 pub fn fingerprint(pem: &str) -> Option<String> {
     use base64::Engine as _;
     use sha2::Digest as _;

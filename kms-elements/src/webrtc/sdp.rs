@@ -432,6 +432,64 @@ pub fn present_rejected(text: &str, offer: &gst_sdp::SDPMessage, sections: &[Sec
     out
 }
 
+/// The offer without the sections we reject, for a stack that cannot
+/// reject them itself (the native transport's str0m); the answer gets them
+/// back with [`with_rejected`].
+pub fn without_rejected(text: &str, sections: &[Section]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut idx = 0usize;
+    let mut skipping = false;
+    for raw in text.lines() {
+        let line = raw.trim_end_matches('\r');
+        if line.is_empty() {
+            continue;
+        }
+        if line.starts_with("m=") {
+            skipping = sections.get(idx).is_some_and(|s| !s.accepted);
+            idx += 1;
+        }
+        if !skipping {
+            push_line(&mut out, line);
+        }
+    }
+    out
+}
+
+/// The answer to [`without_rejected`]'s offer with the rejected sections
+/// put back where the offer had them, as KMS writes them.
+pub fn with_rejected(answer: &str, offer: &gst_sdp::SDPMessage, sections: &[Section]) -> String {
+    let mut session: Vec<&str> = vec![];
+    let mut medias: Vec<Vec<&str>> = vec![];
+    for raw in answer.lines() {
+        let line = raw.trim_end_matches('\r');
+        if line.is_empty() {
+            continue;
+        }
+        if line.starts_with("m=") {
+            medias.push(vec![line]);
+        } else if let Some(m) = medias.last_mut() {
+            m.push(line);
+        } else {
+            session.push(line);
+        }
+    }
+    let mut out = String::with_capacity(answer.len() + 128);
+    for l in session {
+        push_line(&mut out, l);
+    }
+    let mut accepted = medias.into_iter();
+    for (i, s) in sections.iter().enumerate() {
+        if s.accepted {
+            for l in accepted.next().unwrap_or_default() {
+                push_line(&mut out, l);
+            }
+        } else if let Some(m) = offer.media(i as u32) {
+            push_rejected(&mut out, m);
+        }
+    }
+    out
+}
+
 /// A rejected section of an answer, as KMS writes it (RFC 3264 §6): the
 /// offer's media, protocol and formats with port 0, its mid, `a=inactive`.
 fn push_rejected(out: &mut String, m: &gst_sdp::SDPMediaRef) {

@@ -109,6 +109,10 @@ struct Neg {
     sctp: bool,
     /// Released: the peer left its loop and does not come back.
     left: bool,
+    /// Remote candidates given before the remote description.
+    queued: usize,
+    /// The loop place taken at creation was given back.
+    unreserved: bool,
 }
 
 struct Link {
@@ -146,6 +150,9 @@ struct Channels {
     next_id: i32,
     /// `createDataChannel` calls not yet run on the loop.
     reserved: usize,
+    /// The channel that carries our offer's SCTP section (see
+    /// `do_generate_offer`).
+    placeholder: Option<str0m::channel::ChannelId>,
 }
 
 pub struct NativeEndpoint {
@@ -154,8 +161,11 @@ pub struct NativeEndpoint {
     channels: Mutex<Channels>,
     /// `maxDataChannels` (0: no limit).
     max_channels: usize,
+    /// `maxQueuedIceCandidates` (0: no limit).
+    max_queued_candidates: usize,
     slots: Arc<Slots>,
     settings: Mutex<Settings>,
+    codecs: sdp::CodecSet,
     lp: Arc<LoopHandle>,
     peer: PeerId,
     /// Our host candidates (SDP strings), trickled by `gatherCandidates`.
@@ -413,6 +423,9 @@ impl NativeEndpoint {
         }
         let kms_id = {
             let mut ch = self.channels.lock();
+            if ch.placeholder == Some(id) {
+                return;
+            }
             if let Some(c) = ch.list.iter_mut().find(|c| c.id == id) {
                 if c.open {
                     return;
@@ -514,8 +527,27 @@ impl NativeEndpoint {
         if neg.started || neg.left || neg.pending.is_some() {
             return Err(err(sdp::SDP_END_POINT_ALREADY_NEGOTIATED, "Endpoint already negotiated"));
         }
-        sdp::parse(&offer, "offer")?;
-        let parsed = SdpOffer::from_sdp_string(&offer)
+        let msg = sdp::parse(&offer, "offer")?;
+        if msg.medias_len() == 0 {
+            return Err(err(sdp::SDP_END_POINT_PROCESS_OFFER_ERROR, "Offer has no media"));
+        }
+        let sections = sdp::plan_offer(&msg, &self.codecs, self.use_data_channels);
+        if !sections.iter().any(|s| s.accepted) {
+            // Nothing we can take (plain RTP/AVP, no DTLS): answered as KMS
+            // does, every section rejected; no transport is started.
+            let session_id = (u64::from(gst::glib::random_int()) << 31) | u64::from(gst::glib::random_int() >> 1);
+            let text = sdp::answer_rejecting_all(&msg, session_id);
+            neg.local = Some(text.clone());
+            neg.remote = Some(offer);
+            neg.left = true;
+            return Ok(text);
+        }
+        // Sections we reject (plain RTP, codecs we do not take, data
+        // without `useDataChannels`) are kept from str0m and put back into
+        // its answer, rejected, in the offer's order.
+        let rejects = sections.iter().any(|s| !s.accepted);
+        let for_str0m = if rejects { sdp::without_rejected(&offer, &sections) } else { offer.clone() };
+        let parsed = SdpOffer::from_sdp_string(&for_str0m)
             .map_err(|e| err(sdp::SDP_PARSE_ERROR, format!("Error parsing SDP offer: {e}")))?;
         let mut rtc = neg.rtc.take().ok_or_else(|| err(sdp::SDP_END_POINT_PROCESS_OFFER_ERROR, "No transport"))?;
         let answer = match rtc.sdp_api().accept_offer(parsed) {
@@ -527,6 +559,7 @@ impl NativeEndpoint {
         };
         let text = answer.to_sdp_string();
         let mids = sdp_medias(&text, true);
+        let text = if rejects { sdp::with_rejected(&text, &msg, &sections) } else { text };
         self.wire(&rtc, &mids);
         neg.sctp = has_sctp(&text);
         neg.local = Some(text.clone());
@@ -545,6 +578,17 @@ impl NativeEndpoint {
         let mut api = rtc.sdp_api();
         api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
         api.add_media(MediaKind::Video, Direction::SendRecv, None, None, None);
+        if self.use_data_channels {
+            // str0m writes the SCTP section only with a channel in it: a
+            // pre-negotiated one of ours (no DCEP, so the peer never sees
+            // it), never reported nor used for messages.
+            let id = api.add_channel_with_config(str0m::channel::ChannelConfig {
+                label: "kms-sctp".into(),
+                negotiated: Some(1023),
+                ..Default::default()
+            });
+            self.channels.lock().placeholder = Some(id);
+        }
         let (offer, pending) =
             api.apply().ok_or_else(|| err(sdp::SDP_END_POINT_GENERATE_OFFER_ERROR, "Nothing to offer"))?;
         let text = offer.to_sdp_string();
@@ -604,6 +648,18 @@ impl NativeEndpoint {
             }
         }
         let mut neg = self.neg.lock();
+        if neg.remote.is_none() {
+            // Before the remote description candidates wait in the state
+            // machine: bounded like webrtcbin's queue.
+            let max = self.max_queued_candidates;
+            if max > 0 && neg.queued >= max {
+                return Err(Error::NotEnoughResources(format!(
+                    "Reached queued-ICE-candidates limit: {max} (maxQueuedIceCandidates); remote candidates are \
+                     kept until the remote description is set"
+                )));
+            }
+            neg.queued += 1;
+        }
         if let Some(rtc) = neg.rtc.as_mut() {
             rtc.add_remote_candidate(cand);
         } else {
@@ -787,6 +843,9 @@ impl NativeEndpoint {
     /// Off the loop, once (release, then drop; or drop alone).
     fn leave_loop(&self) {
         let mut neg = self.neg.lock();
+        if !std::mem::replace(&mut neg.unreserved, true) {
+            self.lp.unreserve();
+        }
         if std::mem::take(&mut neg.started) {
             neg.left = true;
             self.lp.remove(self.peer);
@@ -1112,8 +1171,16 @@ impl WebRtcEndpointFactory for NativeEndpoint {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let pool = net::pool(&ips, settings.min_port as u16, settings.max_port as u16, threads)
             .map_err(|e| Error::NotAvailable(format!("native WebRTC transport cannot start: {e}")))?;
-        let lp = pool.pick();
+        // The configured (or generated ECDSA) certificate, refused as on
+        // webrtcbin when it is unusable.
+        let pem = super::cert::pem_for(ctx.config(), params.certificate_key_type).map_err(|why| {
+            tracing::warn!("WebRtcEndpoint not created: {why}");
+            Error::NotAvailable(format!("WebRtcEndpoint cannot be created: {why}"))
+        })?;
         let mut cfg = RtcConfig::new().set_rtp_mode(true).clear_codecs();
+        if let Some((certificate, private_key)) = pem.as_deref().and_then(super::cert::der_pair) {
+            cfg = cfg.set_dtls_cert(str0m::config::DtlsCert { certificate, private_key });
+        }
         for c in codecs.audio.iter().chain(&codecs.video) {
             cfg = match c {
                 Codec::Opus => cfg.enable_opus(true, false),
@@ -1124,24 +1191,28 @@ impl WebRtcEndpointFactory for NativeEndpoint {
             };
         }
         let mut rtc = cfg.build(Instant::now());
-        let mut candidates = vec![];
-        for a in &lp.addrs {
-            let c = Candidate::host(*a, "udp").map_err(|e| Error::NotAvailable(format!("host candidate {a}: {e}")))?;
-            if let Some(c) = rtc.add_local_candidate(c) {
-                candidates.push(c.to_sdp_string());
-            }
-        }
         let parent: &dyn RemoteObject = pipeline.as_ref();
         let base = ctx.new_object_base(Some(parent));
         let slots = Slots::new(settings.mtu as u32);
         let core = ElementCore::new(ctx, base, shared, Box::new(WebRtcIo(slots.clone())))?;
+        // Placed last: nothing fails between the pick and the endpoint
+        // that gives the place back.
+        let lp = pool.pick();
+        let candidates: Vec<String> = lp
+            .addrs
+            .iter()
+            .filter_map(|a| Candidate::host(*a, "udp").ok())
+            .filter_map(|c| rtc.add_local_candidate(c).map(|c| c.to_sdp_string()))
+            .collect();
         let ep = Arc::new(NativeEndpoint {
             core,
             use_data_channels: params.use_data_channels,
             channels: Mutex::new(Channels::default()),
             max_channels: ctx.config().limits.max_data_channels,
+            max_queued_candidates: ctx.config().limits.max_queued_ice_candidates,
             slots,
             settings: Mutex::new(settings),
+            codecs,
             lp,
             peer: PeerId::next(),
             candidates,

@@ -86,14 +86,16 @@ impl LoopHandle {
     }
 
     pub fn add(&self, id: PeerId, rtc: Rtc, handler: Arc<dyn PeerHandler>) {
-        self.peers.fetch_add(1, Ordering::Relaxed);
         self.send(Cmd::Add(id, Box::new(rtc), handler));
     }
 
-    /// Takes a peer off the loop; once per [`LoopHandle::add`].
     pub fn remove(&self, id: PeerId) {
-        self.peers.fetch_sub(1, Ordering::Relaxed);
         self.send(Cmd::Remove(id));
+    }
+
+    /// Gives back the place [`Pool::pick`] took (once per pick).
+    pub fn unreserve(&self) {
+        self.peers.fetch_sub(1, Ordering::Relaxed);
     }
 
     pub fn call(&self, id: PeerId, f: PeerCall) {
@@ -162,9 +164,13 @@ impl Pool {
         Ok(Pool { loops })
     }
 
-    /// The least loaded loop.
+    /// The least loaded loop, counting endpoints from their creation (two
+    /// endpoints created one after the other land on different loops: two
+    /// peers of one loop share its sockets and cannot reach each other).
     pub fn pick(&self) -> Arc<LoopHandle> {
-        self.loops.iter().min_by_key(|l| l.load()).cloned().expect("at least one loop")
+        let l = self.loops.iter().min_by_key(|l| l.load()).cloned().expect("at least one loop");
+        l.peers.fetch_add(1, Ordering::Relaxed);
+        l
     }
 }
 

@@ -422,7 +422,7 @@ impl Shared {
     /// `record()`.
     fn record(self: &Arc<Self>) -> Result<()> {
         self.wait_finishing();
-        let state = {
+        {
             let mut c = self.control.lock();
             if c.session.is_none() {
                 c.count += 1;
@@ -446,12 +446,14 @@ impl Shared {
                 c.session = Some(s);
             }
             let state = self.set_uri_state(&mut c, UriCommand::Start);
+            // START is announced before the timeline records: the first
+            // kept buffer raises `Recording` on the streaming thread, which
+            // could otherwise overtake it (CI saw Recording, then START).
+            self.announce(state);
             // Under the control lock, after the session is linked: a kept
             // buffer always finds its track.
             self.timeline.lock().record();
-            state
         };
-        self.announce(state);
         *self.last_keyframe_request.lock() = None;
         let video = self.entries.lock().get(&TrackKind::Video).cloned();
         if let Some(v) = video {

@@ -144,10 +144,19 @@ impl Pool {
             for (i, s) in sockets.iter_mut().enumerate() {
                 poll.registry().register(s, Token(i), Interest::READABLE).map_err(|e| e.to_string())?;
             }
-            let addrs: Vec<SocketAddr> = sockets.iter().filter_map(|s| s.local_addr().ok()).collect();
+            let addrs: Vec<SocketAddr> =
+                sockets.iter().map(|s| s.local_addr()).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
             let (tx, rx) = channel();
             let woken = Arc::new(AtomicBool::new(false));
-            let lp = Loop { poll, sockets, rx, woken: woken.clone(), peers: HashMap::new(), by_remote: HashMap::new() };
+            let lp = Loop {
+                poll,
+                sockets,
+                local: addrs.clone(),
+                rx,
+                woken: woken.clone(),
+                peers: HashMap::new(),
+                by_remote: HashMap::new(),
+            };
             std::thread::Builder::new()
                 .name(format!("kms-net-{n}"))
                 .spawn(move || lp.run())
@@ -201,6 +210,8 @@ struct Peer {
 struct Loop {
     poll: Poll,
     sockets: Vec<UdpSocket>,
+    /// Each socket's address, read once (not a `getsockname` per packet).
+    local: Vec<SocketAddr>,
     rx: Receiver<Cmd>,
     woken: Arc<AtomicBool>,
     peers: HashMap<PeerId, Peer>,
@@ -268,7 +279,7 @@ impl Loop {
     }
 
     fn receive(&mut self, sock: usize, buf: &mut [u8]) {
-        let Some(local) = self.sockets.get(sock).and_then(|s| s.local_addr().ok()) else { return };
+        let Some(&local) = self.local.get(sock) else { return };
         loop {
             let (n, source) = match self.sockets[sock].recv_from(buf) {
                 Ok(r) => r,
@@ -314,7 +325,7 @@ impl Loop {
 
     fn drive_peer(&mut self, id: PeerId, f: impl FnOnce(&mut Peer)) {
         let Some(peer) = self.peers.get_mut(&id) else { return };
-        let sockets = &self.sockets;
+        let (sockets, local) = (&self.sockets, &self.local);
         let r = catch_unwind(AssertUnwindSafe(|| {
             f(peer);
             loop {
@@ -324,8 +335,8 @@ impl Loop {
                         return Ok(());
                     }
                     Ok(Output::Transmit(t)) => {
-                        let s = sockets.iter().find(|s| s.local_addr().is_ok_and(|a| a == t.source));
-                        if let Some(s) = s.or_else(|| sockets.first()) {
+                        let i = local.iter().position(|a| *a == t.source).unwrap_or(0);
+                        if let Some(s) = sockets.get(i) {
                             let _ = s.send_to(&t.contents, t.destination);
                         }
                         let route = (t.source, t.destination);

@@ -109,6 +109,30 @@ test('native: a PlayerEndpoint file (through agnosticbin) into the browser', asy
   await call(pipeline, 'release');
 });
 
+test('native: recvonly and sendonly endpoints answer one-way and carry the media between them', async () => {
+  const pipeline = await call(client, 'create', 'MediaPipeline');
+  const inbound = await call(pipeline, 'create', 'WebRtcEndpoint', { recvonly: true });
+  const outbound = await call(pipeline, 'create', 'WebRtcEndpoint', { sendonly: true });
+  await call(inbound, 'connect', outbound);
+  const presenter = await browser.newPage(pages.url);
+  const viewer = await browser.newPage(pages.url);
+  // Both pages offer sendrecv: the endpoints narrow the answers.
+  const { answer: inAnswer } = await negotiate(presenter, inbound, 'sendrecv');
+  const { answer: outAnswer } = await negotiate(viewer, outbound, 'sendrecv');
+  const dirs = (sdp) => sdp.split(/\r?\n/).filter((l) => /^a=(sendrecv|sendonly|recvonly|inactive)$/.test(l));
+  assert.deepEqual(dirs(inAnswer), ['a=recvonly', 'a=recvonly'], 'recvonly endpoint answers recvonly');
+  assert.deepEqual(dirs(outAnswer), ['a=sendonly', 'a=sendonly'], 'sendonly endpoint answers sendonly');
+  await decodes(viewer, 30);
+  await waitFor('audio at the viewer', 10000, async () => (await pageStats(viewer)).audioPacketsReceived > 10);
+  assert.equal(await call(inbound, 'isMediaFlowingOut', 'VIDEO'), true, 'the presenter\'s media leaves the recvonly endpoint');
+  assert.equal(await call(outbound, 'isMediaFlowingIn', 'VIDEO'), true, 'and enters the sendonly one');
+  // Nothing comes back to the presenter.
+  assert.equal((await pageStats(presenter)).framesDecoded || 0, 0, 'the presenter receives no video');
+  await presenter.close();
+  await viewer.close();
+  await call(pipeline, 'release');
+});
+
 test('native: data channel echo through a loopback WebRtcEndpoint', async () => {
   const pipeline = await call(client, 'create', 'MediaPipeline');
   const ep = await call(pipeline, 'create', 'WebRtcEndpoint', { useDataChannels: true });
@@ -135,12 +159,12 @@ test('native: data channel echo through a loopback WebRtcEndpoint', async () => 
 
 test('native: what stage 1 does not do answers an explicit error, the connection stays usable', async () => {
   const pipeline = await call(client, 'create', 'MediaPipeline');
-  await assert.rejects(call(pipeline, 'create', 'WebRtcEndpoint', { recvonly: true }), (e) => {
+  const ep = await call(pipeline, 'create', 'WebRtcEndpoint');
+  await assert.rejects(call(ep, 'setIceTcp', true), (e) => {
     assert.equal(e.code, 40006);
     assert.match(e.message, /not supported by the native WebRTC transport/);
     return true;
   });
-  const ep = await call(pipeline, 'create', 'WebRtcEndpoint');
   await assert.rejects(call(ep, 'createDataChannel', 'chat'), (e) => {
     assert.equal(e.code, 40111, 'no data channels on this endpoint');
     return true;

@@ -455,6 +455,54 @@ pub fn without_rejected(text: &str, sections: &[Section]) -> String {
     out
 }
 
+/// An offer as a one-way endpoint sees it (the native transport's
+/// `recvonly`/`sendonly` constructors): each audio/video section's
+/// direction (the peer's) narrowed to what we take, so the stack answers
+/// `recvonly`, `sendonly` or `inactive` as KMS does. A section without a
+/// direction attribute is `sendrecv` (RFC 3264 §5.1).
+pub fn narrow_offer_directions(text: &str, we_receive: bool, we_send: bool) -> String {
+    fn narrowed(peer: &str, we_receive: bool, we_send: bool) -> &'static str {
+        let peer_sends = matches!(peer, "sendrecv" | "sendonly") && we_receive;
+        let peer_receives = matches!(peer, "sendrecv" | "recvonly") && we_send;
+        match (peer_sends, peer_receives) {
+            (true, true) => "sendrecv",
+            (true, false) => "sendonly",
+            (false, true) => "recvonly",
+            (false, false) => "inactive",
+        }
+    }
+    let mut sections: Vec<Vec<String>> = vec![vec![]];
+    for raw in text.lines() {
+        let line = raw.trim_end_matches('\r');
+        if line.is_empty() {
+            continue;
+        }
+        if line.starts_with("m=") {
+            sections.push(vec![]);
+        }
+        sections.last_mut().expect("one").push(line.to_owned());
+    }
+    let mut out = String::with_capacity(text.len() + 32);
+    for (i, sec) in sections.iter().enumerate() {
+        let media = i > 0 && (sec[0].starts_with("m=audio") || sec[0].starts_with("m=video"));
+        let mut seen = false;
+        for line in sec {
+            let dir = line.strip_prefix("a=").filter(|d| ["sendrecv", "sendonly", "recvonly", "inactive"].contains(d));
+            match dir {
+                Some(d) if media => {
+                    seen = true;
+                    push_line(&mut out, &format!("a={}", narrowed(d, we_receive, we_send)));
+                }
+                _ => push_line(&mut out, line),
+            }
+        }
+        if media && !seen {
+            push_line(&mut out, &format!("a={}", narrowed("sendrecv", we_receive, we_send)));
+        }
+    }
+    out
+}
+
 /// The answer to [`without_rejected`]'s offer with the rejected sections
 /// put back where the offer had them, as KMS writes them.
 pub fn with_rejected(answer: &str, offer: &gst_sdp::SDPMessage, sections: &[Section]) -> String {
@@ -674,6 +722,24 @@ mod tests {
             audio: vec![Codec::Opus, Codec::Pcmu, Codec::Pcma],
             video: vec![Codec::Vp9, Codec::Vp8, Codec::H264],
         }
+    }
+
+    #[test]
+    fn one_way_endpoints_narrow_the_offer_directions() {
+        let recv = narrow_offer_directions(CHROME_OFFER, true, false);
+        // Ours receives only: the peer may only send.
+        assert_eq!(recv.matches("a=sendonly\r\n").count(), 2);
+        assert!(!recv.contains("a=sendrecv"));
+        let send = narrow_offer_directions(CHROME_OFFER, false, true);
+        assert_eq!(send.matches("a=recvonly\r\n").count(), 2);
+        // A peer that only receives, offered to a receive-only endpoint.
+        let recvonly_peer = CHROME_OFFER.replace("a=sendrecv", "a=recvonly");
+        assert_eq!(narrow_offer_directions(&recvonly_peer, true, false).matches("a=inactive\r\n").count(), 2);
+        // No direction attribute: sendrecv, narrowed and written.
+        let bare = CHROME_OFFER.replace("a=sendrecv\r\n", "");
+        assert_eq!(narrow_offer_directions(&bare, true, false).matches("a=sendonly\r\n").count(), 2);
+        // The data section is left alone.
+        assert!(recv.contains("m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:2"));
     }
 
     #[test]

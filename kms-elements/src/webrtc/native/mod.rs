@@ -21,12 +21,12 @@
 //! appsink whose callback, on the upstream streaming thread, hands the
 //! packet to the loop.
 //!
-//! Stage 1 covers an answering endpoint with audio and video: processOffer,
-//! generateOffer/processAnswer, trickle ICE both ways on host candidates,
-//! DTLS-SRTP, keyframe requests both ways, the ICE/DTLS/connection/media
-//! events. Not yet here, refused with an explicit error: data channels,
-//! `recvonly`/`sendonly`, TURN and ICE-TCP, configured certificates,
-//! renegotiation. See `docs/architecture.md`.
+//! Stage 1 covers processOffer, generateOffer/processAnswer, the
+//! `recvonly`/`sendonly` constructors, trickle ICE both ways, DTLS-SRTP with
+//! the configured certificates, data channels, keyframe requests both ways
+//! and the ICE/DTLS/connection/media events. What it does not do yet is
+//! refused with an explicit 40006 (see [`not_yet`] and
+//! `docs/architecture.md`).
 
 pub mod net;
 
@@ -158,6 +158,10 @@ struct Channels {
 pub struct NativeEndpoint {
     core: ElementCore,
     use_data_channels: bool,
+    /// The `recvonly` / `sendonly` constructor flags: the endpoint's media
+    /// go one way only, whatever the peer offers.
+    recvonly: bool,
+    sendonly: bool,
     channels: Mutex<Channels>,
     /// `maxDataChannels` (0: no limit).
     max_channels: usize,
@@ -547,6 +551,12 @@ impl NativeEndpoint {
         // its answer, rejected, in the offer's order.
         let rejects = sections.iter().any(|s| !s.accepted);
         let for_str0m = if rejects { sdp::without_rejected(&offer, &sections) } else { offer.clone() };
+        let for_str0m = if self.recvonly || self.sendonly {
+            // `recvonly` wins when both are set, as on webrtcbin.
+            sdp::narrow_offer_directions(&for_str0m, self.recvonly || !self.sendonly, !self.recvonly)
+        } else {
+            for_str0m
+        };
         let parsed = SdpOffer::from_sdp_string(&for_str0m)
             .map_err(|e| err(sdp::SDP_PARSE_ERROR, format!("Error parsing SDP offer: {e}")))?;
         let mut rtc = neg.rtc.take().ok_or_else(|| err(sdp::SDP_END_POINT_PROCESS_OFFER_ERROR, "No transport"))?;
@@ -575,9 +585,16 @@ impl NativeEndpoint {
             return Err(err(sdp::SDP_END_POINT_ALREADY_NEGOTIATED, "Endpoint already negotiated"));
         }
         let rtc = neg.rtc.as_mut().ok_or_else(|| err(sdp::SDP_END_POINT_GENERATE_OFFER_ERROR, "No transport"))?;
+        let dir = if self.recvonly {
+            Direction::RecvOnly
+        } else if self.sendonly {
+            Direction::SendOnly
+        } else {
+            Direction::SendRecv
+        };
         let mut api = rtc.sdp_api();
-        api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
-        api.add_media(MediaKind::Video, Direction::SendRecv, None, None, None);
+        api.add_media(MediaKind::Audio, dir, None, None, None);
+        api.add_media(MediaKind::Video, dir, None, None, None);
         if self.use_data_channels {
             // str0m writes the SCTP section only with a channel in it: a
             // pre-negotiated one of ours (no DCEP, so the peer never sees
@@ -1158,9 +1175,6 @@ impl WebRtcEndpoint for NativeEndpoint {
 
 impl WebRtcEndpointFactory for NativeEndpoint {
     fn construct(ctx: &Ctx, params: WebRtcEndpointConstructor) -> Result<Arc<Self>> {
-        if params.recvonly || params.sendonly {
-            return Err(not_yet("recvonly and sendonly"));
-        }
         let pipeline = params.media_pipeline;
         let shared =
             pipeline.pipeline().cloned().ok_or_else(|| Error::marshall("'mediaPipeline' is not a pipeline"))?;
@@ -1207,6 +1221,8 @@ impl WebRtcEndpointFactory for NativeEndpoint {
         let ep = Arc::new(NativeEndpoint {
             core,
             use_data_channels: params.use_data_channels,
+            recvonly: params.recvonly,
+            sendonly: params.sendonly,
             channels: Mutex::new(Channels::default()),
             max_channels: ctx.config().limits.max_data_channels,
             max_queued_candidates: ctx.config().limits.max_queued_ice_candidates,

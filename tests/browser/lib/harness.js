@@ -118,8 +118,14 @@ async function negotiate(page, endpoint, mode, opts = {}) {
     'MediaTranscodingStateChanged']) {
     endpoint.on(ev, (e) => events.all.push(e));
   }
+  // opts.candidateTypes (e.g. ['relay']): only the server's candidates of
+  // those types reach the page (trickled or in the answer), to force a path.
+  const types = opts.candidateTypes;
+  const keep = (c) => !types || types.some((t) => c.includes(` typ ${t}`));
   endpoint.on('IceCandidateFound', (e) => {
     events.candidates++;
+    events.found = (events.found || []).concat([e.candidate.candidate]);
+    if (!keep(e.candidate.candidate)) return;
     page.evaluate((c) => window.kms.addCandidate(c), e.candidate).catch(() => {});
   });
   endpoint.on('IceGatheringDone', () => { events.gatheringDone = true; });
@@ -136,7 +142,8 @@ async function negotiate(page, endpoint, mode, opts = {}) {
   t.push(performance.now());
   await call(endpoint, 'gatherCandidates');
   t.push(performance.now());
-  await page.evaluate((a) => window.kms.processAnswer(a), answer);
+  const given = types ? answer.split('\r\n').filter((l) => !l.startsWith('a=candidate:') || keep(l)).join('\r\n') : answer;
+  await page.evaluate((a) => window.kms.processAnswer(a), given);
   t.push(performance.now());
   // Milliseconds spent in: the page's offer, processOffer, gatherCandidates,
   // the page's processAnswer.

@@ -131,7 +131,9 @@ window.kms = (function () {
           localVideo: mode === 'recvonly' ? undefined : document.getElementById('local'),
           remoteVideo: mode === 'sendonly' ? undefined : document.getElementById('remote'),
           onicecandidate: (c) => window.onLocalCandidate(JSON.parse(JSON.stringify(c))),
-          configuration: { iceServers: [] },
+          // opts.configuration: the RTCPeerConnection configuration
+          // (iceServers, iceTransportPolicy: 'relay' for the TURN tests).
+          configuration: opts.configuration || { iceServers: [] },
           mediaConstraints: { audio: true, video: opts.video || { width: 320, height: 240, frameRate: 15 } },
         };
         // opts.picture: a synthetic camera (canvas) instead of the fake
@@ -208,6 +210,15 @@ window.kms = (function () {
       report.forEach((s) => { if (s.type === 'certificate') certs[s.id] = s.base64Certificate; });
       report.forEach((s) => {
         if (s.type === 'transport' && s.remoteCertificateId) out.remoteCertificate = certs[s.remoteCertificateId];
+      });
+      // The selected pair's candidate types ('host', 'relay', ...).
+      report.forEach((s) => {
+        if (s.type !== 'transport' || !s.selectedCandidatePairId) return;
+        const pair = report.get(s.selectedCandidatePairId);
+        const local = pair && report.get(pair.localCandidateId);
+        const remote = pair && report.get(pair.remoteCandidateId);
+        out.localCandidateType = local && local.candidateType;
+        out.remoteCandidateType = remote && remote.candidateType;
       });
       const v = document.getElementById('remote');
       out.width = v.videoWidth;

@@ -29,6 +29,7 @@
 //! `docs/architecture.md`).
 
 pub mod net;
+pub mod relay;
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -135,6 +136,20 @@ struct Rx {
     mids: HashMap<MediaType, Mid>,
 }
 
+/// The endpoint's TURN relay candidate (see [`relay`]).
+#[derive(Default)]
+struct RelayState {
+    /// An allocation was asked for (once per endpoint).
+    requested: bool,
+    /// Asked for and not yet answered: `IceGatheringDone` waits for it.
+    pending: bool,
+    /// The relay candidate (SDP), once allocated.
+    candidate: Option<String>,
+    /// `gatherCandidates` was called; `IceGatheringDone` was raised.
+    gathering: bool,
+    done_sent: bool,
+}
+
 /// One data channel: str0m's id, ours (what the API and events show), its
 /// label, and whether it is open.
 struct Chan {
@@ -176,6 +191,7 @@ pub struct NativeEndpoint {
     candidates: Vec<String>,
     /// What `addIceCandidate` gave (to name the selected pair's remote).
     remote_candidates: Mutex<Vec<String>>,
+    relay: Mutex<RelayState>,
     neg: Mutex<Neg>,
     link: Mutex<Link>,
     rx: Mutex<Rx>,
@@ -490,7 +506,8 @@ impl NativeEndpoint {
     /// The selected pair: our host candidate on `local`, the remote's
     /// candidate on `remote` (as it sent it, else peer-reflexive).
     fn on_route(&self, local: std::net::SocketAddr, remote: std::net::SocketAddr) {
-        let ours = self.candidates.iter().find(|c| candidate_addr(c) == Some(local)).cloned();
+        let relay = self.relay.lock().candidate.clone();
+        let ours = self.candidates.iter().chain(&relay).find(|c| candidate_addr(c) == Some(local)).cloned();
         let theirs = self.remote_candidates.lock().iter().find(|c| candidate_addr(c) == Some(remote)).cloned();
         let pair = IceCandidatePair {
             stream_id: STREAM_ID.into(),
@@ -527,6 +544,7 @@ impl NativeEndpoint {
     }
 
     fn do_process_offer(&self, offer: String) -> Result<String> {
+        self.ensure_relay();
         let mut neg = self.neg.lock();
         if neg.started || neg.left || neg.pending.is_some() {
             return Err(err(sdp::SDP_END_POINT_ALREADY_NEGOTIATED, "Endpoint already negotiated"));
@@ -580,6 +598,7 @@ impl NativeEndpoint {
     }
 
     fn do_generate_offer(&self) -> Result<String> {
+        self.ensure_relay();
         let mut neg = self.neg.lock();
         if neg.started || neg.left || neg.pending.is_some() {
             return Err(err(sdp::SDP_END_POINT_ALREADY_NEGOTIATED, "Endpoint already negotiated"));
@@ -687,17 +706,111 @@ impl NativeEndpoint {
 
     fn do_gather_candidates(&self) -> Result<()> {
         self.set_ice_state(IceComponentState::Gathering);
-        let mid = {
-            let neg = self.neg.lock();
-            neg.local.as_deref().and_then(first_mid).unwrap_or_else(|| "0".into())
-        };
+        let mid = self.local_mid();
+        self.ensure_relay();
         for c in &self.candidates {
-            self.base().raise(&IceCandidateFound {
-                candidate: IceCandidate { candidate: c.clone(), sdp_mid: mid.clone(), sdp_m_line_index: 0 },
-            });
+            self.raise_candidate(c.clone(), &mid);
         }
-        self.base().raise(&IceGatheringDone {});
+        // The relay candidate and `IceGatheringDone` wait for an
+        // allocation under way (see `on_relay`).
+        let (relay, done) = {
+            let mut r = self.relay.lock();
+            r.gathering = true;
+            let done = !r.pending && !std::mem::replace(&mut r.done_sent, true);
+            (r.candidate.clone().filter(|_| done), done)
+        };
+        if let Some(c) = relay {
+            self.raise_candidate(c, &mid);
+        }
+        if done {
+            self.base().raise(&IceGatheringDone {});
+        }
         Ok(())
+    }
+
+    fn raise_candidate(&self, candidate: String, mid: &str) {
+        self.base().raise(&IceCandidateFound {
+            candidate: IceCandidate { candidate, sdp_mid: mid.to_owned(), sdp_m_line_index: 0 },
+        });
+    }
+
+    fn local_mid(&self) -> String {
+        self.neg.lock().local.as_deref().and_then(first_mid).unwrap_or_else(|| "0".into())
+    }
+
+    /// Asks the loop for a TURN allocation when a `turnURL` is set (once;
+    /// at the first negotiation step or `gatherCandidates`, as KMS gathers).
+    fn ensure_relay(&self) {
+        let url = self.settings.lock().turn_url.clone();
+        let server = match relay::parse_turn_url(&url) {
+            Ok(Some(s)) => s,
+            Ok(None) => return,
+            Err(why) => {
+                tracing::warn!(id = %self.base().id(), "turnURL not used: {why}");
+                return;
+            }
+        };
+        {
+            let mut r = self.relay.lock();
+            if std::mem::replace(&mut r.requested, true) {
+                return;
+            }
+            r.pending = true;
+        }
+        let handler: Arc<dyn PeerHandler> = Arc::new(Handler(self.me.get().cloned().unwrap_or_default()));
+        self.lp.relay(self.peer, server, handler);
+    }
+
+    /// The allocation is ready: a `relay` candidate for the state machine
+    /// (wherever it is now) and, if gathering was asked, for the client.
+    fn on_relay(&self, relayed: std::net::SocketAddr, local: std::net::SocketAddr) {
+        let cand = match Candidate::relayed(relayed, local, "udp") {
+            Ok(c) => c,
+            Err(e) => return self.on_relay_failed(&format!("relay candidate refused: {e}")),
+        };
+        let text = {
+            let mut neg = self.neg.lock();
+            match neg.rtc.as_mut() {
+                Some(rtc) => rtc.add_local_candidate(cand).map(|c| c.to_sdp_string()),
+                None => {
+                    let text = cand.to_sdp_string();
+                    self.lp.call(
+                        self.peer,
+                        Box::new(move |rtc: &mut Rtc| {
+                            rtc.add_local_candidate(cand);
+                        }),
+                    );
+                    Some(text)
+                }
+            }
+        };
+        tracing::info!(id = %self.base().id(), %relayed, "TURN relay candidate");
+        let (raise, done) = {
+            let mut r = self.relay.lock();
+            r.pending = false;
+            r.candidate = text.clone();
+            let done = r.gathering && !std::mem::replace(&mut r.done_sent, true);
+            (text.filter(|_| done), done)
+        };
+        if let Some(c) = raise {
+            self.raise_candidate(c, &self.local_mid());
+        }
+        if done {
+            self.base().raise(&IceGatheringDone {});
+        }
+    }
+
+    /// No relay (refused, unreachable, closed): gathering ends without it.
+    fn on_relay_failed(&self, why: &str) {
+        tracing::warn!(id = %self.base().id(), "no TURN relay candidate: {why}");
+        let done = {
+            let mut r = self.relay.lock();
+            let was = std::mem::replace(&mut r.pending, false);
+            was && r.gathering && !std::mem::replace(&mut r.done_sent, true)
+        };
+        if done {
+            self.base().raise(&IceGatheringDone {});
+        }
     }
 }
 
@@ -853,6 +966,18 @@ impl PeerHandler for Handler {
         let rx = ep.rx.lock();
         let (t, _) = rx.pts.get(&pt)?;
         rx.mids.get(t).copied()
+    }
+
+    fn on_relay(&self, relayed: std::net::SocketAddr, local: std::net::SocketAddr) {
+        if let Some(ep) = self.0.upgrade() {
+            ep.on_relay(relayed, local);
+        }
+    }
+
+    fn on_relay_failed(&self, why: &str) {
+        if let Some(ep) = self.0.upgrade() {
+            ep.on_relay_failed(why);
+        }
     }
 }
 
@@ -1055,8 +1180,14 @@ impl WebRtcEndpoint for NativeEndpoint {
         Ok(self.settings.lock().turn_url.clone())
     }
 
-    fn set_turn_url(&self, _ctx: &Ctx, _value: String) -> Result<()> {
-        Err(not_yet("TURN"))
+    fn set_turn_url(&self, _ctx: &Ctx, value: String) -> Result<()> {
+        match relay::parse_turn_url(&value) {
+            Ok(_) => {}
+            Err(why) if why.starts_with("TURN over") => return Err(not_yet(&why)),
+            Err(why) => return Err(Error::IllegalParam(format!("Invalid turnURL '{value}': {why}"))),
+        }
+        self.settings.lock().turn_url = value;
+        Ok(())
     }
 
     fn get_external_i_pv4(&self, _ctx: &Ctx) -> Result<String> {
@@ -1233,6 +1364,7 @@ impl WebRtcEndpointFactory for NativeEndpoint {
             peer: PeerId::next(),
             candidates,
             remote_candidates: Mutex::new(vec![]),
+            relay: Mutex::new(RelayState::default()),
             neg: Mutex::new(Neg { rtc: Some(rtc), ..Neg::default() }),
             link: Mutex::new(Link {
                 media: MediaState::Disconnected,

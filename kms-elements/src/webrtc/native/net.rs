@@ -25,6 +25,8 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpWrite, SeqNo};
 use str0m::{Event, Input, Output, Rtc};
 
+use super::relay::{self, Relay, TurnServer};
+
 /// Identifies one peer inside the pool (one per native WebRtcEndpoint).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PeerId(u64);
@@ -52,6 +54,11 @@ pub trait PeerHandler: Send + Sync {
     fn mid_for_pt(&self, _pt: u8) -> Option<Mid> {
         None
     }
+    /// The peer's TURN allocation is ready: `relayed` (the server's
+    /// address for us), allocated from our socket `local`.
+    fn on_relay(&self, _relayed: SocketAddr, _local: SocketAddr) {}
+    /// The allocation failed or closed (`why`); the peer goes on without.
+    fn on_relay_failed(&self, _why: &str) {}
 }
 
 /// A closure run on the loop with the peer's state machine.
@@ -63,6 +70,8 @@ enum Cmd {
     Call(PeerId, PeerCall),
     /// One RTP packet (header included) to send on `Mid`.
     Rtp(PeerId, Mid, gst::Buffer),
+    /// Allocate a relay for the peer on this TURN server.
+    Relay(PeerId, TurnServer, Arc<dyn PeerHandler>),
 }
 
 /// The sending side of one loop.
@@ -104,6 +113,11 @@ impl LoopHandle {
 
     pub fn rtp(&self, id: PeerId, mid: Mid, packet: gst::Buffer) {
         self.send(Cmd::Rtp(id, mid, packet));
+    }
+
+    /// Starts the peer's TURN allocation (its handler hears the outcome).
+    pub fn relay(&self, id: PeerId, server: TurnServer, handler: Arc<dyn PeerHandler>) {
+        self.send(Cmd::Relay(id, server, handler));
     }
 
     pub fn load(&self) -> usize {
@@ -156,6 +170,10 @@ impl Pool {
                 woken: woken.clone(),
                 peers: HashMap::new(),
                 by_remote: HashMap::new(),
+                relays: HashMap::new(),
+                relay_tokens: HashMap::new(),
+                next_token: RELAY_TOKENS,
+                ports: (min_port.max(1), max_port),
             };
             std::thread::Builder::new()
                 .name(format!("kms-net-{n}"))
@@ -183,6 +201,15 @@ impl Pool {
     }
 }
 
+/// A socket for a TURN allocation: on the address the kernel would send
+/// to `server` from, with a port in the configured range.
+fn relay_socket(server: SocketAddr, (from, to): (u16, u16)) -> std::io::Result<UdpSocket> {
+    let probe = std::net::UdpSocket::bind(SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0))?;
+    probe.connect(server)?;
+    let ip = probe.local_addr()?.ip();
+    bind_in_range(ip, from, to).map(|(s, _)| s).map_err(std::io::Error::other)
+}
+
 fn bind_in_range(ip: IpAddr, from: u16, to: u16) -> Result<(UdpSocket, u16), String> {
     for port in from..=to.max(from) {
         if let Ok(s) = UdpSocket::bind(SocketAddr::new(ip, port)) {
@@ -193,6 +220,8 @@ fn bind_in_range(ip: IpAddr, from: u16, to: u16) -> Result<(UdpSocket, u16), Str
 }
 
 const WAKER: Token = Token(usize::MAX);
+/// Tokens of relay sockets start here (below: the shared sockets).
+const RELAY_TOKENS: usize = 1 << 20;
 /// The longest a loop sleeps without a peer deadline (idle loops).
 const IDLE: Duration = Duration::from_millis(500);
 
@@ -217,6 +246,12 @@ struct Loop {
     peers: HashMap<PeerId, Peer>,
     /// (our socket, remote address) → peer, learnt from accepted input.
     by_remote: HashMap<(usize, SocketAddr), PeerId>,
+    /// TURN allocations, per peer, and their sockets' poll tokens.
+    relays: HashMap<PeerId, Relay>,
+    relay_tokens: HashMap<usize, PeerId>,
+    next_token: usize,
+    /// The configured port range (relay sockets are bound in it too).
+    ports: (u16, u16),
 }
 
 impl Loop {
@@ -225,7 +260,13 @@ impl Loop {
         let mut buf = vec![0u8; 2048];
         loop {
             let now = Instant::now();
-            let next = self.peers.values().map(|p| p.deadline).min().unwrap_or(now + IDLE);
+            let next = self
+                .peers
+                .values()
+                .map(|p| p.deadline)
+                .chain(self.relays.values().map(|r| r.deadline))
+                .min()
+                .unwrap_or(now + IDLE);
             let timeout = next.saturating_duration_since(now).min(IDLE);
             if let Err(e) = self.poll.poll(&mut events, Some(timeout))
                 && e.kind() != ErrorKind::Interrupted
@@ -235,6 +276,10 @@ impl Loop {
             }
             for ev in events.iter() {
                 if ev.token() == WAKER {
+                    continue;
+                }
+                if let Some(id) = self.relay_tokens.get(&ev.token().0).copied() {
+                    self.receive_relayed(id, &mut buf);
                     continue;
                 }
                 self.receive(ev.token().0, &mut buf);
@@ -261,7 +306,9 @@ impl Loop {
                         p.rtc.disconnect();
                     }
                     self.by_remote.retain(|_, p| *p != id);
+                    self.drop_relay(id);
                 }
+                Cmd::Relay(id, server, handler) => self.start_relay(id, &server, handler),
                 Cmd::Call(id, f) => self.drive(id, f),
                 Cmd::Rtp(id, mid, packet) => self.drive_peer(id, |p| write_rtp(p, mid, &packet)),
             }
@@ -270,6 +317,9 @@ impl Loop {
 
     fn timeouts(&mut self) {
         let now = Instant::now();
+        for r in self.relays.values_mut().filter(|r| r.deadline <= now) {
+            r.flush(now);
+        }
         let due: Vec<PeerId> = self.peers.iter().filter(|(_, p)| p.deadline <= now).map(|(id, _)| *id).collect();
         for id in due {
             self.drive(id, move |rtc| {
@@ -303,18 +353,80 @@ impl Loop {
                 continue;
             };
             self.by_remote.insert((sock, source), id);
-            let handled = {
-                let Some(peer) = self.peers.get_mut(&id) else { continue };
-                catch_unwind(AssertUnwindSafe(|| {
-                    learn_ssrc(peer, &buf[..n]);
-                    peer.rtc.handle_input(input)
-                }))
+            self.deliver(id, input, &buf[..n]);
+        }
+    }
+
+    /// Received input into the peer's state machine (`raw`: the datagram,
+    /// for [`learn_ssrc`]), then what it produced out.
+    fn deliver(&mut self, id: PeerId, input: Input, raw: &[u8]) {
+        let handled = {
+            let Some(peer) = self.peers.get_mut(&id) else { return };
+            catch_unwind(AssertUnwindSafe(|| {
+                learn_ssrc(peer, raw);
+                peer.rtc.handle_input(input)
+            }))
+        };
+        match handled {
+            Ok(Ok(())) => self.drive(id, |_| {}),
+            Ok(Err(e)) => tracing::debug!(peer = id.0, "input refused: {e}"),
+            Err(_) => self.fail(id, "panic while handling input"),
+        }
+    }
+
+    /// Datagrams on a relay socket: TURN's own, or a remote's data relayed
+    /// to our allocation.
+    fn receive_relayed(&mut self, id: PeerId, buf: &mut [u8]) {
+        loop {
+            let Some(relay) = self.relays.get_mut(&id) else { return };
+            let (n, from) = match relay.socket.recv_from(buf) {
+                Ok(r) => r,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    tracing::debug!("relay recv: {e}");
+                    continue;
+                }
             };
-            match handled {
-                Ok(Ok(())) => self.drive(id, |_| {}),
-                Ok(Err(e)) => tracing::debug!(%source, "input refused: {e}"),
-                Err(_) => self.fail(id, "panic while handling input"),
+            let now = Instant::now();
+            let Some(relay::Received::Peer { from, relayed, data }) = relay.receive(from, &buf[..n], now) else {
+                continue;
+            };
+            let Ok(contents) = data.as_ref().try_into() else { continue };
+            let input =
+                Input::Receive(now, Receive { proto: Protocol::Udp, source: from, destination: relayed, contents });
+            self.deliver(id, input, &data);
+        }
+    }
+
+    fn start_relay(&mut self, id: PeerId, server: &TurnServer, handler: Arc<dyn PeerHandler>) {
+        let made = relay_socket(server.addr, self.ports).and_then(|mut socket| {
+            let token = self.next_token;
+            self.poll.registry().register(&mut socket, Token(token), Interest::READABLE)?;
+            Ok((socket, token))
+        });
+        let (socket, token) = match made {
+            Ok(s) => s,
+            Err(e) => {
+                handler.on_relay_failed(&format!("no socket for TURN: {e}"));
+                return;
             }
+        };
+        self.next_token += 1;
+        match Relay::start(socket, server, handler.clone()) {
+            Ok(r) => {
+                self.drop_relay(id);
+                self.relay_tokens.insert(token, id);
+                self.relays.insert(id, r);
+            }
+            Err(e) => handler.on_relay_failed(&format!("TURN: {e}")),
+        }
+    }
+
+    fn drop_relay(&mut self, id: PeerId) {
+        if let Some(mut r) = self.relays.remove(&id) {
+            let _ = self.poll.registry().deregister(&mut r.socket);
+            self.relay_tokens.retain(|_, p| *p != id);
         }
     }
 
@@ -326,6 +438,7 @@ impl Loop {
     fn drive_peer(&mut self, id: PeerId, f: impl FnOnce(&mut Peer)) {
         let Some(peer) = self.peers.get_mut(&id) else { return };
         let (sockets, local) = (&self.sockets, &self.local);
+        let mut relay = self.relays.get_mut(&id);
         let r = catch_unwind(AssertUnwindSafe(|| {
             f(peer);
             loop {
@@ -335,9 +448,14 @@ impl Loop {
                         return Ok(());
                     }
                     Ok(Output::Transmit(t)) => {
-                        let i = local.iter().position(|a| *a == t.source).unwrap_or(0);
-                        if let Some(s) = sockets.get(i) {
-                            let _ = s.send_to(&t.contents, t.destination);
+                        match relay.as_deref_mut().filter(|r| r.is_for(t.source)) {
+                            Some(r) => r.send(t.destination, &t.contents, Instant::now()),
+                            None => {
+                                let i = local.iter().position(|a| *a == t.source).unwrap_or(0);
+                                if let Some(s) = sockets.get(i) {
+                                    let _ = s.send_to(&t.contents, t.destination);
+                                }
+                            }
                         }
                         let route = (t.source, t.destination);
                         if peer.connected && peer.route != Some(route) {
@@ -366,6 +484,7 @@ impl Loop {
     fn fail(&mut self, id: PeerId, why: &str) {
         if let Some(p) = self.peers.remove(&id) {
             self.by_remote.retain(|_, p| *p != id);
+            self.drop_relay(id);
             tracing::warn!(peer = id.0, "native WebRTC peer closed: {why}");
             let handler = p.handler.clone();
             drop(p);

@@ -1,0 +1,250 @@
+//! One native peer's TURN allocation (RFC 5766 over UDP), driven by the
+//! peer's network loop: `turn-client-proto`'s sans-IO client on a UDP
+//! socket of its own.
+//!
+//! Why a socket per allocation: a TURN server tells allocations apart by
+//! the client's 5-tuple, and the loop's shared sockets carry every peer of
+//! the loop, so two allocations cannot share one. The socket is registered
+//! with the loop's poll: still no thread per endpoint.
+//!
+//! The relayed address becomes a `relay` candidate of the peer's str0m
+//! state machine; what str0m transmits from it is wrapped for the server
+//! here (a channel once bound, else a Send indication), and what the server
+//! relays back is unwrapped and handed to str0m as if it had arrived on the
+//! relayed address.
+
+use std::borrow::Cow;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::UdpSocket;
+use turn_client_proto::api::{SendError, Transmit, TurnConfig, TurnEvent, TurnPollRet, TurnRecvRet};
+use turn_client_proto::prelude::*;
+use turn_client_proto::stun::types::attribute::ErrorCode;
+use turn_client_proto::stun::types::message::{Message, MessageClass};
+use turn_client_proto::types::{Instant as TurnInstant, TransportType, TurnCredentials};
+use turn_client_proto::udp::TurnClientUdp;
+
+use super::net::PeerHandler;
+
+/// A TURN server from KMS's `turnURL` (`user:password@address:port`,
+/// optionally `?transport=udp`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnServer {
+    pub addr: SocketAddr,
+    pub user: String,
+    pub password: String,
+}
+
+/// Parses KMS's `turnURL`. Empty: no TURN. Only UDP allocations are
+/// made by this transport: `transport=tcp|tls` is refused by the caller.
+pub fn parse_turn_url(url: &str) -> Result<Option<TurnServer>, String> {
+    let url = url.trim();
+    if url.is_empty() {
+        return Ok(None);
+    }
+    let url = url.trim_start_matches("turn:").trim_start_matches("//");
+    let (main, query) = url.split_once('?').unwrap_or((url, ""));
+    for kv in query.split('&').filter(|s| !s.is_empty()) {
+        match kv.split_once('=') {
+            Some(("transport", "udp")) => {}
+            Some(("transport", other)) => return Err(format!("TURN over {other}")),
+            _ => {}
+        }
+    }
+    let (creds, host) = main.rsplit_once('@').ok_or("turnURL has no user:password@")?;
+    let (user, password) = creds.split_once(':').ok_or("turnURL has no password")?;
+    let host = if host.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+        host.to_owned()
+    } else {
+        format!("{host}:3478")
+    };
+    let addr = host
+        .to_socket_addrs()
+        .map_err(|e| format!("TURN server {host}: {e}"))?
+        .find(SocketAddr::is_ipv4)
+        .ok_or_else(|| format!("TURN server {host} has no IPv4 address"))?;
+    Ok(Some(TurnServer { addr, user: user.to_owned(), password: password.to_owned() }))
+}
+
+/// What the loop does after a datagram from the TURN server.
+pub enum Received<'a> {
+    /// TURN's own traffic (responses), already handled.
+    Handled,
+    /// Data a remote peer sent to our relayed address.
+    Peer { from: SocketAddr, relayed: SocketAddr, data: Cow<'a, [u8]> },
+}
+
+pub struct Relay {
+    turn: TurnClientUdp,
+    pub socket: UdpSocket,
+    /// The socket's address (the candidate's base).
+    local: SocketAddr,
+    server: SocketAddr,
+    pub relayed: Option<SocketAddr>,
+    /// When the client next needs to be polled.
+    pub deadline: Instant,
+    handler: Arc<dyn PeerHandler>,
+    /// TURN's clock is its own (nanoseconds since an epoch): ours.
+    epoch: Instant,
+    /// Reported to the handler once.
+    done: bool,
+    buf: Vec<u8>,
+}
+
+impl Relay {
+    /// Starts an allocation on `server` from `socket` (bound, not yet
+    /// registered with the loop's poll).
+    pub fn start(socket: UdpSocket, server: &TurnServer, handler: Arc<dyn PeerHandler>) -> std::io::Result<Relay> {
+        let local = socket.local_addr()?;
+        let config = TurnConfig::new(TurnCredentials::new(&server.user, &server.password));
+        let epoch = Instant::now();
+        let mut r = Relay {
+            turn: TurnClientUdp::allocate(local, server.addr, config),
+            socket,
+            local,
+            server: server.addr,
+            relayed: None,
+            deadline: epoch,
+            handler,
+            epoch,
+            done: false,
+            buf: vec![0u8; 2048],
+        };
+        r.flush(epoch);
+        Ok(r)
+    }
+
+    fn at(&self, now: Instant) -> TurnInstant {
+        TurnInstant::from_nanos(now.saturating_duration_since(self.epoch).as_nanos() as i64)
+    }
+
+    /// Timers, then whatever the client wants sent, then its events.
+    pub fn flush(&mut self, now: Instant) {
+        let t = self.at(now);
+        let _ = self.turn.poll(t);
+        while let Some(tx) = self.turn.poll_transmit(t) {
+            let _ = self.socket.send_to(&tx.data, tx.to);
+        }
+        while let Some(ev) = self.turn.poll_event() {
+            match ev {
+                TurnEvent::AllocationCreated(TransportType::Udp, relayed) if self.relayed.is_none() => {
+                    tracing::debug!(%relayed, server = %self.server, "TURN allocation");
+                    self.relayed = Some(relayed);
+                    self.done = true;
+                    self.handler.on_relay(relayed, self.local);
+                }
+                TurnEvent::AllocationCreateFailed(_) => self.failed("the server refused the allocation"),
+                TurnEvent::PermissionCreateFailed(_, ip) => tracing::debug!(%ip, "TURN permission refused"),
+                TurnEvent::ChannelCreateFailed(_, peer) => tracing::debug!(%peer, "TURN channel refused"),
+                _ => {}
+            }
+        }
+        // Polled again: after a timeout the first poll only arms the
+        // close, the second reports it.
+        match self.turn.poll(t) {
+            TurnPollRet::WaitUntil(at) => {
+                let after = Duration::from_nanos(at.as_nanos().saturating_sub(t.as_nanos()).max(0) as u64);
+                self.deadline = now + after.min(Duration::from_secs(60));
+            }
+            TurnPollRet::Closed => {
+                self.failed("the allocation closed");
+                self.deadline = now + Duration::from_secs(3600);
+            }
+            _ => self.deadline = now + Duration::from_millis(50),
+        }
+    }
+
+    fn failed(&mut self, why: &str) {
+        if !std::mem::replace(&mut self.done, true) {
+            tracing::warn!(server = %self.server, "TURN: {why}");
+            self.handler.on_relay_failed(&format!("TURN server {}: {why}", self.server));
+        }
+    }
+
+    /// A datagram that arrived on the relay socket.
+    pub fn receive<'a>(&mut self, from: SocketAddr, data: &'a [u8], now: Instant) -> Option<Received<'a>> {
+        let t = self.at(now);
+        match self.turn.recv(Transmit::new(data, TransportType::Udp, from, self.local), t) {
+            TurnRecvRet::Handled => {
+                self.flush(now);
+                Some(Received::Handled)
+            }
+            TurnRecvRet::PeerData(pd) => {
+                // The payload is a range of `data` (ChannelData or a Data
+                // indication): taken as a slice of it, without a copy.
+                let inner = pd.data();
+                let start = (inner.as_ptr() as usize).wrapping_sub(data.as_ptr() as usize);
+                let data = match data.get(start..start.wrapping_add(inner.len())) {
+                    Some(d) if d.as_ptr() == inner.as_ptr() => Cow::Borrowed(d),
+                    _ => Cow::Owned(inner.to_vec()),
+                };
+                Some(Received::Peer { from: pd.peer, relayed: self.relayed?, data })
+            }
+            TurnRecvRet::Ignored(_) => {
+                // Wrong credentials come back as a second 401 the client
+                // ignores (it would only give up after ~30 s): fail now.
+                if from == self.server && !self.done && is_unauthorized(data) {
+                    self.failed("401 Unauthorized (check the turnURL's user and password)");
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Sends `data` to `to` through the relay. Before the permission is
+    /// installed the packet is dropped (ICE retransmits its checks) and a
+    /// channel is bound, which installs the permission too.
+    pub fn send(&mut self, to: SocketAddr, data: &[u8], now: Instant) {
+        let t = self.at(now);
+        match self.turn.send_to(TransportType::Udp, to, data, t) {
+            Ok(Some(tb)) => {
+                let len = tb.data.len();
+                if len <= self.buf.len() {
+                    let out = tb.write_into(&mut self.buf[..len]);
+                    let _ = self.socket.send_to(out.data, out.to);
+                } else {
+                    let out = tb.build();
+                    let _ = self.socket.send_to(&out.data, out.to);
+                }
+            }
+            Err(SendError::NoPermission) => {
+                if let Err(e) = self.turn.bind_channel(TransportType::Udp, to, t) {
+                    tracing::trace!(%to, "TURN channel: {e}");
+                    let _ = self.turn.create_permission(TransportType::Udp, to.ip(), t);
+                }
+                self.flush(now);
+            }
+            _ => {}
+        }
+    }
+
+    pub fn is_for(&self, source: SocketAddr) -> bool {
+        self.relayed == Some(source)
+    }
+}
+
+fn is_unauthorized(data: &[u8]) -> bool {
+    Message::from_bytes(data).is_ok_and(|m| {
+        m.has_class(MessageClass::Error) && m.attribute::<ErrorCode>().is_ok_and(|e| e.code() == ErrorCode::UNAUTHORIZED)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kms_turn_urls() {
+        let s = parse_turn_url("user:pa:ss@127.0.0.1:3479").unwrap().unwrap();
+        assert_eq!(s.addr, "127.0.0.1:3479".parse().unwrap());
+        assert_eq!((s.user.as_str(), s.password.as_str()), ("user", "pa:ss"));
+        let s = parse_turn_url("u:p@127.0.0.1?transport=udp").unwrap().unwrap();
+        assert_eq!(s.addr.port(), 3478);
+        assert!(parse_turn_url("").unwrap().is_none());
+        assert!(parse_turn_url("u:p@127.0.0.1:3478?transport=tcp").unwrap_err().contains("tcp"));
+        assert!(parse_turn_url("127.0.0.1:3478").is_err());
+    }
+}

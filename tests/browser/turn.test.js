@@ -1,0 +1,159 @@
+// TURN on both WebRTC transports (issue 13), through Debian's coturn started
+// here on 127.0.0.1 with long-term credentials:
+//  - Chromium forced to relay (iceTransportPolicy: 'relay'): its only
+//    candidates are coturn allocations, the loopback still decodes;
+//  - the server's own TURN client (setTurnUrl, KMS's user:pass@ip:port form):
+//    the page, relay-only too, gets only the endpoint's relay candidates.
+//    coturn lets into an allocation only the addresses its owner gave a
+//    permission to, so the one path is allocation to allocation: media can
+//    only reach the server through its own allocation.
+// Each case runs on a webrtcbin server and on a native one.
+'use strict';
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const net = require('node:net');
+const dgram = require('node:dgram');
+const os = require('node:os');
+const path = require('node:path');
+const { spawn } = require('node:child_process');
+const h = require('./lib/harness');
+const { decodes, call, waitFor, negotiate, pageStats } = h;
+
+const USER = 'kurento';
+const PASS = 'kurento-turn';
+
+/** A free UDP port on 127.0.0.1 (coturn listens there). */
+function freeUdpPort() {
+  return new Promise((resolve, reject) => {
+    const s = dgram.createSocket('udp4');
+    s.on('error', reject);
+    s.bind(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
+  });
+}
+
+/** coturn on 127.0.0.1:port, long-term credentials, loopback peers allowed
+ * (both the browser and the server are on 127.0.0.1 here). */
+async function startCoturn() {
+  const port = await freeUdpPort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kms-coturn-'));
+  const log = path.join(dir, 'turn.log');
+  const child = spawn('turnserver', ['-n', '--no-cli', '--no-tls', '--no-dtls', '--listening-ip=127.0.0.1',
+    '--relay-ip=127.0.0.1', `--listening-port=${port}`, '--min-port=49000', '--max-port=49900', '--lt-cred-mech',
+    `--user=${USER}:${PASS}`, '--realm=kurento.test', '--allow-loopback-peers', '--no-stdout-log', '--simple-log',
+    `--log-file=${log}`, '--pidfile', path.join(dir, 'turn.pid')], { stdio: 'ignore' });
+  const text = () => { try { return fs.readFileSync(log, 'utf8'); } catch { return ''; } };
+  // Ready once it answers on its TCP listener too (same port).
+  await waitFor('coturn listening', 10000, () => new Promise((r) => {
+    const c = net.connect(port, '127.0.0.1', () => { c.destroy(); r(true); });
+    c.on('error', () => r(false));
+  }));
+  return {
+    port,
+    log: text,
+    stop: () => { child.kill('SIGTERM'); fs.rmSync(dir, { recursive: true, force: true }); },
+  };
+}
+
+let turn;
+let pages;
+let browser;
+
+test.before(async () => {
+  turn = await startCoturn();
+  pages = await h.startPageServer();
+  browser = await h.launchBrowser();
+});
+
+test.after(async () => {
+  if (browser) await browser.close();
+  if (pages) await pages.close();
+  if (turn) turn.stop();
+});
+
+for (const transport of ['webrtcbin', 'native']) {
+  test.describe(`TURN on the ${transport} transport`, () => {
+    let server;
+    let client;
+
+    test.before(async () => {
+      server = await h.startServer({ env: { KMS_WEBRTC_TRANSPORT: transport, KMS_LOG: process.env.KMS_TEST_LOG || 'info' } });
+      client = await h.connect(server.url);
+    });
+
+    test.after(async () => {
+      if (client) client.close();
+      if (server) {
+        const r = await server.stop();
+        if (process.env.KMS_TEST_VERBOSE) console.log(server.log());
+        assert.ok(r && r.code === 0, `server exited cleanly: ${JSON.stringify(r)}`);
+      }
+    });
+
+    test(`${transport}: Chromium forced to relay through coturn decodes the loopback`, async () => {
+      const pipeline = await call(client, 'create', 'MediaPipeline');
+      const ep = await call(pipeline, 'create', 'WebRtcEndpoint');
+      await call(ep, 'connect', ep);
+      const page = await browser.newPage(pages.url);
+      const configuration = {
+        iceServers: [{ urls: `turn:127.0.0.1:${turn.port}?transport=udp`, username: USER, credential: PASS }],
+        iceTransportPolicy: 'relay',
+      };
+      const { offer } = await negotiate(page, ep, 'sendrecv', { configuration });
+      await decodes(page, 30);
+      const s = await pageStats(page);
+      assert.equal(s.localCandidateType, 'relay', 'the page sends through its coturn allocation');
+      assert.doesNotMatch(offer, /typ host/, 'no host candidate leaves a relay-only page');
+      await page.close();
+      await call(pipeline, 'release');
+    });
+
+    test(`${transport}: the endpoint's TURN client (setTurnUrl) carries the media through coturn`, async () => {
+      const pipeline = await call(client, 'create', 'MediaPipeline');
+      const ep = await call(pipeline, 'create', 'WebRtcEndpoint');
+      await call(ep, 'setTurnUrl', `${USER}:${PASS}@127.0.0.1:${turn.port}`);
+      assert.equal(await call(ep, 'getTurnUrl'), `${USER}:${PASS}@127.0.0.1:${turn.port}`);
+      await call(ep, 'connect', ep);
+      const pairs = [];
+      ep.on('NewCandidatePairSelected', (e) => pairs.push(e.candidatePair));
+      const page = await browser.newPage(pages.url);
+      const configuration = {
+        iceServers: [{ urls: `turn:127.0.0.1:${turn.port}?transport=udp`, username: USER, credential: PASS }],
+        iceTransportPolicy: 'relay',
+      };
+      const { events } = await negotiate(page, ep, 'sendrecv', { candidateTypes: ['relay'], configuration });
+      await waitFor('IceGatheringDone', 15000, () => events.gatheringDone);
+      const relays = (events.found || []).filter((c) => / typ relay /.test(c));
+      assert.ok(relays.length > 0, `a relay candidate gathered: ${JSON.stringify(events.found)}`);
+      assert.match(relays[0], / 127\.0\.0\.1 49\d\d\d typ relay raddr /, 'coturn\'s relayed address');
+      await decodes(page, 30);
+      const s = await pageStats(page);
+      assert.equal(s.remoteCandidateType, 'relay', 'the page reaches the server at its relayed address');
+      assert.equal(s.localCandidateType, 'relay');
+      await waitFor('NewCandidatePairSelected on the relay', 10000,
+        () => pairs.some((p) => / typ relay/.test(p.localCandidate)));
+      await page.close();
+      await call(pipeline, 'release');
+    });
+
+    if (transport === 'native') {
+      test('native: wrong TURN credentials end gathering without a relay, and host candidates still connect', async () => {
+        const pipeline = await call(client, 'create', 'MediaPipeline');
+        const ep = await call(pipeline, 'create', 'WebRtcEndpoint');
+        await call(ep, 'setTurnUrl', `${USER}:wrong@127.0.0.1:${turn.port}`);
+        await assert.rejects(call(ep, 'setTurnUrl', `${USER}:${PASS}@127.0.0.1:${turn.port}?transport=tcp`),
+          (e) => e.code === 40006);
+        await call(ep, 'connect', ep);
+        const page = await browser.newPage(pages.url);
+        const { events } = await negotiate(page, ep, 'sendrecv');
+        // The 401 ends the allocation at once, not after its ~30 s timeouts.
+        await waitFor('IceGatheringDone', 10000, () => events.gatheringDone);
+        assert.ok(!(events.found || []).some((c) => / typ relay /.test(c)), 'no relay candidate');
+        await decodes(page, 10);
+        await page.close();
+        await call(pipeline, 'release');
+      });
+    }
+  });
+}

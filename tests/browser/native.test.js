@@ -169,7 +169,7 @@ test('native: what stage 1 does not do answers an explicit error, the connection
     assert.equal(e.code, 40111, 'no data channels on this endpoint');
     return true;
   });
-  await assert.rejects(call(ep, 'setStunServerAddress', '127.0.0.1'), /native WebRTC transport/);
+  await assert.rejects(call(ep, 'setExternalIPv4', '198.51.100.1'), /native WebRTC transport/);
   await assert.rejects(call(ep, 'processOffer', 'not sdp'), (e) => {
     assert.equal(e.code, 40201);
     return true;

@@ -7,6 +7,11 @@
 //    coturn lets into an allocation only the addresses its owner gave a
 //    permission to, so the one path is allocation to allocation: media can
 //    only reach the server through its own allocation.
+//  - STUN (setStunServerAddress/Port): a server-reflexive candidate. Here
+//    everything is on one host, so no real STUN server can show a mapped
+//    address other than the socket's own (a candidate the ICE agents drop as
+//    redundant); a minimal Binding responder stands in for a NAT and answers
+//    203.0.113.7 with the client's port.
 // Each case runs on a webrtcbin server and on a native one.
 'use strict';
 
@@ -54,6 +59,31 @@ async function startCoturn() {
     log: text,
     stop: () => { child.kill('SIGTERM'); fs.rmSync(dir, { recursive: true, force: true }); },
   };
+}
+
+/** A STUN Binding responder (RFC 5389) that maps every client to
+ * `mappedIp`:(its own port), as a port-preserving NAT would. */
+async function startFakeNatStun(mappedIp) {
+  const sock = dgram.createSocket('udp4');
+  const asked = [];
+  sock.on('message', (msg, rinfo) => {
+    if (msg.length < 20 || msg.readUInt16BE(0) !== 0x0001 || msg.readUInt32BE(4) !== 0x2112a442) return;
+    asked.push(`${rinfo.address}:${rinfo.port}`);
+    const attr = Buffer.alloc(12);
+    attr.writeUInt16BE(0x0020, 0); // XOR-MAPPED-ADDRESS
+    attr.writeUInt16BE(8, 2);
+    attr.writeUInt8(1, 5); // IPv4
+    attr.writeUInt16BE(rinfo.port ^ 0x2112, 6);
+    mappedIp.split('.').forEach((b, i) => { attr[8 + i] = Number(b) ^ [0x21, 0x12, 0xa4, 0x42][i]; });
+    const hdr = Buffer.alloc(20);
+    hdr.writeUInt16BE(0x0101, 0); // Binding success response
+    hdr.writeUInt16BE(attr.length, 2);
+    hdr.writeUInt32BE(0x2112a442, 4);
+    msg.copy(hdr, 8, 8, 20); // transaction id
+    sock.send(Buffer.concat([hdr, attr]), rinfo.port, rinfo.address);
+  });
+  await new Promise((r) => sock.bind(0, '127.0.0.1', r));
+  return { port: sock.address().port, asked, close: () => sock.close() };
 }
 
 let turn;
@@ -135,6 +165,30 @@ for (const transport of ['webrtcbin', 'native']) {
         () => pairs.some((p) => / typ relay/.test(p.localCandidate)));
       await page.close();
       await call(pipeline, 'release');
+    });
+
+    test(`${transport}: STUN gives a server-reflexive candidate`, async () => {
+      const stun = await startFakeNatStun('203.0.113.7');
+      try {
+        const pipeline = await call(client, 'create', 'MediaPipeline');
+        const ep = await call(pipeline, 'create', 'WebRtcEndpoint');
+        await call(ep, 'setStunServerAddress', '127.0.0.1');
+        await call(ep, 'setStunServerPort', stun.port);
+        await call(ep, 'connect', ep);
+        const page = await browser.newPage(pages.url);
+        const { events } = await negotiate(page, ep, 'sendrecv');
+        await waitFor('IceGatheringDone', 15000, () => events.gatheringDone);
+        const srflx = (events.found || []).filter((c) => / typ srflx /.test(c));
+        assert.ok(stun.asked.length > 0, 'the server asked the STUN server');
+        assert.ok(srflx.some((c) => / 203\.0\.113\.7 \d+ typ srflx raddr /.test(c)),
+          `a srflx candidate with the mapped address: ${JSON.stringify(events.found)}`);
+        // The host path still carries the loopback.
+        await decodes(page, 10);
+        await page.close();
+        await call(pipeline, 'release');
+      } finally {
+        stun.close();
+      }
     });
 
     if (transport === 'native') {

@@ -136,15 +136,16 @@ struct Rx {
     mids: HashMap<MediaType, Mid>,
 }
 
-/// The endpoint's TURN relay candidate (see [`relay`]).
+/// Candidates beyond the host ones: server-reflexive (STUN) and relay
+/// (TURN), learnt on the loop (see [`relay`]).
 #[derive(Default)]
-struct RelayState {
-    /// An allocation was asked for (once per endpoint).
+struct Gather {
+    /// STUN/TURN were asked (once per endpoint).
     requested: bool,
-    /// Asked for and not yet answered: `IceGatheringDone` waits for it.
-    pending: bool,
-    /// The relay candidate (SDP), once allocated.
-    candidate: Option<String>,
+    /// Answers still to come: `IceGatheringDone` waits for them.
+    pending: usize,
+    /// The candidates learnt (SDP).
+    candidates: Vec<String>,
     /// `gatherCandidates` was called; `IceGatheringDone` was raised.
     gathering: bool,
     done_sent: bool,
@@ -191,7 +192,7 @@ pub struct NativeEndpoint {
     candidates: Vec<String>,
     /// What `addIceCandidate` gave (to name the selected pair's remote).
     remote_candidates: Mutex<Vec<String>>,
-    relay: Mutex<RelayState>,
+    gather: Mutex<Gather>,
     neg: Mutex<Neg>,
     link: Mutex<Link>,
     rx: Mutex<Rx>,
@@ -506,8 +507,8 @@ impl NativeEndpoint {
     /// The selected pair: our host candidate on `local`, the remote's
     /// candidate on `remote` (as it sent it, else peer-reflexive).
     fn on_route(&self, local: std::net::SocketAddr, remote: std::net::SocketAddr) {
-        let relay = self.relay.lock().candidate.clone();
-        let ours = self.candidates.iter().chain(&relay).find(|c| candidate_addr(c) == Some(local)).cloned();
+        let extra = self.gather.lock().candidates.clone();
+        let ours = self.candidates.iter().chain(&extra).find(|c| candidate_addr(c) == Some(local)).cloned();
         let theirs = self.remote_candidates.lock().iter().find(|c| candidate_addr(c) == Some(remote)).cloned();
         let pair = IceCandidatePair {
             stream_id: STREAM_ID.into(),
@@ -544,7 +545,7 @@ impl NativeEndpoint {
     }
 
     fn do_process_offer(&self, offer: String) -> Result<String> {
-        self.ensure_relay();
+        self.ensure_gathering();
         let mut neg = self.neg.lock();
         if neg.started || neg.left || neg.pending.is_some() {
             return Err(err(sdp::SDP_END_POINT_ALREADY_NEGOTIATED, "Endpoint already negotiated"));
@@ -598,7 +599,7 @@ impl NativeEndpoint {
     }
 
     fn do_generate_offer(&self) -> Result<String> {
-        self.ensure_relay();
+        self.ensure_gathering();
         let mut neg = self.neg.lock();
         if neg.started || neg.left || neg.pending.is_some() {
             return Err(err(sdp::SDP_END_POINT_ALREADY_NEGOTIATED, "Endpoint already negotiated"));
@@ -707,19 +708,19 @@ impl NativeEndpoint {
     fn do_gather_candidates(&self) -> Result<()> {
         self.set_ice_state(IceComponentState::Gathering);
         let mid = self.local_mid();
-        self.ensure_relay();
+        self.ensure_gathering();
         for c in &self.candidates {
             self.raise_candidate(c.clone(), &mid);
         }
-        // The relay candidate and `IceGatheringDone` wait for an
-        // allocation under way (see `on_relay`).
-        let (relay, done) = {
-            let mut r = self.relay.lock();
-            r.gathering = true;
-            let done = !r.pending && !std::mem::replace(&mut r.done_sent, true);
-            (r.candidate.clone().filter(|_| done), done)
+        // Server-reflexive and relay candidates, and `IceGatheringDone`,
+        // wait for the STUN/TURN answers under way (see `gathered`).
+        let (extra, done) = {
+            let mut g = self.gather.lock();
+            g.gathering = true;
+            let done = g.pending == 0 && !std::mem::replace(&mut g.done_sent, true);
+            (g.candidates.clone(), done)
         };
-        if let Some(c) = relay {
+        for c in extra {
             self.raise_candidate(c, &mid);
         }
         if done {
@@ -738,80 +739,113 @@ impl NativeEndpoint {
         self.neg.lock().local.as_deref().and_then(first_mid).unwrap_or_else(|| "0".into())
     }
 
-    /// Asks the loop for a TURN allocation when a `turnURL` is set (once;
-    /// at the first negotiation step or `gatherCandidates`, as KMS gathers).
-    fn ensure_relay(&self) {
-        let url = self.settings.lock().turn_url.clone();
-        let server = match relay::parse_turn_url(&url) {
-            Ok(Some(s)) => s,
-            Ok(None) => return,
+    /// Asks the loop for the STUN server's view of our sockets and a TURN
+    /// allocation, when configured (once; at the first negotiation step or
+    /// `gatherCandidates`, as KMS gathers).
+    fn ensure_gathering(&self) {
+        let (stun, turn) = {
+            let s = self.settings.lock();
+            (stun_server(&s), s.turn_url.clone())
+        };
+        let turn = match relay::parse_turn_url(&turn) {
+            Ok(t) => t,
             Err(why) => {
                 tracing::warn!(id = %self.base().id(), "turnURL not used: {why}");
-                return;
+                None
             }
         };
         {
-            let mut r = self.relay.lock();
-            if std::mem::replace(&mut r.requested, true) {
+            let mut g = self.gather.lock();
+            if std::mem::replace(&mut g.requested, true) {
                 return;
             }
-            r.pending = true;
+            g.pending = usize::from(stun.is_some()) + usize::from(turn.is_some());
         }
-        let handler: Arc<dyn PeerHandler> = Arc::new(Handler(self.me.get().cloned().unwrap_or_default()));
-        self.lp.relay(self.peer, server, handler);
+        let handler = || -> Arc<dyn PeerHandler> { Arc::new(Handler(self.me.get().cloned().unwrap_or_default())) };
+        if let Some(server) = stun {
+            self.lp.stun(server, handler());
+        }
+        if let Some(server) = turn {
+            self.lp.relay(self.peer, server, handler());
+        }
     }
 
-    /// The allocation is ready: a `relay` candidate for the state machine
-    /// (wherever it is now) and, if gathering was asked, for the client.
-    fn on_relay(&self, relayed: std::net::SocketAddr, local: std::net::SocketAddr) {
-        let cand = match Candidate::relayed(relayed, local, "udp") {
-            Ok(c) => c,
-            Err(e) => return self.on_relay_failed(&format!("relay candidate refused: {e}")),
-        };
-        let text = {
-            let mut neg = self.neg.lock();
-            match neg.rtc.as_mut() {
-                Some(rtc) => rtc.add_local_candidate(cand).map(|c| c.to_sdp_string()),
-                None => {
-                    let text = cand.to_sdp_string();
-                    self.lp.call(
-                        self.peer,
-                        Box::new(move |rtc: &mut Rtc| {
-                            rtc.add_local_candidate(cand);
-                        }),
-                    );
-                    Some(text)
-                }
+    /// A local candidate for the state machine, wherever it is now; its SDP
+    /// unless str0m finds it redundant.
+    fn add_local(&self, cand: Candidate) -> Option<String> {
+        let mut neg = self.neg.lock();
+        match neg.rtc.as_mut() {
+            Some(rtc) => rtc.add_local_candidate(cand).map(|c| c.to_sdp_string()),
+            None => {
+                let text = cand.to_sdp_string();
+                self.lp.call(
+                    self.peer,
+                    Box::new(move |rtc: &mut Rtc| {
+                        rtc.add_local_candidate(cand);
+                    }),
+                );
+                Some(text)
             }
-        };
-        tracing::info!(id = %self.base().id(), %relayed, "TURN relay candidate");
+        }
+    }
+
+    /// One STUN/TURN answer in: its candidates go to the client if
+    /// gathering was asked; the last one ends gathering.
+    fn gathered(&self, found: Vec<String>) {
         let (raise, done) = {
-            let mut r = self.relay.lock();
-            r.pending = false;
-            r.candidate = text.clone();
-            let done = r.gathering && !std::mem::replace(&mut r.done_sent, true);
-            (text.filter(|_| done), done)
+            let mut g = self.gather.lock();
+            g.pending = g.pending.saturating_sub(1);
+            g.candidates.extend(found.iter().cloned());
+            let done = g.gathering && g.pending == 0 && !std::mem::replace(&mut g.done_sent, true);
+            (if g.gathering { found } else { vec![] }, done)
         };
-        if let Some(c) = raise {
-            self.raise_candidate(c, &self.local_mid());
+        let mid = self.local_mid();
+        for c in raise {
+            self.raise_candidate(c, &mid);
         }
         if done {
             self.base().raise(&IceGatheringDone {});
         }
+    }
+
+    /// The allocation is ready: a `relay` candidate.
+    fn on_relay(&self, relayed: std::net::SocketAddr, local: std::net::SocketAddr) {
+        let text = match Candidate::relayed(relayed, local, "udp") {
+            Ok(c) => self.add_local(c),
+            Err(e) => {
+                tracing::warn!(id = %self.base().id(), "relay candidate refused: {e}");
+                None
+            }
+        };
+        tracing::info!(id = %self.base().id(), %relayed, "TURN relay candidate");
+        self.gathered(text.into_iter().collect());
     }
 
     /// No relay (refused, unreachable, closed): gathering ends without it.
     fn on_relay_failed(&self, why: &str) {
         tracing::warn!(id = %self.base().id(), "no TURN relay candidate: {why}");
-        let done = {
-            let mut r = self.relay.lock();
-            let was = std::mem::replace(&mut r.pending, false);
-            was && r.gathering && !std::mem::replace(&mut r.done_sent, true)
-        };
-        if done {
-            self.base().raise(&IceGatheringDone {});
-        }
+        self.gathered(vec![]);
     }
+
+    /// The STUN server's answers: `srflx` candidates, but where the mapped
+    /// address is the socket's own (no NAT in between: redundant).
+    fn on_reflexive(&self, found: Vec<(std::net::SocketAddr, std::net::SocketAddr)>) {
+        let texts = found
+            .into_iter()
+            .filter(|(mapped, base)| mapped != base)
+            .filter_map(|(mapped, base)| Candidate::server_reflexive(mapped, base, "udp").ok())
+            .filter_map(|c| self.add_local(c))
+            .collect();
+        self.gathered(texts);
+    }
+}
+
+/// The configured STUN server (`stunServerAddress`, an IP as in KMS, and
+/// `stunServerPort`).
+fn stun_server(s: &Settings) -> Option<std::net::SocketAddr> {
+    let ip: IpAddr = s.stun_server_address.trim().parse().ok()?;
+    let port = u16::try_from(s.stun_server_port).ok().filter(|p| *p != 0)?;
+    Some(std::net::SocketAddr::new(ip, port))
 }
 
 /// The address of an SDP candidate line (`candidate:f c proto prio ip port typ …`).
@@ -977,6 +1011,12 @@ impl PeerHandler for Handler {
     fn on_relay_failed(&self, why: &str) {
         if let Some(ep) = self.0.upgrade() {
             ep.on_relay_failed(why);
+        }
+    }
+
+    fn on_reflexive(&self, found: Vec<(std::net::SocketAddr, std::net::SocketAddr)>) {
+        if let Some(ep) = self.0.upgrade() {
+            ep.on_reflexive(found);
         }
     }
 }
@@ -1164,16 +1204,18 @@ impl WebRtcEndpoint for NativeEndpoint {
         Ok(self.settings.lock().stun_server_address.clone())
     }
 
-    fn set_stun_server_address(&self, _ctx: &Ctx, _value: String) -> Result<()> {
-        Err(not_yet("STUN"))
+    fn set_stun_server_address(&self, _ctx: &Ctx, value: String) -> Result<()> {
+        self.settings.lock().stun_server_address = value;
+        Ok(())
     }
 
     fn get_stun_server_port(&self, _ctx: &Ctx) -> Result<i32> {
         Ok(self.settings.lock().stun_server_port)
     }
 
-    fn set_stun_server_port(&self, _ctx: &Ctx, _value: i32) -> Result<()> {
-        Err(not_yet("STUN"))
+    fn set_stun_server_port(&self, _ctx: &Ctx, value: i32) -> Result<()> {
+        self.settings.lock().stun_server_port = value;
+        Ok(())
     }
 
     fn get_turn_url(&self, _ctx: &Ctx) -> Result<String> {
@@ -1364,7 +1406,7 @@ impl WebRtcEndpointFactory for NativeEndpoint {
             peer: PeerId::next(),
             candidates,
             remote_candidates: Mutex::new(vec![]),
-            relay: Mutex::new(RelayState::default()),
+            gather: Mutex::new(Gather::default()),
             neg: Mutex::new(Neg { rtc: Some(rtc), ..Neg::default() }),
             link: Mutex::new(Link {
                 media: MediaState::Disconnected,

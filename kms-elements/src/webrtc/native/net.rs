@@ -59,6 +59,9 @@ pub trait PeerHandler: Send + Sync {
     fn on_relay(&self, _relayed: SocketAddr, _local: SocketAddr) {}
     /// The allocation failed or closed (`why`); the peer goes on without.
     fn on_relay_failed(&self, _why: &str) {}
+    /// The STUN server's answers: (server-reflexive address, our socket)
+    /// per socket that got one; called once, possibly empty.
+    fn on_reflexive(&self, _found: Vec<(SocketAddr, SocketAddr)>) {}
 }
 
 /// A closure run on the loop with the peer's state machine.
@@ -72,6 +75,8 @@ enum Cmd {
     Rtp(PeerId, Mid, gst::Buffer),
     /// Allocate a relay for the peer on this TURN server.
     Relay(PeerId, TurnServer, Arc<dyn PeerHandler>),
+    /// Learn the loop's server-reflexive addresses from this STUN server.
+    Stun(SocketAddr, Arc<dyn PeerHandler>),
 }
 
 /// The sending side of one loop.
@@ -113,6 +118,12 @@ impl LoopHandle {
 
     pub fn rtp(&self, id: PeerId, mid: Mid, packet: gst::Buffer) {
         self.send(Cmd::Rtp(id, mid, packet));
+    }
+
+    /// Asks `server` for the loop's sockets' server-reflexive addresses
+    /// (cached per loop); `handler` hears them.
+    pub fn stun(&self, server: SocketAddr, handler: Arc<dyn PeerHandler>) {
+        self.send(Cmd::Stun(server, handler));
     }
 
     /// Starts the peer's TURN allocation (its handler hears the outcome).
@@ -172,6 +183,8 @@ impl Pool {
                 by_remote: HashMap::new(),
                 relays: HashMap::new(),
                 relay_tokens: HashMap::new(),
+                stun: vec![],
+                reflexive: HashMap::new(),
                 next_token: RELAY_TOKENS,
                 ports: (min_port.max(1), max_port),
             };
@@ -252,7 +265,49 @@ struct Loop {
     next_token: usize,
     /// The configured port range (relay sockets are bound in it too).
     ports: (u16, u16),
+    /// STUN Binding transactions under way, one per (socket, server).
+    stun: Vec<StunQuery>,
+    /// What the STUN servers answered, per (socket, server), and when.
+    reflexive: HashMap<(usize, SocketAddr), (Option<SocketAddr>, Instant)>,
 }
+
+/// One Binding transaction from one of the loop's sockets, with the
+/// handlers waiting for it.
+struct StunQuery {
+    sock: usize,
+    server: SocketAddr,
+    tid: relay::TransactionId,
+    request: Vec<u8>,
+    tries: u32,
+    next: Instant,
+    waiting: Vec<Arc<StunWait>>,
+}
+
+/// A handler waiting for the answers of all the loop's sockets.
+struct StunWait {
+    handler: Arc<dyn PeerHandler>,
+    state: parking_lot::Mutex<(usize, Vec<(SocketAddr, SocketAddr)>)>,
+}
+
+impl StunWait {
+    fn answer(&self, found: Option<(SocketAddr, SocketAddr)>) {
+        let done = {
+            let mut st = self.state.lock();
+            st.1.extend(found);
+            st.0 = st.0.saturating_sub(1);
+            (st.0 == 0).then(|| std::mem::take(&mut st.1))
+        };
+        if let Some(found) = done {
+            self.handler.on_reflexive(found);
+        }
+    }
+}
+
+/// Binding retransmissions: 4 tries, 0.5 s doubling (RFC 5389 §7.2.1,
+/// shortened: gathering should not wait long for an absent server).
+const STUN_TRIES: u32 = 4;
+/// How long a learnt server-reflexive address is reused.
+const STUN_REUSE: Duration = Duration::from_secs(60);
 
 impl Loop {
     fn run(mut self) {
@@ -265,6 +320,7 @@ impl Loop {
                 .values()
                 .map(|p| p.deadline)
                 .chain(self.relays.values().map(|r| r.deadline))
+                .chain(self.stun.iter().map(|q| q.next))
                 .min()
                 .unwrap_or(now + IDLE);
             let timeout = next.saturating_duration_since(now).min(IDLE);
@@ -309,6 +365,7 @@ impl Loop {
                     self.drop_relay(id);
                 }
                 Cmd::Relay(id, server, handler) => self.start_relay(id, &server, handler),
+                Cmd::Stun(server, handler) => self.start_stun(server, handler),
                 Cmd::Call(id, f) => self.drive(id, f),
                 Cmd::Rtp(id, mid, packet) => self.drive_peer(id, |p| write_rtp(p, mid, &packet)),
             }
@@ -319,6 +376,9 @@ impl Loop {
         let now = Instant::now();
         for r in self.relays.values_mut().filter(|r| r.deadline <= now) {
             r.flush(now);
+        }
+        if self.stun.iter().any(|q| q.next <= now) {
+            self.stun_timeouts(now);
         }
         let due: Vec<PeerId> = self.peers.iter().filter(|(_, p)| p.deadline <= now).map(|(id, _)| *id).collect();
         for id in due {
@@ -342,6 +402,9 @@ impl Loop {
                 }
             };
             let now = Instant::now();
+            if !self.stun.is_empty() && relay::maybe_stun(&buf[..n]) && self.stun_answer(sock, source, &buf[..n], now) {
+                continue;
+            }
             let Ok(contents) = buf[..n].try_into() else { continue };
             let input = Input::Receive(now, Receive { proto: Protocol::Udp, source, destination: local, contents });
             let id = match self.by_remote.get(&(sock, source)) {
@@ -396,6 +459,77 @@ impl Loop {
             let input =
                 Input::Receive(now, Receive { proto: Protocol::Udp, source: from, destination: relayed, contents });
             self.deliver(id, input, &data);
+        }
+    }
+
+    fn start_stun(&mut self, server: SocketAddr, handler: Arc<dyn PeerHandler>) {
+        let now = Instant::now();
+        let socks: Vec<usize> =
+            (0..self.sockets.len()).filter(|i| self.local[*i].is_ipv4() == server.is_ipv4()).collect();
+        let wait = Arc::new(StunWait { handler, state: parking_lot::Mutex::new((socks.len(), vec![])) });
+        if socks.is_empty() {
+            wait.handler.on_reflexive(vec![]);
+            return;
+        }
+        for sock in socks {
+            let base = self.local[sock];
+            match self.reflexive.get(&(sock, server)) {
+                Some((found, at)) if now.duration_since(*at) < STUN_REUSE => {
+                    wait.answer(found.map(|m| (m, base)));
+                }
+                _ => match self.stun.iter_mut().find(|q| q.sock == sock && q.server == server) {
+                    Some(q) => q.waiting.push(wait.clone()),
+                    None => {
+                        let (tid, request) = relay::binding_request();
+                        let _ = self.sockets[sock].send_to(&request, server);
+                        self.stun.push(StunQuery {
+                            sock,
+                            server,
+                            tid,
+                            request,
+                            tries: 1,
+                            next: now + Duration::from_millis(500),
+                            waiting: vec![wait.clone()],
+                        });
+                    }
+                },
+            }
+        }
+    }
+
+    /// A Binding response for one of our transactions (consumed), else false.
+    fn stun_answer(&mut self, sock: usize, source: SocketAddr, data: &[u8], now: Instant) -> bool {
+        let Some(i) = self.stun.iter().position(|q| q.sock == sock && q.server == source) else { return false };
+        let Some(mapped) = relay::binding_mapped(data, self.stun[i].tid) else { return false };
+        let q = self.stun.swap_remove(i);
+        tracing::debug!(%mapped, server = %q.server, "server-reflexive address");
+        self.reflexive.insert((sock, q.server), (Some(mapped), now));
+        let base = self.local[sock];
+        for w in q.waiting {
+            w.answer(Some((mapped, base)));
+        }
+        true
+    }
+
+    fn stun_timeouts(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.stun.len() {
+            let q = &mut self.stun[i];
+            if q.next > now {
+                i += 1;
+            } else if q.tries < STUN_TRIES {
+                let _ = self.sockets[q.sock].send_to(&q.request, q.server);
+                q.next = now + Duration::from_millis(500 << q.tries);
+                q.tries += 1;
+                i += 1;
+            } else {
+                let q = self.stun.swap_remove(i);
+                tracing::warn!(server = %q.server, "STUN server did not answer");
+                self.reflexive.insert((q.sock, q.server), (None, now));
+                for w in q.waiting {
+                    w.answer(None);
+                }
+            }
         }
     }
 

@@ -1,4 +1,5 @@
-//! One native peer's TURN allocation (RFC 5766 over UDP), driven by the
+//! STUN Binding for server-reflexive candidates, and one native peer's
+//! TURN allocation (RFC 5766 over UDP), driven by the
 //! peer's network loop: `turn-client-proto`'s sans-IO client on a UDP
 //! socket of its own.
 //!
@@ -21,8 +22,10 @@ use std::time::{Duration, Instant};
 use mio::net::UdpSocket;
 use turn_client_proto::api::{SendError, Transmit, TurnConfig, TurnEvent, TurnPollRet, TurnRecvRet};
 use turn_client_proto::prelude::*;
-use turn_client_proto::stun::types::attribute::ErrorCode;
-use turn_client_proto::stun::types::message::{Message, MessageClass};
+use turn_client_proto::stun::types::attribute::{ErrorCode, XorMappedAddress};
+pub use turn_client_proto::stun::types::message::TransactionId;
+use turn_client_proto::stun::types::message::{BINDING, Message, MessageClass, MessageWriteVec};
+use turn_client_proto::stun::types::prelude::*;
 use turn_client_proto::types::{Instant as TurnInstant, TransportType, TurnCredentials};
 use turn_client_proto::udp::TurnClientUdp;
 
@@ -226,15 +229,54 @@ impl Relay {
     }
 }
 
+/// A STUN Binding request (RFC 5389) and its transaction id: what the
+/// loops send a STUN server to learn a socket's server-reflexive address.
+pub fn binding_request() -> (TransactionId, Vec<u8>) {
+    let mut msg = Message::builder_request(BINDING, MessageWriteVec::new());
+    let _ = msg.add_fingerprint();
+    let tid = msg.transaction_id();
+    (tid, msg.finish())
+}
+
+/// The XOR-MAPPED-ADDRESS of a successful Binding response to `tid`.
+pub fn binding_mapped(data: &[u8], tid: TransactionId) -> Option<SocketAddr> {
+    let msg = Message::from_bytes(data).ok()?;
+    if msg.transaction_id() != tid || !msg.has_method(BINDING) || !msg.has_class(MessageClass::Success) {
+        return None;
+    }
+    Some(msg.attribute::<XorMappedAddress>().ok()?.addr(tid))
+}
+
+/// Whether a datagram can be STUN at all (RFC 7983: first byte 0–3).
+pub fn maybe_stun(data: &[u8]) -> bool {
+    data.len() >= 20 && data[0] < 4
+}
+
 fn is_unauthorized(data: &[u8]) -> bool {
     Message::from_bytes(data).is_ok_and(|m| {
-        m.has_class(MessageClass::Error) && m.attribute::<ErrorCode>().is_ok_and(|e| e.code() == ErrorCode::UNAUTHORIZED)
+        m.has_class(MessageClass::Error)
+            && m.attribute::<ErrorCode>().is_ok_and(|e| e.code() == ErrorCode::UNAUTHORIZED)
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn binding_round_trip() {
+        let (tid, req) = binding_request();
+        assert!(maybe_stun(&req));
+        let req = Message::from_bytes(&req).unwrap();
+        assert!(req.has_method(BINDING) && req.has_class(MessageClass::Request));
+        let mapped: SocketAddr = "203.0.113.7:5000".parse().unwrap();
+        let mut resp = Message::builder_success(&req, MessageWriteVec::new());
+        resp.add_attribute(&XorMappedAddress::new(mapped, tid)).unwrap();
+        let resp = resp.finish();
+        assert_eq!(binding_mapped(&resp, tid), Some(mapped));
+        let (other, _) = binding_request();
+        assert_eq!(binding_mapped(&resp, other), None, "another transaction's answer");
+    }
 
     #[test]
     fn kms_turn_urls() {

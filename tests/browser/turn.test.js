@@ -1,5 +1,5 @@
 // TURN on both WebRTC transports (issue 13), through Debian's coturn started
-// here on 127.0.0.1 with long-term credentials:
+// here on loopback with long-term credentials:
 //  - Chromium forced to relay (iceTransportPolicy: 'relay'): its only
 //    candidates are coturn allocations, the loopback still decodes;
 //  - the server's own TURN client (setTurnUrl, KMS's user:pass@ip:port form):
@@ -21,37 +21,46 @@ const fs = require('node:fs');
 const net = require('node:net');
 const dgram = require('node:dgram');
 const os = require('node:os');
+const zlib = require('node:zlib');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
 const h = require('./lib/harness');
 const { decodes, call, waitFor, negotiate, pageStats } = h;
 
+// Everything stays on loopback. coturn and the STUN responder listen on
+// 127.0.0.1 and the servers gather on it too (KMS_ICE_LOOPBACK=1): libnice
+// ties each socket to its interface (IP_UNICAST_IF), so webrtcbin's sockets
+// on eth0 never reach 127.0.0.1. coturn relays from 127.0.0.2, another
+// address than the servers' host candidates: an allocation only lets in the
+// IPs its owner gave a permission to, so a host candidate of the server
+// cannot slip into a path meant to go through a relay.
+const IP = '127.0.0.1';
+const RELAY_IP = '127.0.0.2';
 const USER = 'kurento';
 const PASS = 'kurento-turn';
 
-/** A free UDP port on 127.0.0.1 (coturn listens there). */
+/** A free UDP port on IP (coturn listens there). */
 function freeUdpPort() {
   return new Promise((resolve, reject) => {
     const s = dgram.createSocket('udp4');
     s.on('error', reject);
-    s.bind(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
+    s.bind(0, IP, () => { const p = s.address().port; s.close(() => resolve(p)); });
   });
 }
 
-/** coturn on 127.0.0.1:port, long-term credentials, loopback peers allowed
- * (both the browser and the server are on 127.0.0.1 here). */
+/** coturn on IP:port, long-term credentials, loopback peers allowed. */
 async function startCoturn() {
   const port = await freeUdpPort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kms-coturn-'));
   const log = path.join(dir, 'turn.log');
-  const child = spawn('turnserver', ['-n', '--no-cli', '--no-tls', '--no-dtls', '--listening-ip=127.0.0.1',
-    '--relay-ip=127.0.0.1', `--listening-port=${port}`, '--min-port=49000', '--max-port=49900', '--lt-cred-mech',
+  const child = spawn('turnserver', ['-n', '--no-cli', '--no-tls', '--no-dtls', `--listening-ip=${IP}`,
+    `--relay-ip=${RELAY_IP}`, `--listening-port=${port}`, '--min-port=49000', '--max-port=49900', '--lt-cred-mech',
     `--user=${USER}:${PASS}`, '--realm=kurento.test', '--allow-loopback-peers', '--no-stdout-log', '--simple-log',
     `--log-file=${log}`, '--pidfile', path.join(dir, 'turn.pid')], { stdio: 'ignore' });
   const text = () => { try { return fs.readFileSync(log, 'utf8'); } catch { return ''; } };
   // Ready once it answers on its TCP listener too (same port).
   await waitFor('coturn listening', 10000, () => new Promise((r) => {
-    const c = net.connect(port, '127.0.0.1', () => { c.destroy(); r(true); });
+    const c = net.connect(port, IP, () => { c.destroy(); r(true); });
     c.on('error', () => r(false));
   }));
   return {
@@ -77,12 +86,17 @@ async function startFakeNatStun(mappedIp) {
     mappedIp.split('.').forEach((b, i) => { attr[8 + i] = Number(b) ^ [0x21, 0x12, 0xa4, 0x42][i]; });
     const hdr = Buffer.alloc(20);
     hdr.writeUInt16BE(0x0101, 0); // Binding success response
-    hdr.writeUInt16BE(attr.length, 2);
+    hdr.writeUInt16BE(attr.length + 8, 2); // with the FINGERPRINT (libnice wants it)
     hdr.writeUInt32BE(0x2112a442, 4);
     msg.copy(hdr, 8, 8, 20); // transaction id
-    sock.send(Buffer.concat([hdr, attr]), rinfo.port, rinfo.address);
+    const body = Buffer.concat([hdr, attr]);
+    const fp = Buffer.alloc(8);
+    fp.writeUInt16BE(0x8028, 0);
+    fp.writeUInt16BE(4, 2);
+    fp.writeUInt32BE((zlib.crc32(body) ^ 0x5354554e) >>> 0, 4);
+    sock.send(Buffer.concat([body, fp]), rinfo.port, rinfo.address);
   });
-  await new Promise((r) => sock.bind(0, '127.0.0.1', r));
+  await new Promise((r) => sock.bind(0, IP, r));
   return { port: sock.address().port, asked, close: () => sock.close() };
 }
 
@@ -108,7 +122,7 @@ for (const transport of ['webrtcbin', 'native']) {
     let client;
 
     test.before(async () => {
-      server = await h.startServer({ env: { KMS_WEBRTC_TRANSPORT: transport, KMS_LOG: process.env.KMS_TEST_LOG || 'info' } });
+      server = await h.startServer({ env: { KMS_WEBRTC_TRANSPORT: transport, KMS_ICE_LOOPBACK: '1', KMS_LOG: process.env.KMS_TEST_LOG || 'info' } });
       client = await h.connect(server.url);
     });
 
@@ -127,7 +141,7 @@ for (const transport of ['webrtcbin', 'native']) {
       await call(ep, 'connect', ep);
       const page = await browser.newPage(pages.url);
       const configuration = {
-        iceServers: [{ urls: `turn:127.0.0.1:${turn.port}?transport=udp`, username: USER, credential: PASS }],
+        iceServers: [{ urls: `turn:${IP}:${turn.port}?transport=udp`, username: USER, credential: PASS }],
         iceTransportPolicy: 'relay',
       };
       const { offer } = await negotiate(page, ep, 'sendrecv', { configuration });
@@ -142,21 +156,22 @@ for (const transport of ['webrtcbin', 'native']) {
     test(`${transport}: the endpoint's TURN client (setTurnUrl) carries the media through coturn`, async () => {
       const pipeline = await call(client, 'create', 'MediaPipeline');
       const ep = await call(pipeline, 'create', 'WebRtcEndpoint');
-      await call(ep, 'setTurnUrl', `${USER}:${PASS}@127.0.0.1:${turn.port}`);
-      assert.equal(await call(ep, 'getTurnUrl'), `${USER}:${PASS}@127.0.0.1:${turn.port}`);
+      await call(ep, 'setTurnUrl', `${USER}:${PASS}@${IP}:${turn.port}`);
+      assert.equal(await call(ep, 'getTurnUrl'), `${USER}:${PASS}@${IP}:${turn.port}`);
       await call(ep, 'connect', ep);
       const pairs = [];
       ep.on('NewCandidatePairSelected', (e) => pairs.push(e.candidatePair));
       const page = await browser.newPage(pages.url);
       const configuration = {
-        iceServers: [{ urls: `turn:127.0.0.1:${turn.port}?transport=udp`, username: USER, credential: PASS }],
+        iceServers: [{ urls: `turn:${IP}:${turn.port}?transport=udp`, username: USER, credential: PASS }],
         iceTransportPolicy: 'relay',
       };
       const { events } = await negotiate(page, ep, 'sendrecv', { candidateTypes: ['relay'], configuration });
       await waitFor('IceGatheringDone', 15000, () => events.gatheringDone);
       const relays = (events.found || []).filter((c) => / typ relay /.test(c));
       assert.ok(relays.length > 0, `a relay candidate gathered: ${JSON.stringify(events.found)}`);
-      assert.match(relays[0], / 127\.0\.0\.1 49\d\d\d typ relay raddr /, 'coturn\'s relayed address');
+      assert.ok(relays.some((c) => c.includes(` ${RELAY_IP} `) && / 49\d\d\d typ relay raddr /.test(c)),
+        'coturn\'s relayed address');
       await decodes(page, 30);
       const s = await pageStats(page);
       assert.equal(s.remoteCandidateType, 'relay', 'the page reaches the server at its relayed address');
@@ -172,7 +187,7 @@ for (const transport of ['webrtcbin', 'native']) {
       try {
         const pipeline = await call(client, 'create', 'MediaPipeline');
         const ep = await call(pipeline, 'create', 'WebRtcEndpoint');
-        await call(ep, 'setStunServerAddress', '127.0.0.1');
+        await call(ep, 'setStunServerAddress', IP);
         await call(ep, 'setStunServerPort', stun.port);
         await call(ep, 'connect', ep);
         const page = await browser.newPage(pages.url);
@@ -195,8 +210,8 @@ for (const transport of ['webrtcbin', 'native']) {
       test('native: wrong TURN credentials end gathering without a relay, and host candidates still connect', async () => {
         const pipeline = await call(client, 'create', 'MediaPipeline');
         const ep = await call(pipeline, 'create', 'WebRtcEndpoint');
-        await call(ep, 'setTurnUrl', `${USER}:wrong@127.0.0.1:${turn.port}`);
-        await assert.rejects(call(ep, 'setTurnUrl', `${USER}:${PASS}@127.0.0.1:${turn.port}?transport=tcp`),
+        await call(ep, 'setTurnUrl', `${USER}:wrong@${IP}:${turn.port}`);
+        await assert.rejects(call(ep, 'setTurnUrl', `${USER}:${PASS}@${IP}:${turn.port}?transport=tcp`),
           (e) => e.code === 40006);
         await call(ep, 'connect', ep);
         const page = await browser.newPage(pages.url);

@@ -70,31 +70,40 @@ async function startCoturn() {
   };
 }
 
-/** A STUN Binding responder (RFC 5389) that maps every client to
- * `mappedIp`:(its own port), as a port-preserving NAT would. */
+/** A STUN Binding responder that maps every client to `mappedIp`:(its own
+ * port), as a port-preserving NAT would. RFC 5389 requests get
+ * XOR-MAPPED-ADDRESS and FINGERPRINT; libnice's discovery requests are RFC
+ * 3489's (no magic cookie, a 16-byte id) and get MAPPED-ADDRESS, as coturn
+ * answers them. */
 async function startFakeNatStun(mappedIp) {
   const sock = dgram.createSocket('udp4');
   const asked = [];
   sock.on('message', (msg, rinfo) => {
-    if (msg.length < 20 || msg.readUInt16BE(0) !== 0x0001 || msg.readUInt32BE(4) !== 0x2112a442) return;
+    if (msg.length < 20 || msg.readUInt16BE(0) !== 0x0001) return;
     asked.push(`${rinfo.address}:${rinfo.port}`);
-    const attr = Buffer.alloc(12);
-    attr.writeUInt16BE(0x0020, 0); // XOR-MAPPED-ADDRESS
-    attr.writeUInt16BE(8, 2);
-    attr.writeUInt8(1, 5); // IPv4
-    attr.writeUInt16BE(rinfo.port ^ 0x2112, 6);
-    mappedIp.split('.').forEach((b, i) => { attr[8 + i] = Number(b) ^ [0x21, 0x12, 0xa4, 0x42][i]; });
     const hdr = Buffer.alloc(20);
-    hdr.writeUInt16BE(0x0101, 0); // Binding success response
-    hdr.writeUInt16BE(attr.length + 8, 2); // with the FINGERPRINT (libnice wants it)
-    hdr.writeUInt32BE(0x2112a442, 4);
-    msg.copy(hdr, 8, 8, 20); // transaction id
-    const body = Buffer.concat([hdr, attr]);
-    const fp = Buffer.alloc(8);
-    fp.writeUInt16BE(0x8028, 0);
-    fp.writeUInt16BE(4, 2);
-    fp.writeUInt32BE((zlib.crc32(body) ^ 0x5354554e) >>> 0, 4);
-    sock.send(Buffer.concat([body, fp]), rinfo.port, rinfo.address);
+    hdr.writeUInt16BE(0x0101, 0);
+    msg.copy(hdr, 4, 4, 20); // cookie + id (RFC 5389) or the 16-byte id (RFC 3489)
+    const a = Buffer.alloc(12);
+    const cookie = msg.readUInt32BE(4) === 0x2112a442;
+    a.writeUInt16BE(cookie ? 0x0020 : 0x0001, 0); // XOR-MAPPED-ADDRESS / MAPPED-ADDRESS
+    a.writeUInt16BE(8, 2);
+    a.writeUInt8(1, 5);
+    a.writeUInt16BE(cookie ? rinfo.port ^ 0x2112 : rinfo.port, 6);
+    mappedIp.split('.').forEach((b, i) => { a[8 + i] = Number(b) ^ (cookie ? [0x21, 0x12, 0xa4, 0x42][i] : 0); });
+    let out;
+    if (cookie) {
+      hdr.writeUInt16BE(a.length + 8, 2);
+      const body = Buffer.concat([hdr, a]);
+      const fp = Buffer.alloc(8);
+      fp.writeUInt16BE(0x8028, 0); fp.writeUInt16BE(4, 2);
+      fp.writeUInt32BE((zlib.crc32(body) ^ 0x5354554e) >>> 0, 4);
+      out = Buffer.concat([body, fp]);
+    } else {
+      hdr.writeUInt16BE(a.length, 2);
+      out = Buffer.concat([hdr, a]);
+    }
+    sock.send(out, rinfo.port, rinfo.address);
   });
   await new Promise((r) => sock.bind(0, IP, r));
   return { port: sock.address().port, asked, close: () => sock.close() };

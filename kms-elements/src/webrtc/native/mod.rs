@@ -30,6 +30,7 @@
 
 pub mod net;
 pub mod relay;
+pub mod stats;
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -134,6 +135,11 @@ struct Rx {
     video_mid: Option<Mid>,
     /// The negotiated media of each type.
     mids: HashMap<MediaType, Mid>,
+    /// The SSRC last received per media type (for stats).
+    ssrcs: HashMap<MediaType, u32>,
+    /// The loss meter's extended sequence number at the first video packet
+    /// (what was expected since: `packetsLost`).
+    video_first: Option<u64>,
 }
 
 /// Candidates beyond the host ones: server-reflexive (STUN) and relay
@@ -149,6 +155,18 @@ struct Gather {
     /// `gatherCandidates` was called; `IceGatheringDone` was raised.
     gathering: bool,
     done_sent: bool,
+}
+
+/// REMB both ways (spec §10.6), as on webrtcbin (`webrtc/remb.rs`).
+#[derive(Default)]
+struct Remb {
+    estimator: super::remb::Estimator,
+    /// What our video's consumers can take (their `kms-bitrate` wishes).
+    consumers: Option<u32>,
+    /// The REMB last sent to the remote sender.
+    last_sent: Option<u32>,
+    /// The REMB the remote receiver of our video last sent.
+    remote: Option<u32>,
 }
 
 /// One data channel: str0m's id, ours (what the API and events show), its
@@ -169,6 +187,9 @@ struct Channels {
     /// The channel that carries our offer's SCTP section (see
     /// `do_generate_offer`).
     placeholder: Option<str0m::channel::ChannelId>,
+    /// Channels opened and closed so far (stats).
+    opened: i64,
+    closed: i64,
 }
 
 pub struct NativeEndpoint {
@@ -193,6 +214,11 @@ pub struct NativeEndpoint {
     /// What `addIceCandidate` gave (to name the selected pair's remote).
     remote_candidates: Mutex<Vec<String>>,
     gather: Mutex<Gather>,
+    /// Received video accounting, for the REMB estimate.
+    loss: super::remb::LossMeter,
+    remb: Mutex<Remb>,
+    /// str0m's latest stats events (`getStats`).
+    snapshot: Mutex<stats::Snapshot>,
     neg: Mutex<Neg>,
     link: Mutex<Link>,
     rx: Mutex<Rx>,
@@ -315,6 +341,10 @@ impl NativeEndpoint {
         }
         // A PLI/FIR from the browser reaches kmsrtpinput as an upstream
         // request (see `on_event`), which asks whoever feeds it.
+        if t == MediaType::Video {
+            // `maxVideoSendBandwidth` caps what feeds us from the start.
+            self.update_send_bitrate();
+        }
     }
 
     /// The bare source pad feeding the output agnosticbin of `t`.
@@ -328,10 +358,13 @@ impl NativeEndpoint {
         let pad = gst::Pad::builder(gst::PadDirection::Src)
             .name(format!("native_recv_{}", kms_core::element::media_type_name(t)))
             .event_function(move |_, _, ev| {
-                if codecs::is_force_key_unit(&ev)
-                    && let Some(ep) = weak.as_ref().and_then(Weak::upgrade)
-                {
+                let Some(ep) = weak.as_ref().and_then(Weak::upgrade) else { return true };
+                if codecs::is_force_key_unit(&ev) {
                     ep.ask_remote_keyframe();
+                } else if let Some(s) = ev.structure().filter(|s| s.name() == kms_core::agnosticbin::BITRATE_EVENT)
+                    && let Ok(b) = s.get::<u32>("bitrate")
+                {
+                    ep.remb.lock().consumers = Some(b);
                 }
                 true
             })
@@ -356,6 +389,53 @@ impl NativeEndpoint {
         );
     }
 
+    /// Once a second on the loop: the REMB for the remote sender of our
+    /// received video (the `rembParams` estimate, capped by our consumers
+    /// and `[minVideoRecvBandwidth, maxVideoRecvBandwidth]`).
+    fn tick(&self, rtc: &mut Rtc) {
+        let Some(mid) = self.rx.lock().video_mid else { return };
+        if self.loss.totals().1 == 0 {
+            return;
+        }
+        let (params, (min, max)) = {
+            let s = self.settings.lock();
+            (s.remb.clone(), s.video_recv_range())
+        };
+        let b = {
+            let mut r = self.remb.lock();
+            let est = r.estimator.update(&params, self.loss.totals());
+            let wanted = r.consumers.map_or(est, |c| est.min(c as f64));
+            let b = (wanted as u64).clamp(min as u64, max as u64) as u32;
+            r.last_sent = Some(b);
+            b
+        };
+        if let Some(rx) = rtc.direct_api().stream_rx_by_mid(mid, None) {
+            rx.request_remb(str0m::bwe::Bitrate::bps(b as u64));
+        }
+    }
+
+    /// What a receiver of our video may be sent (its REMB within
+    /// `[minVideoSendBandwidth, maxVideoSendBandwidth]`), as a bitrate wish
+    /// upstream of `kmsrtpinput` (the encoder, or the source endpoint).
+    fn update_send_bitrate(&self) {
+        let range = self.settings.lock().video_send_range();
+        let reported = self.remb.lock().remote;
+        let Some(b) = super::remb::send_wish(reported, range) else { return };
+        if let Some(input) = self.slots.existing_input(MediaType::Video) {
+            input.push_bitrate(b);
+        }
+    }
+
+    /// Our description as KMS writes it: its origin and session name, one
+    /// media stream for all our tracks, `b=AS` from the receive limits.
+    fn kms_local(&self, text: &str) -> String {
+        let (a, v) = {
+            let s = self.settings.lock();
+            (s.max_audio_recv_bandwidth, s.max_video_recv_bandwidth)
+        };
+        sdp::finish_local(&kms_origin_and_msid(text), a, v)
+    }
+
     /// One received RTP packet into the pipeline (loop thread).
     fn push_rtp(&self, p: &str0m::rtp::RtpPacket) {
         let pt = *p.header.payload_type;
@@ -365,6 +445,13 @@ impl NativeEndpoint {
                 tracing::trace!(id = %self.base().id(), pt, "received RTP of no negotiated payload type");
                 return;
             };
+            if t == MediaType::Video {
+                self.loss.on_packet(*p.header.ssrc, p.header.sequence_number);
+                if rx.video_first.is_none() {
+                    rx.video_first = Some(self.loss.totals().0);
+                }
+            }
+            rx.ssrcs.insert(t, *p.header.ssrc);
             let Some(pad) = self.rx_pad(&mut rx, t) else { return };
             let entry = rx.pads.get_mut(&t).expect("just made");
             let caps = (entry.1 != Some(pt)).then(|| {
@@ -426,6 +513,17 @@ impl NativeEndpoint {
                 }
             }
             Event::ChannelClose(id) => self.channel_closed(id),
+            Event::PeerStats(s) => self.snapshot.lock().peer = Some(s),
+            Event::MediaIngressStats(s) => {
+                self.snapshot.lock().ingress.insert(s.mid, s);
+            }
+            Event::MediaEgressStats(s) => {
+                self.snapshot.lock().egress.insert(s.mid, s);
+            }
+            Event::EgressBitrateEstimate(str0m::bwe::BweKind::Remb { estimate, .. }) => {
+                self.remb.lock().remote = Some(estimate.as_u64().min(u32::MAX as u64) as u32);
+                self.update_send_bitrate();
+            }
             Event::KeyframeRequest(_) => {
                 if let Some(i) = self.slots.existing_input(MediaType::Video) {
                     i.request_keyframe();
@@ -452,7 +550,9 @@ impl NativeEndpoint {
                     return;
                 }
                 c.open = true;
-                c.kms_id
+                let kms_id = c.kms_id;
+                ch.opened += 1;
+                kms_id
             } else if self.max_channels > 0 && ch.list.len() + ch.reserved >= self.max_channels {
                 // Past `maxDataChannels`: the peer's channel is closed.
                 drop(ch);
@@ -463,6 +563,7 @@ impl NativeEndpoint {
                 let kms_id = ch.next_id;
                 ch.next_id += 1;
                 ch.list.push(Chan { id, kms_id, label, open: true });
+                ch.opened += 1;
                 kms_id
             }
         };
@@ -473,6 +574,7 @@ impl NativeEndpoint {
         let kms_id = {
             let mut ch = self.channels.lock();
             let Some(pos) = ch.list.iter().position(|c| c.id == id) else { return };
+            ch.closed += 1;
             ch.list.remove(pos).kms_id
         };
         self.base().raise(&DataChannelClosed { channel_id: kms_id });
@@ -586,7 +688,7 @@ impl NativeEndpoint {
                 return Err(err(sdp::SDP_END_POINT_PROCESS_OFFER_ERROR, format!("Cannot process offer: {e}")));
             }
         };
-        let text = answer.to_sdp_string();
+        let text = self.kms_local(&answer.to_sdp_string());
         let mids = sdp_medias(&text, true);
         let text = if rejects { sdp::with_rejected(&text, &msg, &sections) } else { text };
         self.wire(&rtc, &mids);
@@ -628,7 +730,7 @@ impl NativeEndpoint {
         }
         let (offer, pending) =
             api.apply().ok_or_else(|| err(sdp::SDP_END_POINT_GENERATE_OFFER_ERROR, "Nothing to offer"))?;
-        let text = offer.to_sdp_string();
+        let text = self.kms_local(&offer.to_sdp_string());
         neg.pending = Some(pending);
         neg.local = Some(text.clone());
         Ok(text)
@@ -667,6 +769,22 @@ impl NativeEndpoint {
         }
         if !sdp::candidate_is_valid(text) {
             return Err(err(40401, format!("Invalid ICE candidate: {text}")));
+        }
+        {
+            // Which media line it is for (spec §10.7): its mid, else its
+            // index, must name one of the description's.
+            let neg = self.neg.lock();
+            if let Some(desc) = neg.remote.as_deref().or(neg.local.as_deref()) {
+                let mids: Vec<&str> = desc.lines().filter_map(|l| l.trim().strip_prefix("a=mid:")).collect();
+                let lines = desc.lines().filter(|l| l.starts_with("m=")).count();
+                let by_mid = !c.sdp_mid.is_empty() && mids.contains(&c.sdp_mid.as_str());
+                if !by_mid && (c.sdp_m_line_index < 0 || c.sdp_m_line_index as usize >= lines) {
+                    return Err(err(
+                        40401,
+                        format!("Invalid ICE candidate: no media line '{}' ({})", c.sdp_mid, c.sdp_m_line_index),
+                    ));
+                }
+            }
         }
         let body = text.strip_prefix("a=").unwrap_or(text);
         let cand = match Candidate::from_sdp_string(body) {
@@ -848,6 +966,38 @@ fn stun_server(s: &Settings) -> Option<std::net::SocketAddr> {
     Some(std::net::SocketAddr::new(ip, port))
 }
 
+/// str0m's description with KMS's origin (`o=- …`) and all our tracks in
+/// one media stream: str0m names the stream of an answered track after the
+/// offer's (`-` for a receive-only browser), which leaves the browser's
+/// audio and video in different streams, and kurento-utils shows the first.
+fn kms_origin_and_msid(text: &str) -> String {
+    let stream = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("a=msid:").and_then(|r| r.split(' ').next()).filter(|s| *s != "-"))
+        .map_or_else(|| "kurento".to_owned(), str::to_owned);
+    let mut out = String::with_capacity(text.len());
+    for raw in text.lines() {
+        let line = raw.trim_end_matches('\r');
+        if line.is_empty() {
+            continue;
+        }
+        let fixed = if let Some(rest) = line.strip_prefix("o=") {
+            format!("o=-{}", rest.find(' ').map_or("", |i| &rest[i..]))
+        } else if line.starts_with("a=msid-semantic:") {
+            format!("a=msid-semantic: WMS {stream}")
+        } else if let Some(rest) = line.strip_prefix("a=msid:") {
+            format!("a=msid:{stream} {}", rest.split_once(' ').map_or("", |(_, t)| t))
+        } else if let Some((ssrc, rest)) = line.strip_prefix("a=ssrc:").and_then(|r| r.split_once(" msid:")) {
+            format!("a=ssrc:{ssrc} msid:{stream} {}", rest.split_once(' ').map_or("", |(_, t)| t))
+        } else {
+            line.to_owned()
+        };
+        out.push_str(&fixed);
+        out.push_str("\r\n");
+    }
+    out
+}
+
 /// The address of an SDP candidate line (`candidate:f c proto prio ip port typ …`).
 fn candidate_addr(c: &str) -> Option<std::net::SocketAddr> {
     let mut f = c.split_whitespace();
@@ -1019,6 +1169,12 @@ impl PeerHandler for Handler {
             ep.on_reflexive(found);
         }
     }
+
+    fn on_tick(&self, rtc: &mut Rtc) {
+        if let Some(ep) = self.0.upgrade() {
+            ep.tick(rtc);
+        }
+    }
 }
 
 impl NativeEndpoint {
@@ -1067,6 +1223,50 @@ impl ElementObject for NativeEndpoint {
     fn core(&self) -> &ElementCore {
         &self.core
     }
+
+    fn extra_stats(&self, media_type: Option<MediaType>) -> Vec<(String, kms_core::rt::Polymorphic)> {
+        let (kinds, rx_ssrc, first) = {
+            let rx = self.rx.lock();
+            (rx.mids.iter().map(|(t, m)| (*m, *t)).collect::<HashMap<_, _>>(), rx.ssrcs.clone(), rx.video_first)
+        };
+        let (highest, received) = self.loss.totals();
+        let expected = first.map_or(0, |f| highest.saturating_sub(f) + 1);
+        let tx_ssrc: HashMap<MediaType, u32> = [MediaType::Audio, MediaType::Video]
+            .into_iter()
+            .filter_map(|t| self.slots.existing_input(t).map(|i| (t, i.ssrc())))
+            .collect();
+        let (remb_sent, remb_received) = {
+            let r = self.remb.lock();
+            (r.last_sent.unwrap_or(0), r.remote.unwrap_or(0))
+        };
+        let pair = self.link.lock().pair.clone();
+        let (opened, closed) = {
+            let ch = self.channels.lock();
+            (ch.opened, ch.closed)
+        };
+        let facts = stats::Facts {
+            kinds: &kinds,
+            rx_ssrc: &rx_ssrc,
+            tx_ssrc: &tx_ssrc,
+            video_totals: (expected, received),
+            remb_sent,
+            remb_received,
+            pair: pair.as_ref(),
+            channels_opened: opened,
+            channels_closed: closed,
+        };
+        stats::collect(&self.snapshot.lock(), &facts, media_type)
+    }
+
+    fn element_stats(&self, timestamp_millis: i64) -> kms_core::rt::Polymorphic {
+        kms_core::rt::Polymorphic::of(&kms_core::api::core::EndpointStats {
+            id: self.base().id().to_string(),
+            r#type: kms_core::api::core::StatsType::Endpoint,
+            timestamp_millis,
+            input_latency: self.core.input_latency(),
+            e2e_latency: self.core.e2e_latency(),
+        })
+    }
 }
 
 impl Endpoint for NativeEndpoint {}
@@ -1077,16 +1277,18 @@ impl SdpEndpoint for NativeEndpoint {
         Ok(self.settings.lock().max_audio_recv_bandwidth)
     }
 
-    fn set_max_audio_recv_bandwidth(&self, _ctx: &Ctx, _value: i32) -> Result<()> {
-        Err(not_yet("maxAudioRecvBandwidth"))
+    fn set_max_audio_recv_bandwidth(&self, _ctx: &Ctx, value: i32) -> Result<()> {
+        self.settings.lock().max_audio_recv_bandwidth = value.max(0);
+        Ok(())
     }
 
     fn get_max_video_recv_bandwidth(&self, _ctx: &Ctx) -> Result<i32> {
         Ok(self.settings.lock().max_video_recv_bandwidth)
     }
 
-    fn set_max_video_recv_bandwidth(&self, _ctx: &Ctx, _value: i32) -> Result<()> {
-        Err(not_yet("maxVideoRecvBandwidth"))
+    fn set_max_video_recv_bandwidth(&self, _ctx: &Ctx, value: i32) -> Result<()> {
+        self.settings.lock().max_video_recv_bandwidth = value.max(0);
+        Ok(())
     }
 
     fn generate_offer(&self, _ctx: &Ctx, options: Option<OfferOptions>) -> Result<String> {
@@ -1123,24 +1325,29 @@ impl BaseRtpEndpoint for NativeEndpoint {
         Ok(self.settings.lock().min_video_recv_bandwidth)
     }
 
-    fn set_min_video_recv_bandwidth(&self, _ctx: &Ctx, _value: i32) -> Result<()> {
-        Err(not_yet("minVideoRecvBandwidth"))
+    fn set_min_video_recv_bandwidth(&self, _ctx: &Ctx, value: i32) -> Result<()> {
+        self.settings.lock().min_video_recv_bandwidth = value.max(0);
+        Ok(())
     }
 
     fn get_min_video_send_bandwidth(&self, _ctx: &Ctx) -> Result<i32> {
         Ok(self.settings.lock().min_video_send_bandwidth)
     }
 
-    fn set_min_video_send_bandwidth(&self, _ctx: &Ctx, _value: i32) -> Result<()> {
-        Err(not_yet("minVideoSendBandwidth"))
+    fn set_min_video_send_bandwidth(&self, _ctx: &Ctx, value: i32) -> Result<()> {
+        self.settings.lock().min_video_send_bandwidth = value.max(0);
+        self.update_send_bitrate();
+        Ok(())
     }
 
     fn get_max_video_send_bandwidth(&self, _ctx: &Ctx) -> Result<i32> {
         Ok(self.settings.lock().max_video_send_bandwidth)
     }
 
-    fn set_max_video_send_bandwidth(&self, _ctx: &Ctx, _value: i32) -> Result<()> {
-        Err(not_yet("maxVideoSendBandwidth"))
+    fn set_max_video_send_bandwidth(&self, _ctx: &Ctx, value: i32) -> Result<()> {
+        self.settings.lock().max_video_send_bandwidth = value.max(0);
+        self.update_send_bitrate();
+        Ok(())
     }
 
     fn get_media_state(&self, _ctx: &Ctx) -> Result<MediaState> {
@@ -1168,8 +1375,9 @@ impl BaseRtpEndpoint for NativeEndpoint {
         Ok(self.settings.lock().remb.clone())
     }
 
-    fn set_remb_params(&self, _ctx: &Ctx, _value: RembParams) -> Result<()> {
-        Err(not_yet("rembParams"))
+    fn set_remb_params(&self, _ctx: &Ctx, value: RembParams) -> Result<()> {
+        self.settings.lock().remb = value;
+        Ok(())
     }
 
     fn request_keyframe(&self, _ctx: &Ctx) -> Result<()> {
@@ -1364,7 +1572,10 @@ impl WebRtcEndpointFactory for NativeEndpoint {
             tracing::warn!("WebRtcEndpoint not created: {why}");
             Error::NotAvailable(format!("WebRtcEndpoint cannot be created: {why}"))
         })?;
-        let mut cfg = RtcConfig::new().set_rtp_mode(true).clear_codecs();
+        let mut cfg = RtcConfig::new()
+            .set_rtp_mode(true)
+            .set_stats_interval(Some(std::time::Duration::from_secs(1)))
+            .clear_codecs();
         if let Some((certificate, private_key)) = pem.as_deref().and_then(super::cert::der_pair) {
             cfg = cfg.set_dtls_cert(str0m::config::DtlsCert { certificate, private_key });
         }
@@ -1407,6 +1618,9 @@ impl WebRtcEndpointFactory for NativeEndpoint {
             candidates,
             remote_candidates: Mutex::new(vec![]),
             gather: Mutex::new(Gather::default()),
+            loss: super::remb::LossMeter::default(),
+            remb: Mutex::new(Remb::default()),
+            snapshot: Mutex::new(stats::Snapshot::default()),
             neg: Mutex::new(Neg { rtc: Some(rtc), ..Neg::default() }),
             link: Mutex::new(Link {
                 media: MediaState::Disconnected,

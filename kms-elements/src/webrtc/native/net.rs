@@ -59,6 +59,9 @@ pub trait PeerHandler: Send + Sync {
     fn on_relay(&self, _relayed: SocketAddr, _local: SocketAddr) {}
     /// The allocation failed or closed (`why`); the peer goes on without.
     fn on_relay_failed(&self, _why: &str) {}
+    /// About once a second, on the loop with the peer's state machine
+    /// (periodic feedback such as REMB).
+    fn on_tick(&self, _rtc: &mut Rtc) {}
     /// The STUN server's answers: (server-reflexive address, our socket)
     /// per socket that got one; called once, possibly empty.
     fn on_reflexive(&self, _found: Vec<(SocketAddr, SocketAddr)>) {}
@@ -246,6 +249,8 @@ struct Peer {
     seq: HashMap<Mid, (u64, u16)>,
     /// ICE connected: transmits follow the selected pair.
     connected: bool,
+    /// When [`PeerHandler::on_tick`] is next due.
+    tick: Instant,
     route: Option<(SocketAddr, SocketAddr)>,
 }
 
@@ -303,6 +308,8 @@ impl StunWait {
     }
 }
 
+/// How often [`PeerHandler::on_tick`] runs.
+const TICK: Duration = Duration::from_secs(1);
 /// Binding retransmissions: 4 tries, 0.5 s doubling (RFC 5389 §7.2.1,
 /// shortened: gathering should not wait long for an absent server).
 const STUN_TRIES: u32 = 4;
@@ -318,7 +325,7 @@ impl Loop {
             let next = self
                 .peers
                 .values()
-                .map(|p| p.deadline)
+                .map(|p| p.deadline.min(p.tick))
                 .chain(self.relays.values().map(|r| r.deadline))
                 .chain(self.stun.iter().map(|q| q.next))
                 .min()
@@ -353,7 +360,15 @@ impl Loop {
                     let deadline = Instant::now();
                     self.peers.insert(
                         id,
-                        Peer { rtc: *rtc, handler, deadline, seq: HashMap::new(), connected: false, route: None },
+                        Peer {
+                            rtc: *rtc,
+                            handler,
+                            deadline,
+                            seq: HashMap::new(),
+                            connected: false,
+                            route: None,
+                            tick: deadline + TICK,
+                        },
                     );
                     self.drive(id, |_| {});
                 }
@@ -380,10 +395,16 @@ impl Loop {
         if self.stun.iter().any(|q| q.next <= now) {
             self.stun_timeouts(now);
         }
-        let due: Vec<PeerId> = self.peers.iter().filter(|(_, p)| p.deadline <= now).map(|(id, _)| *id).collect();
+        let due: Vec<PeerId> =
+            self.peers.iter().filter(|(_, p)| p.deadline.min(p.tick) <= now).map(|(id, _)| *id).collect();
         for id in due {
-            self.drive(id, move |rtc| {
-                let _ = rtc.handle_input(Input::Timeout(now));
+            self.drive_peer(id, move |p| {
+                if p.tick <= now {
+                    p.tick = now + TICK;
+                    let handler = p.handler.clone();
+                    handler.on_tick(&mut p.rtc);
+                }
+                let _ = p.rtc.handle_input(Input::Timeout(now));
             });
         }
     }

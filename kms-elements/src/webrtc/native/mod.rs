@@ -1588,6 +1588,25 @@ impl WebRtcEndpointFactory for NativeEndpoint {
                 _ => cfg,
             };
         }
+        // Bitrate feedback is REMB, as on KMS (`rembParams`, the bandwidth
+        // properties): without the transport-wide sequence number a browser
+        // sends REMB instead of transport-cc feedback.
+        let payloads: Vec<_> = cfg
+            .codec_config()
+            .params()
+            .iter()
+            .cloned()
+            .map(|mut p| {
+                p.set_fb_transport_cc(false);
+                p
+            })
+            .collect();
+        *cfg.codec_config() = str0m::format::CodecConfig::new_from_payload_params(payloads);
+        use str0m::rtp::Extension as X;
+        let mut cfg = cfg.clear_extension_map();
+        for (id, ext) in [(1, X::AudioLevel), (2, X::AbsoluteSendTime), (4, X::RtpMid), (13, X::VideoOrientation)] {
+            cfg = cfg.set_extension(id, ext);
+        }
         let mut rtc = cfg.build(Instant::now());
         let parent: &dyn RemoteObject = pipeline.as_ref();
         let base = ctx.new_object_base(Some(parent));

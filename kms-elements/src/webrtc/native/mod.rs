@@ -1239,7 +1239,10 @@ impl ElementObject for NativeEndpoint {
             let r = self.remb.lock();
             (r.last_sent.unwrap_or(0), r.remote.unwrap_or(0))
         };
-        let pair = self.link.lock().pair.clone();
+        let (pair, ice) = {
+            let link = self.link.lock();
+            (link.pair.clone(), link.ice)
+        };
         let (opened, closed) = {
             let ch = self.channels.lock();
             (ch.opened, ch.closed)
@@ -1252,6 +1255,7 @@ impl ElementObject for NativeEndpoint {
             remb_sent,
             remb_received,
             pair: pair.as_ref(),
+            ice,
             channels_opened: opened,
             channels_closed: closed,
         };

@@ -15,7 +15,7 @@ use kms_core::rt::Polymorphic;
 use str0m::media::Mid;
 use str0m::stats::{MediaEgressStats, MediaIngressStats, PeerStats};
 
-use crate::api::elements::IceCandidatePair;
+use crate::api::elements::{IceCandidatePair, IceComponentState};
 
 /// The latest stats events of one peer.
 #[derive(Default)]
@@ -38,6 +38,8 @@ pub struct Facts<'a> {
     pub remb_sent: u32,
     pub remb_received: u32,
     pub pair: Option<&'a IceCandidatePair>,
+    /// The ICE component's state (`None` before gathering).
+    pub ice: Option<IceComponentState>,
     pub channels_opened: i64,
     pub channels_closed: i64,
 }
@@ -135,67 +137,98 @@ pub fn collect(s: &Snapshot, f: &Facts, media_type: Option<MediaType>) -> Vec<(S
     if media_type.is_some() {
         return out;
     }
-    if let Some(p) = &s.peer {
-        let pair = p.selected_candidate_pair.as_ref();
-        let local_text = f.pair.map(|p| p.local_candidate.as_str()).unwrap_or_default();
-        let remote_text = f.pair.map(|p| p.remote_candidate.as_str()).unwrap_or_default();
+    let peer = s.peer.as_ref();
+    let selected = peer.and_then(|p| p.selected_candidate_pair.as_ref()).filter(|_| f.pair.is_some());
+    let (bytes_tx, bytes_rx) = peer.map_or((0, 0), |p| (p.peer_bytes_tx as i64, p.peer_bytes_rx as i64));
+    if peer.is_some() || f.ice.is_some() {
         out.push((
             "transport".into(),
             Polymorphic::of(&RTCTransportStats {
                 id: "transport".into(),
                 r#type: StatsType::Transport,
                 timestamp_millis: ts,
-                bytes_sent: p.peer_bytes_tx as i64,
-                bytes_received: p.peer_bytes_rx as i64,
+                bytes_sent: bytes_tx,
+                bytes_received: bytes_rx,
                 rtcp_transport_stats_id: String::new(),
-                active_connection: pair.is_some(),
-                selected_candidate_pair_id: if pair.is_some() { "candidate_pair".into() } else { String::new() },
+                active_connection: selected.is_some(),
+                selected_candidate_pair_id: if selected.is_some() { "candidate_pair".into() } else { String::new() },
                 local_certificate_id: String::new(),
                 remote_certificate_id: String::new(),
             }),
         ));
-        if let Some(c) = pair {
+    }
+    if let (Some(p), Some(c)) = (peer, selected) {
+        let local_text = f.pair.map(|p| p.local_candidate.as_str()).unwrap_or_default();
+        let remote_text = f.pair.map(|p| p.remote_candidate.as_str()).unwrap_or_default();
+        out.push((
+            "candidate_pair".into(),
+            Polymorphic::of(&RTCIceCandidatePairStats {
+                id: "candidate_pair".into(),
+                r#type: StatsType::Candidatepair,
+                timestamp_millis: ts,
+                transport_id: "transport".into(),
+                local_candidate_id: "local_candidate".into(),
+                remote_candidate_id: "remote_candidate".into(),
+                state: RTCStatsIceCandidatePairState::Succeeded,
+                priority: 0,
+                nominated: true,
+                writable: true,
+                readable: true,
+                bytes_sent: bytes_tx,
+                bytes_received: bytes_rx,
+                round_trip_time: secs(c.current_round_trip_time.or(p.rtt)),
+                available_outgoing_bitrate: p.bwe_tx.map_or(0.0, |b| b.as_f64()),
+                available_incoming_bitrate: f.remb_sent as f64,
+            }),
+        ));
+        for (id, typ, addr, text) in [
+            ("local_candidate", StatsType::Localcandidate, c.local.addr, local_text),
+            ("remote_candidate", StatsType::Remotecandidate, c.remote.addr, remote_text),
+        ] {
             out.push((
-                "candidate_pair".into(),
-                Polymorphic::of(&RTCIceCandidatePairStats {
-                    id: "candidate_pair".into(),
-                    r#type: StatsType::Candidatepair,
+                id.into(),
+                Polymorphic::of(&RTCIceCandidateAttributes {
+                    id: id.into(),
+                    r#type: typ,
                     timestamp_millis: ts,
-                    transport_id: "transport".into(),
-                    local_candidate_id: "local_candidate".into(),
-                    remote_candidate_id: "remote_candidate".into(),
-                    state: RTCStatsIceCandidatePairState::Succeeded,
-                    priority: 0,
-                    nominated: true,
-                    writable: true,
-                    readable: c.responses_received > 0,
-                    bytes_sent: p.peer_bytes_tx as i64,
-                    bytes_received: p.peer_bytes_rx as i64,
-                    round_trip_time: secs(c.current_round_trip_time.or(p.rtt)),
-                    available_outgoing_bitrate: p.bwe_tx.map_or(0.0, |b| b.as_f64()),
-                    available_incoming_bitrate: f.remb_sent as f64,
+                    ip_address: addr.ip().to_string(),
+                    port_number: addr.port() as i64,
+                    transport: "udp".into(),
+                    candidate_type: candidate_type(text),
+                    priority: text.split_whitespace().nth(3).and_then(|p| p.parse().ok()).unwrap_or(0),
+                    address_source_url: String::new(),
                 }),
             ));
-            for (id, typ, addr, text) in [
-                ("local_candidate", StatsType::Localcandidate, c.local.addr, local_text),
-                ("remote_candidate", StatsType::Remotecandidate, c.remote.addr, remote_text),
-            ] {
-                out.push((
-                    id.into(),
-                    Polymorphic::of(&RTCIceCandidateAttributes {
-                        id: id.into(),
-                        r#type: typ,
-                        timestamp_millis: ts,
-                        ip_address: addr.ip().to_string(),
-                        port_number: addr.port() as i64,
-                        transport: "udp".into(),
-                        candidate_type: candidate_type(text),
-                        priority: text.split_whitespace().nth(3).and_then(|p| p.parse().ok()).unwrap_or(0),
-                        address_source_url: String::new(),
-                    }),
-                ));
-            }
         }
+    } else if let Some(ice) = f.ice {
+        // Not selected yet: the transport's pair as ICE has it, no
+        // candidates named.
+        let state = match ice {
+            IceComponentState::Gathering => RTCStatsIceCandidatePairState::Waiting,
+            IceComponentState::Failed | IceComponentState::Disconnected => RTCStatsIceCandidatePairState::Failed,
+            _ => RTCStatsIceCandidatePairState::Inprogress,
+        };
+        out.push((
+            "candidate_pair".into(),
+            Polymorphic::of(&RTCIceCandidatePairStats {
+                id: "candidate_pair".into(),
+                r#type: StatsType::Candidatepair,
+                timestamp_millis: ts,
+                transport_id: "transport".into(),
+                local_candidate_id: String::new(),
+                remote_candidate_id: String::new(),
+                state,
+                priority: 0,
+                nominated: false,
+                writable: false,
+                readable: false,
+                bytes_sent: bytes_tx,
+                bytes_received: bytes_rx,
+                round_trip_time: 0.0,
+                available_outgoing_bitrate: 0.0,
+                available_incoming_bitrate: 0.0,
+            }),
+        ));
     }
     out.push((
         "peerconnection".into(),

@@ -642,7 +642,8 @@ impl NativeEndpoint {
     /// Moves the negotiated state machine onto its loop.
     fn start(&self, neg: &mut Neg, rtc: Rtc) {
         let handler: Arc<dyn PeerHandler> = Arc::new(Handler(self.me.get().cloned().unwrap_or_default()));
-        self.lp.add(self.peer, rtc, handler);
+        let dscp = self.settings.lock().qos_dscp;
+        self.lp.add(self.peer, rtc, handler, dscp);
         neg.started = true;
     }
 
@@ -1564,7 +1565,8 @@ impl WebRtcEndpointFactory for NativeEndpoint {
         let shared =
             pipeline.pipeline().cloned().ok_or_else(|| Error::marshall("'mediaPipeline' is not a pipeline"))?;
         let codecs = sdp::CodecSet::from_config(ctx.config())?;
-        let settings = Settings::from_config(ctx.config());
+        let mut settings = Settings::from_config(ctx.config());
+        settings.qos_dscp = super::settings::resolve_dscp(params.qos_dscp.as_str(), settings.qos_dscp);
         super::io::register_meta();
         let ips = local_ips(&settings);
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());

@@ -71,7 +71,8 @@ pub trait PeerHandler: Send + Sync {
 pub type PeerCall = Box<dyn FnOnce(&mut Rtc) + Send>;
 
 enum Cmd {
-    Add(PeerId, Box<Rtc>, Arc<dyn PeerHandler>),
+    /// A peer, with the DSCP codepoint its packets carry (`qosDscp`).
+    Add(PeerId, Box<Rtc>, Arc<dyn PeerHandler>, Option<u8>),
     Remove(PeerId),
     Call(PeerId, PeerCall),
     /// One RTP packet (header included) to send on `Mid`.
@@ -102,8 +103,8 @@ impl LoopHandle {
         }
     }
 
-    pub fn add(&self, id: PeerId, rtc: Rtc, handler: Arc<dyn PeerHandler>) {
-        self.send(Cmd::Add(id, Box::new(rtc), handler));
+    pub fn add(&self, id: PeerId, rtc: Rtc, handler: Arc<dyn PeerHandler>, dscp: Option<u8>) {
+        self.send(Cmd::Add(id, Box::new(rtc), handler, dscp));
     }
 
     pub fn remove(&self, id: PeerId) {
@@ -217,6 +218,39 @@ impl Pool {
     }
 }
 
+/// `sendto` with the IP header's DSCP set for this packet only (an
+/// `IP_TOS`/`IPV6_TCLASS` control message): the loop's sockets carry many
+/// peers, each with its own `qosDscp`.
+fn send_marked(sock: &UdpSocket, data: &[u8], to: SocketAddr, dscp: u8) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let addr = socket2::SockAddr::from(to);
+    let (level, kind) =
+        if to.is_ipv4() { (libc::IPPROTO_IP, libc::IP_TOS) } else { (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) };
+    let value: libc::c_int = (dscp as libc::c_int) << 2;
+    // Room for one int-sized control message, 8-byte aligned.
+    let mut control = [0u64; 4];
+    let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };
+    // SAFETY: every pointer in the header points at locals that outlive the
+    // call; the control buffer is large enough for CMSG_SPACE(int) (24 bytes)
+    // and aligned for cmsghdr.
+    let n = unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_name = addr.as_ptr() as *mut libc::c_void;
+        msg.msg_namelen = addr.len();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) as usize;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = level;
+        (*cmsg).cmsg_type = kind;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut libc::c_int, value);
+        libc::sendmsg(sock.as_raw_fd(), &msg, 0)
+    };
+    if n < 0 { Err(std::io::Error::last_os_error()) } else { Ok(n as usize) }
+}
+
 /// A socket for a TURN allocation: on the address the kernel would send
 /// to `server` from, with a port in the configured range.
 fn relay_socket(server: SocketAddr, (from, to): (u16, u16)) -> std::io::Result<UdpSocket> {
@@ -251,6 +285,9 @@ struct Peer {
     connected: bool,
     /// When [`PeerHandler::on_tick`] is next due.
     tick: Instant,
+    /// DSCP codepoint of what this peer sends (the sockets are shared, so
+    /// it is set per packet).
+    dscp: Option<u8>,
     route: Option<(SocketAddr, SocketAddr)>,
 }
 
@@ -356,7 +393,7 @@ impl Loop {
         self.woken.store(false, Ordering::Release);
         while let Ok(cmd) = self.rx.try_recv() {
             match cmd {
-                Cmd::Add(id, rtc, handler) => {
+                Cmd::Add(id, rtc, handler, dscp) => {
                     let deadline = Instant::now();
                     self.peers.insert(
                         id,
@@ -368,6 +405,7 @@ impl Loop {
                             connected: false,
                             route: None,
                             tick: deadline + TICK,
+                            dscp,
                         },
                     );
                     self.drive(id, |_| {});
@@ -608,7 +646,10 @@ impl Loop {
                             None => {
                                 let i = local.iter().position(|a| *a == t.source).unwrap_or(0);
                                 if let Some(s) = sockets.get(i) {
-                                    let _ = s.send_to(&t.contents, t.destination);
+                                    let _ = match peer.dscp {
+                                        Some(d) => send_marked(s, &t.contents, t.destination, d),
+                                        None => s.send_to(&t.contents, t.destination),
+                                    };
                                 }
                             }
                         }
@@ -716,8 +757,8 @@ mod tests {
         let lp = &pool.loops[0];
         let (a, b) = (PeerId::next(), PeerId::next());
         let (ha, hb) = (Arc::new(Record::default()), Arc::new(Record::default()));
-        lp.add(a, rtc(), ha.clone());
-        lp.add(b, rtc(), hb.clone());
+        lp.add(a, rtc(), ha.clone(), None);
+        lp.add(b, rtc(), hb.clone(), None);
         lp.call(a, Box::new(|_| panic!("a bug in one peer")));
         let (tx, rx) = std::sync::mpsc::channel();
         lp.call(b, Box::new(move |rtc: &mut Rtc| tx.send(rtc.is_alive()).expect("receiver")));

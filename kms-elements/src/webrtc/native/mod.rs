@@ -433,7 +433,9 @@ impl NativeEndpoint {
             let s = self.settings.lock();
             (s.max_audio_recv_bandwidth, s.max_video_recv_bandwidth)
         };
-        sdp::finish_local(&kms_origin_and_msid(text), a, v)
+        let text = kms_origin_and_msid(text);
+        let text = if super::loss::retransmission_enabled() { text } else { without_rtx(&text) };
+        sdp::finish_local(&text, a, v)
     }
 
     /// One received RTP packet into the pipeline (loop thread).
@@ -999,6 +1001,48 @@ fn kms_origin_and_msid(text: &str) -> String {
     out
 }
 
+/// A description without retransmission payload types (`rtx`) and the
+/// `nack` feedback (`KMS_NO_RETRANSMISSION=1`): str0m answers the rtx an
+/// offer pairs with a codec it takes even when we configured none.
+fn without_rtx(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).filter(|l| !l.is_empty()).collect();
+    let rtx: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("a=rtpmap:"))
+        .filter(|r| r.split(' ').nth(1).is_some_and(|e| e.to_ascii_lowercase().starts_with("rtx/")))
+        .filter_map(|r| r.split(' ').next())
+        .collect();
+    // The retransmission SSRC of each `FID` group.
+    let rtx_ssrcs: Vec<&str> =
+        lines.iter().filter_map(|l| l.strip_prefix("a=ssrc-group:FID ")).filter_map(|r| r.split(' ').nth(1)).collect();
+    let of_rtx = |l: &str| {
+        if let Some(ssrc) = l.strip_prefix("a=ssrc:").and_then(|r| r.split(' ').next()) {
+            return rtx_ssrcs.contains(&ssrc);
+        }
+        ["a=rtpmap:", "a=fmtp:", "a=rtcp-fb:"]
+            .iter()
+            .any(|k| l.strip_prefix(k).and_then(|r| r.split(' ').next()).is_some_and(|pt| rtx.contains(&pt)))
+    };
+    let mut out = String::with_capacity(text.len());
+    for l in lines {
+        if of_rtx(l) || (l.starts_with("a=rtcp-fb:") && l.ends_with(" nack")) || l.starts_with("a=ssrc-group:FID") {
+            continue;
+        }
+        if l.starts_with("m=") {
+            let mut f: Vec<&str> = l.split(' ').collect();
+            if f.len() > 3 {
+                let keep: Vec<&str> = f.split_off(3).into_iter().filter(|pt| !rtx.contains(pt)).collect();
+                f.extend(keep);
+            }
+            out.push_str(&f.join(" "));
+        } else {
+            out.push_str(l);
+        }
+        out.push_str("\r\n");
+    }
+    out
+}
+
 /// The address of an SDP candidate line (`candidate:f c proto prio ip port typ …`).
 fn candidate_addr(c: &str) -> Option<std::net::SocketAddr> {
     let mut f = c.split_whitespace();
@@ -1320,6 +1364,18 @@ impl SdpEndpoint for NativeEndpoint {
     }
 }
 
+/// What str0m adds to each packet we hand it: RTP header extensions (mid,
+/// abs-send-time, their header) and, for a retransmission, the RTX
+/// original sequence number. Measured at 28 bytes; SRTP's tag is outside
+/// the MTU as on webrtcbin.
+const STR0M_OVERHEAD: i32 = 32;
+
+/// The MTU our payloaders get, so that the datagrams str0m sends stay
+/// within the endpoint's `mtu`.
+fn payload_mtu(mtu: i32) -> u32 {
+    (mtu - STR0M_OVERHEAD).max(200) as u32
+}
+
 /// The explicit answer for what stage 1 does not do yet.
 fn not_yet(what: &str) -> Error {
     Error::NotImplemented(format!("{what} is not supported by the native WebRTC transport yet (transport=webrtcbin)"))
@@ -1372,7 +1428,7 @@ impl BaseRtpEndpoint for NativeEndpoint {
             return Err(Error::IllegalParam(format!("Invalid MTU {value}")));
         }
         self.settings.lock().mtu = value;
-        self.slots.set_mtu(value as u32);
+        self.slots.set_mtu(payload_mtu(value));
         Ok(())
     }
 
@@ -1594,16 +1650,25 @@ impl WebRtcEndpointFactory for NativeEndpoint {
                 _ => cfg,
             };
         }
+        // `KMS_NO_RETRANSMISSION=1` (diagnostics, the loss test's control
+        // run): no `nack`, no `rtx`.
+        let retransmit = super::loss::retransmission_enabled();
         // Bitrate feedback is REMB, as on KMS (`rembParams`, the bandwidth
         // properties): without the transport-wide sequence number a browser
         // sends REMB instead of transport-cc feedback.
-        let payloads: Vec<_> = cfg
-            .codec_config()
+        let mut plain = str0m::format::CodecConfig::empty();
+        for p in cfg.codec_config().params() {
+            let spec = p.spec();
+            let resend = if retransmit { p.resend() } else { None };
+            plain.add_config(p.pt(), resend, spec.codec, spec.clock_rate, spec.channels, spec.format);
+        }
+        let payloads: Vec<_> = plain
             .params()
             .iter()
             .cloned()
             .map(|mut p| {
                 p.set_fb_transport_cc(false);
+                p.set_fb_nack(retransmit && p.spec().codec.is_video());
                 p
             })
             .collect();
@@ -1616,7 +1681,7 @@ impl WebRtcEndpointFactory for NativeEndpoint {
         let mut rtc = cfg.build(Instant::now());
         let parent: &dyn RemoteObject = pipeline.as_ref();
         let base = ctx.new_object_base(Some(parent));
-        let slots = Slots::new(settings.mtu as u32);
+        let slots = Slots::new(payload_mtu(settings.mtu));
         let core = ElementCore::new(ctx, base, shared, Box::new(WebRtcIo(slots.clone())))?;
         // Placed last: nothing fails between the pick and the endpoint
         // that gives the place back.

@@ -75,7 +75,9 @@ test('a running loopback: the graph shows the pipeline\'s elements, the plots ha
 
   const dash = await browser.newPage(`${httpBase(server)}/dashboard/?access_token=${TOKEN}`);
   await dash.setViewportSize({ width: 1400, height: 1100 });
-  // The endpoint's GStreamer bin is named after the last part of its id.
+  // The endpoint's GStreamer bin is named after the last part of its id;
+  // inside it, the transport: webrtcbin, or the native transport's sender.
+  const transportElement = process.env.KMS_WEBRTC_TRANSPORT === 'native' ? 'native_send_video' : 'webrtcbin';
   const bin = ep.id.split('/').pop();
   const graph = `.graph[data-pipeline="${pipeline.id}"]`;
   const drawn = await h.waitFor('the pipeline graph', 20000, () => dash.evaluate(([sel, names]) => {
@@ -83,7 +85,7 @@ test('a running loopback: the graph shows the pipeline\'s elements, the plots ha
     if (!svg) return null;
     const text = svg.textContent;
     return names.every((n) => text.includes(n)) ? { nodes: svg.querySelectorAll('g.node').length, text } : null;
-  }, [graph, [bin, 'webrtcbin']]), 250);
+  }, [graph, [bin, transportElement]]), 250);
   assert.ok(drawn.nodes >= 10, `a real graph, not a placeholder: ${drawn.nodes} nodes`);
 
   const endpoint = `.endpoint[data-endpoint="${ep.id}"]`;

@@ -216,6 +216,8 @@ pub struct NativeEndpoint {
     gather: Mutex<Gather>,
     /// Received video accounting, for the REMB estimate.
     loss: super::remb::LossMeter,
+    /// Lost video packets already added to the process-wide counter.
+    lost_counted: std::sync::atomic::AtomicU64,
     remb: Mutex<Remb>,
     /// str0m's latest stats events (`getStats`).
     snapshot: Mutex<stats::Snapshot>,
@@ -393,9 +395,21 @@ impl NativeEndpoint {
     /// received video (the `rembParams` estimate, capped by our consumers
     /// and `[minVideoRecvBandwidth, maxVideoRecvBandwidth]`).
     fn tick(&self, rtc: &mut Rtc) {
-        let Some(mid) = self.rx.lock().video_mid else { return };
-        if self.loss.totals().1 == 0 {
+        let (mid, first) = {
+            let rx = self.rx.lock();
+            (rx.video_mid, rx.video_first)
+        };
+        let Some(mid) = mid else { return };
+        let (highest, received) = self.loss.totals();
+        if received == 0 {
             return;
+        }
+        // Received video never seen (sequence gaps) into the process-wide
+        // counter, which only grows.
+        let lost = first.map_or(0, |f| (highest.saturating_sub(f) + 1).saturating_sub(received));
+        let before = self.lost_counted.fetch_max(lost, std::sync::atomic::Ordering::Relaxed);
+        if lost > before {
+            kms_core::metrics::RTP.lost.fetch_add(lost - before, std::sync::atomic::Ordering::Relaxed);
         }
         let (params, (min, max)) = {
             let s = self.settings.lock();
@@ -469,6 +483,7 @@ impl NativeEndpoint {
             let _ = pad.push_event(gst::event::Segment::new(&gst::FormattedSegment::<gst::ClockTime>::new()));
         }
         let Ok(mut buf) = gst::Buffer::new_rtp_with_sizes(p.payload.len() as u32, 0, 0) else { return };
+        kms_core::metrics::RTP.received(buf.size());
         {
             let b = buf.get_mut().expect("fresh");
             b.set_pts(self.core.bin().current_running_time());
@@ -1709,6 +1724,7 @@ impl WebRtcEndpointFactory for NativeEndpoint {
             remote_candidates: Mutex::new(vec![]),
             gather: Mutex::new(Gather::default()),
             loss: super::remb::LossMeter::default(),
+            lost_counted: std::sync::atomic::AtomicU64::new(0),
             remb: Mutex::new(Remb::default()),
             snapshot: Mutex::new(stats::Snapshot::default()),
             neg: Mutex::new(Neg { rtc: Some(rtc), ..Neg::default() }),

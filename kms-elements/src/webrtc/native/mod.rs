@@ -421,6 +421,7 @@ impl NativeEndpoint {
             let wanted = r.consumers.map_or(est, |c| est.min(c as f64));
             let b = (wanted as u64).clamp(min as u64, max as u64) as u32;
             r.last_sent = Some(b);
+            tracing::trace!(id = %self.base().id(), est, consumers = ?r.consumers, b, "REMB");
             b
         };
         if let Some(rx) = rtc.direct_api().stream_rx_by_mid(mid, None) {

@@ -298,23 +298,8 @@ impl WebRtcEndpointImpl {
 
     /// spec §10.7: externalIPv4/IPv6 replace host candidates' address.
     fn rewrite_external(&self, cand: &str) -> String {
-        let (v4, v6) = {
-            let s = self.settings.lock();
-            (s.external_ipv4.clone(), s.external_ipv6.clone())
-        };
-        if v4.is_empty() && v6.is_empty() {
-            return cand.to_string();
-        }
-        let mut f: Vec<String> = cand.split(' ').map(str::to_string).collect();
-        if f.len() < 8 || f[7] != "host" {
-            return cand.to_string();
-        }
-        match f[4].parse::<std::net::IpAddr>() {
-            Ok(std::net::IpAddr::V4(_)) if !v4.is_empty() => f[4] = v4,
-            Ok(std::net::IpAddr::V6(_)) if !v6.is_empty() => f[4] = v6,
-            _ => {}
-        }
-        f.join(" ")
+        let s = self.settings.lock();
+        super::settings::external_candidate(cand, &s.external_ipv4, &s.external_ipv6)
     }
 
     pub(super) fn do_gather_candidates(&self) -> Result<()> {

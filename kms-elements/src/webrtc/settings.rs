@@ -124,6 +124,25 @@ impl Settings {
     }
 }
 
+/// A host candidate with its address replaced by `externalIPv4`/`IPv6`
+/// (spec §10.7: what a NAT in front of the server makes of it); other
+/// candidates, and families without an external address, unchanged.
+pub fn external_candidate(cand: &str, v4: &str, v6: &str) -> String {
+    if v4.is_empty() && v6.is_empty() {
+        return cand.to_string();
+    }
+    let mut f: Vec<String> = cand.split(' ').map(str::to_string).collect();
+    if f.len() < 8 || f[7] != "host" {
+        return cand.to_string();
+    }
+    match f[4].parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(_)) if !v4.is_empty() => f[4] = v4.to_string(),
+        Ok(std::net::IpAddr::V6(_)) if !v6.is_empty() => f[4] = v6.to_string(),
+        _ => {}
+    }
+    f.join(" ")
+}
+
 /// The DSCP codepoint for a constructor's `qosDscp` (spec §10.7):
 /// `NO_VALUE` defers to the configured default, `NO_DSCP` marks nothing.
 pub fn resolve_dscp(ctor: &str, configured: Option<u8>) -> Option<u8> {
@@ -167,6 +186,18 @@ pub fn dscp_codepoint(name: &str) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn external_addresses_replace_host_candidates_only() {
+        let host = "candidate:1 1 udp 2130706431 192.0.2.2 5000 typ host";
+        assert_eq!(
+            external_candidate(host, "198.51.100.1", ""),
+            "candidate:1 1 udp 2130706431 198.51.100.1 5000 typ host"
+        );
+        assert_eq!(external_candidate(host, "", "2001:db8::1"), host, "no IPv4 external address");
+        let relay = "candidate:2 1 udp 16777215 203.0.113.5 6000 typ relay raddr 192.0.2.2 rport 5001";
+        assert_eq!(external_candidate(relay, "198.51.100.1", ""), relay);
+    }
 
     #[test]
     fn stun_and_turn_urls_become_webrtcbin_uris() {

@@ -21,11 +21,13 @@
 //! appsink whose callback, on the upstream streaming thread, hands the
 //! packet to the loop.
 //!
-//! Stage 1 covers processOffer, generateOffer/processAnswer, the
-//! `recvonly`/`sendonly` constructors, trickle ICE both ways, DTLS-SRTP with
-//! the configured certificates, data channels, keyframe requests both ways
-//! and the ICE/DTLS/connection/media events. What it does not do yet is
-//! refused with an explicit 40006 (see [`not_yet`] and
+//! It covers processOffer, generateOffer/processAnswer, the
+//! `recvonly`/`sendonly` constructors, trickle ICE both ways with host,
+//! server-reflexive (STUN) and relay (TURN) candidates, DTLS-SRTP with the
+//! configured certificates, data channels, keyframe requests and REMB both
+//! ways, the bandwidth properties, `getStats`, DSCP, the MTU, external
+//! addresses and the ICE/DTLS/connection/media events. What it does not do
+//! yet is refused with an explicit 40006 (see [`not_yet`] and
 //! `docs/architecture.md`).
 
 pub mod net;
@@ -441,6 +443,14 @@ impl NativeEndpoint {
         }
     }
 
+    /// A candidate of ours as announced: `externalIPv4`/`IPv6` in place of
+    /// a host address. str0m keeps the real one: what reaches the external
+    /// address arrives on the same socket.
+    fn external(&self, candidate: &str) -> String {
+        let s = self.settings.lock();
+        super::settings::external_candidate(candidate, &s.external_ipv4, &s.external_ipv6)
+    }
+
     /// Our description as KMS writes it: its origin and session name, one
     /// media stream for all our tracks, `b=AS` from the receive limits.
     fn kms_local(&self, text: &str) -> String {
@@ -448,7 +458,14 @@ impl NativeEndpoint {
             let s = self.settings.lock();
             (s.max_audio_recv_bandwidth, s.max_video_recv_bandwidth)
         };
-        let text = kms_origin_and_msid(text);
+        let text: String = kms_origin_and_msid(text)
+            .split("\r\n")
+            .filter(|l| !l.is_empty())
+            .map(|l| match l.strip_prefix("a=") {
+                Some(c) if c.starts_with("candidate:") => format!("a={}\r\n", self.external(c)),
+                _ => format!("{l}\r\n"),
+            })
+            .collect();
         let text = if super::loss::retransmission_enabled() { text } else { without_rtx(&text) };
         sdp::finish_local(&text, a, v)
     }
@@ -867,6 +884,7 @@ impl NativeEndpoint {
     }
 
     fn raise_candidate(&self, candidate: String, mid: &str) {
+        let candidate = self.external(&candidate);
         self.base().raise(&IceCandidateFound {
             candidate: IceCandidate { candidate, sdp_mid: mid.to_owned(), sdp_m_line_index: 0 },
         });
@@ -1521,16 +1539,18 @@ impl WebRtcEndpoint for NativeEndpoint {
         Ok(self.settings.lock().external_ipv4.clone())
     }
 
-    fn set_external_i_pv4(&self, _ctx: &Ctx, _value: String) -> Result<()> {
-        Err(not_yet("externalIPv4"))
+    fn set_external_i_pv4(&self, _ctx: &Ctx, value: String) -> Result<()> {
+        self.settings.lock().external_ipv4 = value;
+        Ok(())
     }
 
     fn get_external_i_pv6(&self, _ctx: &Ctx) -> Result<String> {
         Ok(self.settings.lock().external_ipv6.clone())
     }
 
-    fn set_external_i_pv6(&self, _ctx: &Ctx, _value: String) -> Result<()> {
-        Err(not_yet("externalIPv6"))
+    fn set_external_i_pv6(&self, _ctx: &Ctx, value: String) -> Result<()> {
+        self.settings.lock().external_ipv6 = value;
+        Ok(())
     }
 
     fn get_ice_candidate_pairs(&self, _ctx: &Ctx) -> Result<Vec<IceCandidatePair>> {

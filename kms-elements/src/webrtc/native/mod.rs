@@ -1405,10 +1405,17 @@ impl SdpEndpoint for NativeEndpoint {
 const STR0M_OVERHEAD: i32 = 32;
 
 /// The MTU our payloaders get, so that the datagrams str0m sends stay
-/// within the endpoint's `mtu`.
+/// within an `mtu` set below the default. At the default (1200) and above
+/// it is left as is: a smaller one would make every forwarded stream be
+/// re-payloaded (producers send up to 1200 bytes), which costs a branch of
+/// threads per session; those datagrams may then exceed 1200 by str0m's
+/// header extensions, as a browser's own do.
 fn payload_mtu(mtu: i32) -> u32 {
-    (mtu - STR0M_OVERHEAD).max(200) as u32
+    if mtu >= DEFAULT_MTU { mtu as u32 } else { (mtu - STR0M_OVERHEAD).max(200) as u32 }
 }
+
+/// KMS's default `mtu`, the largest packet producers are expected to send.
+const DEFAULT_MTU: i32 = 1200;
 
 /// The explicit answer for what stage 1 does not do yet.
 fn not_yet(what: &str) -> Error {

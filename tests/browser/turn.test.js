@@ -153,11 +153,13 @@ for (const transport of ['webrtcbin', 'native']) {
         iceServers: [{ urls: `turn:${IP}:${turn.port}?transport=udp`, username: USER, credential: PASS }],
         iceTransportPolicy: 'relay',
       };
-      const { offer } = await negotiate(page, ep, 'sendrecv', { configuration });
+      const { events } = await negotiate(page, ep, 'sendrecv', { configuration });
       await decodes(page, 30);
       const s = await pageStats(page);
       assert.equal(s.localCandidateType, 'relay', 'the page sends through its coturn allocation');
-      assert.doesNotMatch(offer, /typ host/, 'no host candidate leaves a relay-only page');
+      const sent = events.pageCandidates || [];
+      assert.ok(sent.length > 0 && sent.every((c) => / typ relay /.test(c)),
+        `the page's only candidates are its allocations: ${JSON.stringify(sent)}`);
       await page.close();
       await call(pipeline, 'release');
     });
@@ -178,6 +180,7 @@ for (const transport of ['webrtcbin', 'native']) {
       const { events } = await negotiate(page, ep, 'sendrecv', { candidateTypes: ['relay'], configuration });
       await waitFor('IceGatheringDone', 15000, () => events.gatheringDone);
       const relays = (events.found || []).filter((c) => / typ relay /.test(c));
+      assert.equal(events.found.length, events.foundAtDone, 'the relay candidate came before IceGatheringDone');
       assert.ok(relays.length > 0, `a relay candidate gathered: ${JSON.stringify(events.found)}`);
       assert.ok(relays.some((c) => c.includes(` ${RELAY_IP} `) && / 49\d\d\d typ relay raddr /.test(c)),
         'coturn\'s relayed address');
@@ -203,6 +206,8 @@ for (const transport of ['webrtcbin', 'native']) {
         const { events } = await negotiate(page, ep, 'sendrecv');
         await waitFor('IceGatheringDone', 15000, () => events.gatheringDone);
         const srflx = (events.found || []).filter((c) => / typ srflx /.test(c));
+        await new Promise((r) => setTimeout(r, 500));
+        assert.equal(events.found.length, events.foundAtDone, 'no candidate after IceGatheringDone');
         assert.ok(stun.asked.length > 0, 'the server asked the STUN server');
         assert.ok(srflx.some((c) => / 203\.0\.113\.7 \d+ typ srflx raddr /.test(c)),
           `a srflx candidate with the mapped address: ${JSON.stringify(events.found)}`);

@@ -128,10 +128,15 @@ async function negotiate(page, endpoint, mode, opts = {}) {
     if (!keep(e.candidate.candidate)) return;
     page.evaluate((c) => window.kms.addCandidate(c), e.candidate).catch(() => {});
   });
-  endpoint.on('IceGatheringDone', () => { events.gatheringDone = true; });
+  endpoint.on('IceGatheringDone', () => {
+    events.gatheringDone = true;
+    // How many candidates came before it (none may come after).
+    events.foundAtDone = (events.found || []).length;
+  });
   endpoint.on('MediaFlowInStateChanged', (e) => events.flowIn.push(e));
   endpoint.on('MediaFlowOutStateChanged', (e) => events.flowOut.push(e));
   await page.exposeFunction('onLocalCandidate', (c) => {
+    events.pageCandidates = (events.pageCandidates || []).concat([c.candidate]);
     const candidate = kurentoClient.getComplexType('IceCandidate')(c);
     endpoint.addIceCandidate(candidate, () => {});
   });

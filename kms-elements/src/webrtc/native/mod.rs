@@ -867,17 +867,15 @@ impl NativeEndpoint {
             self.raise_candidate(c.clone(), &mid);
         }
         // Server-reflexive and relay candidates, and `IceGatheringDone`,
-        // wait for the STUN/TURN answers under way (see `gathered`).
-        let (extra, done) = {
-            let mut g = self.gather.lock();
-            g.gathering = true;
-            let done = g.pending == 0 && !std::mem::replace(&mut g.done_sent, true);
-            (g.candidates.clone(), done)
-        };
-        for c in extra {
+        // wait for the STUN/TURN answers under way (see `gathered`). Raised
+        // under the lock `gathered` takes on the loop, so that no candidate
+        // can follow `IceGatheringDone`.
+        let mut g = self.gather.lock();
+        g.gathering = true;
+        for c in g.candidates.clone() {
             self.raise_candidate(c, &mid);
         }
-        if done {
+        if g.pending == 0 && !std::mem::replace(&mut g.done_sent, true) {
             self.base().raise(&IceGatheringDone {});
         }
         Ok(())
@@ -947,19 +945,18 @@ impl NativeEndpoint {
     /// One STUN/TURN answer in: its candidates go to the client if
     /// gathering was asked; the last one ends gathering.
     fn gathered(&self, found: Vec<String>) {
-        let (raise, done) = {
-            let mut g = self.gather.lock();
-            g.pending = g.pending.saturating_sub(1);
-            g.candidates.extend(found.iter().cloned());
-            let done = g.gathering && g.pending == 0 && !std::mem::replace(&mut g.done_sent, true);
-            (if g.gathering { found } else { vec![] }, done)
-        };
         let mid = self.local_mid();
-        for c in raise {
-            self.raise_candidate(c, &mid);
-        }
-        if done {
-            self.base().raise(&IceGatheringDone {});
+        // Raised under the lock (see `do_gather_candidates`).
+        let mut g = self.gather.lock();
+        g.pending = g.pending.saturating_sub(1);
+        g.candidates.extend(found.iter().cloned());
+        if g.gathering {
+            for c in found {
+                self.raise_candidate(c, &mid);
+            }
+            if g.pending == 0 && !std::mem::replace(&mut g.done_sent, true) {
+                self.base().raise(&IceGatheringDone {});
+            }
         }
     }
 
@@ -1263,8 +1260,12 @@ impl NativeEndpoint {
         if !std::mem::replace(&mut neg.unreserved, true) {
             self.lp.unreserve();
         }
+        let relayed = self.gather.lock().requested;
         if std::mem::take(&mut neg.started) {
             neg.left = true;
+            self.lp.remove(self.peer);
+        } else if relayed && !std::mem::replace(&mut neg.left, true) {
+            // Never started, but a TURN allocation may be on the loop.
             self.lp.remove(self.peer);
         }
     }

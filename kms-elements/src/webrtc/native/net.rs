@@ -415,7 +415,7 @@ impl Loop {
                         p.rtc.disconnect();
                     }
                     self.by_remote.retain(|_, p| *p != id);
-                    self.drop_relay(id);
+                    self.drop_relay(id, None);
                 }
                 Cmd::Relay(id, server, handler) => self.start_relay(id, &server, handler),
                 Cmd::Stun(server, handler) => self.start_stun(server, handler),
@@ -562,6 +562,7 @@ impl Loop {
         let Some(mapped) = relay::binding_mapped(data, self.stun[i].tid) else { return false };
         let q = self.stun.swap_remove(i);
         tracing::debug!(%mapped, server = %q.server, "server-reflexive address");
+        self.reflexive.retain(|_, (_, at)| now.duration_since(*at) < STUN_REUSE);
         self.reflexive.insert((sock, q.server), (Some(mapped), now));
         let base = self.local[sock];
         for w in q.waiting {
@@ -608,7 +609,7 @@ impl Loop {
         self.next_token += 1;
         match Relay::start(socket, server, handler.clone()) {
             Ok(r) => {
-                self.drop_relay(id);
+                self.drop_relay(id, None);
                 self.relay_tokens.insert(token, id);
                 self.relays.insert(id, r);
             }
@@ -616,8 +617,16 @@ impl Loop {
         }
     }
 
-    fn drop_relay(&mut self, id: PeerId) {
+    /// Ends the peer's allocation (on the server too); `failed`: the peer
+    /// failed, so a handler still waiting for the allocation hears why.
+    fn drop_relay(&mut self, id: PeerId, failed: Option<&str>) {
         if let Some(mut r) = self.relays.remove(&id) {
+            r.close(Instant::now());
+            if let Some(why) = failed
+                && !r.reported()
+            {
+                r.abandon(why);
+            }
             let _ = self.poll.registry().deregister(&mut r.socket);
             self.relay_tokens.retain(|_, p| *p != id);
         }
@@ -680,7 +689,7 @@ impl Loop {
     fn fail(&mut self, id: PeerId, why: &str) {
         if let Some(p) = self.peers.remove(&id) {
             self.by_remote.retain(|_, p| *p != id);
-            self.drop_relay(id);
+            self.drop_relay(id, Some(why));
             tracing::warn!(peer = id.0, "native WebRTC peer closed: {why}");
             let handler = p.handler.clone();
             drop(p);

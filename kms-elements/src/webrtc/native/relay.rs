@@ -101,7 +101,10 @@ impl Relay {
     /// registered with the loop's poll).
     pub fn start(socket: UdpSocket, server: &TurnServer, handler: Arc<dyn PeerHandler>) -> std::io::Result<Relay> {
         let local = socket.local_addr()?;
-        let config = TurnConfig::new(TurnCredentials::new(&server.user, &server.password));
+        let mut config = TurnConfig::new(TurnCredentials::new(&server.user, &server.password));
+        // As the loops' STUN: 4 tries from 0.5 s, then 4 s to answer
+        // (7.5 s), not RFC 8489's ~39.5 s: gathering waits for this.
+        config.set_request_retransmits(Duration::from_millis(500), Duration::from_secs(2), 4, Duration::from_secs(4));
         let epoch = Instant::now();
         let mut r = Relay {
             turn: TurnClientUdp::allocate(local, server.addr, config),
@@ -222,6 +225,29 @@ impl Relay {
             }
             _ => {}
         }
+    }
+
+    /// Ends the allocation on the server (a Refresh with lifetime 0), so
+    /// its port and the user's quota are free at once, not when it expires.
+    pub fn close(&mut self, now: Instant) {
+        if self.relayed.is_some() {
+            let t = self.at(now);
+            if self.turn.delete(t).is_ok() {
+                while let Some(tx) = self.turn.poll_transmit(t) {
+                    let _ = self.socket.send_to(&tx.data, tx.to);
+                }
+            }
+        }
+    }
+
+    /// Whether the outcome (relayed address or failure) was reported.
+    pub fn reported(&self) -> bool {
+        self.done
+    }
+
+    /// Tells the handler the allocation is gone, if it never heard of one.
+    pub fn abandon(&mut self, why: &str) {
+        self.failed(why);
     }
 
     pub fn is_for(&self, source: SocketAddr) -> bool {

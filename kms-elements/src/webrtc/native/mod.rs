@@ -30,6 +30,7 @@
 //! yet is refused with an explicit 40006 (see [`not_yet`] and
 //! `docs/architecture.md`).
 
+pub mod crypto;
 pub mod net;
 pub mod relay;
 pub mod stats;
@@ -1679,6 +1680,7 @@ impl WebRtcEndpointFactory for NativeEndpoint {
             Error::NotAvailable(format!("WebRtcEndpoint cannot be created: {why}"))
         })?;
         let mut cfg = RtcConfig::new()
+            .set_crypto_provider(crypto::provider())
             .set_rtp_mode(true)
             .set_stats_interval(Some(std::time::Duration::from_secs(1)))
             .clear_codecs();

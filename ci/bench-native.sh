@@ -20,7 +20,10 @@ for t in ${TRANSPORTS:-webrtcbin native}; do
   case "$what" in
     ramp | all) STEPS="${STEPS:-1,16,48}" "$here/bench-webrtc.sh" ramp ;;&
     one2many | all) STEPS="${VSTEPS:-1,10,25,50}" "$here/bench-dispatcher.sh" direct ;;&
-    browser | all) RUNS="${RUNS:-10}" "$here/bench-webrtc.sh" browser ;;
+    browser | all)
+      RUNS="${RUNS:-10}" "$here/bench-webrtc.sh" browser
+      KMS_BENCH_CONSTRAINTS=library RUNS="${RUNS:-10}" "$here/bench-webrtc.sh" browser
+      ;;
     ramp | one2many) ;;
     *) echo "usage: $0 [ramp|one2many|browser|all]" >&2; exit 2 ;;
   esac

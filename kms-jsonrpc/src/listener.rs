@@ -90,3 +90,28 @@ mod tests {
         assert!(matches!(e, Error::Bind { .. }), "{e}");
     }
 }
+
+/// The WebSocket listener: accepted connections get `TCP_NODELAY`.
+///
+/// Why: responses and events are small writes, often right after one
+/// another. With Nagle's algorithm the second one waits for the client's
+/// delayed ACK, up to 40 ms on Linux. This showed as 40 ms stalls of
+/// `gatherCandidates` answers while candidates were trickling.
+pub(crate) struct NoDelayListener(pub TcpListener);
+
+impl axum::serve::Listener for NoDelayListener {
+    type Io = tokio::net::TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (tcp, addr) = axum::serve::Listener::accept(&mut self.0).await;
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(%addr, "TCP_NODELAY not set: {e}");
+        }
+        (tcp, addr)
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}

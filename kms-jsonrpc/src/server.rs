@@ -20,7 +20,7 @@ pub use crate::config::{Limits, ServerConfig, TlsConfig};
 use crate::dashboard::{self, Dashboard, DashboardConfig, DashboardSource};
 use crate::error::Error;
 use crate::http_routes::{self, HttpRoutes};
-use crate::listener::bind_tcp;
+use crate::listener::{NoDelayListener, bind_tcp};
 use crate::metrics::{self, Metrics};
 use crate::refusal_log::RefusalLog;
 pub use crate::session_hub::SessionHub;
@@ -239,7 +239,7 @@ impl Server {
         let mut listeners = JoinSet::new();
         if let Some(l) = ws {
             let service = router.clone().into_make_service_with_connect_info::<PeerAddr>();
-            let serve = axum::serve(l, service).with_graceful_shutdown(stopped(stop_rx.clone()));
+            let serve = axum::serve(NoDelayListener(l), service).with_graceful_shutdown(stopped(stop_rx.clone()));
             listeners.spawn(async move { serve.await });
         }
         if let Some((l, acceptor)) = wss {

@@ -117,6 +117,8 @@ impl TlsListener {
                         continue;
                     }
                 };
+                // As for plain WebSockets (server.rs): no Nagle delays.
+                let _ = tcp.set_nodelay(true);
                 let Ok(permit) = permits.clone().try_acquire_owned() else {
                     tracing::warn!(%peer, "too many pending TLS handshakes; connection dropped");
                     continue;

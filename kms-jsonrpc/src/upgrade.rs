@@ -20,10 +20,10 @@ use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::serve::IncomingStream;
-use tokio::net::TcpListener;
 
 use crate::config::AccessConfig;
 use crate::connection;
+use crate::listener::NoDelayListener;
 use crate::refusal_log::{Decision, Source};
 use crate::server::ServerState;
 use crate::tenant::Tenant;
@@ -33,8 +33,8 @@ use crate::tls::TlsListener;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct PeerAddr(pub SocketAddr);
 
-impl Connected<IncomingStream<'_, TcpListener>> for PeerAddr {
-    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
+impl Connected<IncomingStream<'_, NoDelayListener>> for PeerAddr {
+    fn connect_info(stream: IncomingStream<'_, NoDelayListener>) -> Self {
         PeerAddr(*stream.remote_addr())
     }
 }

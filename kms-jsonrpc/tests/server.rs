@@ -690,3 +690,55 @@ async fn media_urls_are_served_on_the_websocket_listener_with_the_origin_rule() 
     let _ = tx.send(());
     let _ = task.await;
 }
+
+/// The server side of every accepted WebSocket (plain and TLS) sets
+/// TCP_NODELAY: without it, an answer written right after an event waits
+/// for the client's delayed ACK (40 ms stalls seen in WebRTC setup). The
+/// server runs in this process, so its accepted sockets are among our own
+/// file descriptors: those whose local address is a listener's and which
+/// have a peer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepted_sockets_have_tcp_nodelay() {
+    use std::os::fd::BorrowedFd;
+    let srv = TestServer::start_with_wss(
+        |c| {
+            c.secure = Some(TlsConfig {
+                port: 0,
+                certificate: fixture("server-encrypted.pem"),
+                password: Some("kurento".into()),
+            })
+        },
+        true,
+    )
+    .await;
+    let mut plain = srv.client().await;
+    assert_eq!(plain.ping().await["result"], json!({"value":"pong"}));
+    // TLS: the option is set on accept, before the handshake.
+    let secure = TcpStream::connect(srv.secure.expect("wss listener")).await.unwrap();
+    let listeners = [srv.addr, srv.secure.unwrap()];
+    let accepted = || {
+        let mut found = vec![];
+        for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+            let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+            // SAFETY: borrowed only for these two calls; a descriptor
+            // closed meanwhile makes them fail, not misbehave.
+            let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+            let sock = socket2::SockRef::from(&fd);
+            let Some(local) = sock.local_addr().ok().and_then(|a| a.as_socket()) else { continue };
+            if listeners.contains(&local) && sock.peer_addr().is_ok() {
+                found.push((local, sock.tcp_nodelay().unwrap_or(false)));
+            }
+        }
+        found
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut found = accepted();
+    while found.len() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        found = accepted();
+    }
+    assert_eq!(found.len(), 2, "one accepted socket per listener: {found:?}");
+    assert!(found.iter().all(|(_, nodelay)| *nodelay), "TCP_NODELAY on every accepted socket: {found:?}");
+    drop((plain, secure));
+    srv.shutdown().await;
+}

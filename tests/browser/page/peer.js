@@ -136,6 +136,10 @@ window.kms = (function () {
           configuration: opts.configuration || { iceServers: [] },
           mediaConstraints: { audio: true, video: opts.video || { width: 320, height: 240, frameRate: 15 } },
         };
+        // opts.libraryConstraints: kurento-utils' own default constraints
+        // (640 wide; its `framerate: 15` is not a constraint name, so the
+        // camera's rate), as a tutorial application gets them.
+        if (opts.libraryConstraints) delete options.mediaConstraints;
         // opts.picture: a synthetic camera (canvas) instead of the fake
         // device, so tests can send distinguishable pictures: { color,
         // split ([left, right] colours, half the picture each),

@@ -48,14 +48,15 @@ function freeUdpPort() {
   });
 }
 
-/** coturn on IP:port, long-term credentials, loopback peers allowed. */
+/** coturn on IP:port, long-term credentials, loopback peers allowed;
+ * verbose, so its log shows each session's allocation and deletion. */
 async function startCoturn() {
   const port = await freeUdpPort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kms-coturn-'));
   const log = path.join(dir, 'turn.log');
   const child = spawn('turnserver', ['-n', '--no-cli', '--no-tls', '--no-dtls', `--listening-ip=${IP}`,
     `--relay-ip=${RELAY_IP}`, `--listening-port=${port}`, '--min-port=49000', '--max-port=49900', '--lt-cred-mech',
-    `--user=${USER}:${PASS}`, '--realm=kurento.test', '--allow-loopback-peers', '--no-stdout-log', '--simple-log',
+    `--user=${USER}:${PASS}`, '--realm=kurento.test', '--allow-loopback-peers', '--no-stdout-log', '--simple-log', '--verbose',
     `--log-file=${log}`, '--pidfile', path.join(dir, 'turn.pid')], { stdio: 'ignore' });
   const text = () => { try { return fs.readFileSync(log, 'utf8'); } catch { return ''; } };
   // Ready once it answers on its TCP listener too (same port).
@@ -221,6 +222,34 @@ for (const transport of ['webrtcbin', 'native']) {
     });
 
     if (transport === 'native') {
+      test('native: a released endpoint\'s TURN allocation is deleted on coturn at once', async () => {
+        // Only this endpoint allocates while the test runs (no page).
+        const mark = turn.log().length;
+        const pipeline = await call(client, 'create', 'MediaPipeline');
+        const ep = await call(pipeline, 'create', 'WebRtcEndpoint');
+        await call(ep, 'setTurnUrl', `${USER}:${PASS}@${IP}:${turn.port}`);
+        const found = [];
+        let done = false;
+        ep.on('IceCandidateFound', (e) => found.push(e.candidate.candidate));
+        ep.on('IceGatheringDone', () => { done = true; });
+        await call(ep, 'generateOffer');
+        await call(ep, 'gatherCandidates');
+        await waitFor('IceGatheringDone', 10000, () => done);
+        assert.ok(found.some((c) => / typ relay /.test(c)), `a relay candidate: ${JSON.stringify(found)}`);
+        const since = () => turn.log().slice(mark);
+        const sessions = [...since().matchAll(/session (\d+): realm <[^>]*> user <kurento>: incoming packet ALLOCATE processed, success/g)]
+          .map((m) => m[1]);
+        assert.equal(sessions.length, 1, `one allocation on coturn: ${since()}`);
+        const id = sessions[0];
+        assert.ok(!since().includes(`session ${id}: delete:`), 'alive while the endpoint is');
+        await call(pipeline, 'release');
+        // Deleted (a Refresh with lifetime 0), not left to expire after
+        // its lifetime (1800 s).
+        await waitFor('coturn deleted the allocation', 5000,
+          () => since().includes(`session ${id}: refreshed, realm=<kurento.test>, username=<kurento>, lifetime=0`)
+            && since().includes(`session ${id}: delete:`));
+      });
+
       test('native: wrong TURN credentials end gathering without a relay, and host candidates still connect', async () => {
         const pipeline = await call(client, 'create', 'MediaPipeline');
         const ep = await call(pipeline, 'create', 'WebRtcEndpoint');

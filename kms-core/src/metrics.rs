@@ -43,6 +43,16 @@ impl RtpCounters {
         self.packets_out.fetch_add(1, Ordering::Relaxed);
         self.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
     }
+
+    /// One stream's lost-packet total (`lost`, which may go down when a
+    /// late packet fills a gap) into the process-wide counter, which only
+    /// grows: `counted` is what this stream already added.
+    pub fn lost_total(&self, counted: &AtomicU64, lost: u64) {
+        let before = counted.fetch_max(lost, Ordering::Relaxed);
+        if lost > before {
+            self.lost.fetch_add(lost - before, Ordering::Relaxed);
+        }
+    }
 }
 
 pub static RTP: RtpCounters = RtpCounters {

@@ -372,6 +372,20 @@ impl ElementCore {
         self.latency_stats(|i| i.e2e.as_ref())
     }
 
+    /// The `EndpointStats` record every endpoint reports as its own (in
+    /// place of `ElementStats`), whatever its transport: latencies measured
+    /// while the pipeline's `latencyStats` is on (empty lists otherwise);
+    /// E2E is taken where media leaves toward the transport.
+    pub fn endpoint_stats(&self, timestamp_millis: i64) -> crate::rt::Polymorphic {
+        crate::rt::Polymorphic::of(&crate::api::core::EndpointStats {
+            id: self.base.id().to_string(),
+            r#type: crate::api::core::StatsType::Endpoint,
+            timestamp_millis,
+            input_latency: self.input_latency(),
+            e2e_latency: self.e2e_latency(),
+        })
+    }
+
     fn latency_stats(&self, meter: impl Fn(&Input) -> Option<&Arc<LatencyMeter>>) -> Vec<MediaLatencyStat> {
         let Some(epoch) = self.shared.latency.epoch() else { return vec![] };
         let st = self.state.lock();

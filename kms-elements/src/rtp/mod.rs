@@ -465,13 +465,7 @@ impl ElementObject for RtpEndpointImpl {
     }
 
     fn element_stats(&self, timestamp_millis: i64) -> kms_core::rt::Polymorphic {
-        kms_core::rt::Polymorphic::of(&kms_core::api::core::EndpointStats {
-            id: self.base().id().to_string(),
-            r#type: kms_core::api::core::StatsType::Endpoint,
-            timestamp_millis,
-            input_latency: self.core.input_latency(),
-            e2e_latency: self.core.e2e_latency(),
-        })
+        self.core.endpoint_stats(timestamp_millis)
     }
 }
 

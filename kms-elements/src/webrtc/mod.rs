@@ -178,7 +178,7 @@ impl ElementObject for WebRtcEndpointImpl {
     }
 
     fn element_stats(&self, timestamp_millis: i64) -> Polymorphic {
-        stats::endpoint_stats(self, timestamp_millis)
+        self.core.endpoint_stats(timestamp_millis)
     }
 }
 

@@ -98,6 +98,16 @@ impl Estimator {
         self.estimate = Some(est);
         est
     }
+
+    /// The REMB to send for one interval: the estimate, no more than our
+    /// video's consumers can take, within `range` (`video_recv_range`,
+    /// where max ≥ min). One function for both transports, so that they
+    /// send the same value.
+    pub fn remb(&mut self, p: &RembParams, totals: (u64, u64), consumers: Option<u32>, range: (u32, u32)) -> u32 {
+        let est = self.update(p, totals);
+        let wanted = consumers.map_or(est, |c| est.min(c as f64));
+        (wanted.round() as u64).clamp(range.0 as u64, range.1.max(range.0) as u64) as u32
+    }
 }
 
 /// A REMB RTCP packet (draft-alvestrand-rmcat-remb).
@@ -259,13 +269,14 @@ impl WebRtcEndpointImpl {
     /// video, if any is flowing.
     fn append_remb(&self, args: &[glib::Value]) -> bool {
         let Some(ssrc) = self.slots.received_video_ssrc() else { return false };
-        let params = self.settings.lock().remb.clone();
-        let (min, max) = self.settings.lock().video_recv_range();
+        let (params, range) = {
+            let s = self.settings.lock();
+            (s.remb.clone(), s.video_recv_range())
+        };
         let bitrate = {
             let mut r = self.remb.lock();
-            let est = r.estimator.update(&params, self.slots.loss.totals());
-            let wanted = r.consumers.map_or(est, |c| est.min(c as f64));
-            let b = (wanted as u64).clamp(min as u64, max as u64) as u32;
+            let consumers = r.consumers;
+            let b = r.estimator.remb(&params, self.slots.loss.totals(), consumers, range);
             r.last_sent = Some(b);
             b
         };
@@ -335,6 +346,18 @@ mod tests {
         // Then linear growth above the threshold.
         let next = e.update(&p, (400, 400));
         assert!(next > dropped);
+    }
+
+    #[test]
+    fn the_remb_sent_is_the_estimate_under_the_consumers_within_the_range() {
+        let p = default_remb();
+        // No consumer wish: the estimate (312 kbps at the first interval).
+        assert_eq!(Estimator::default().remb(&p, (100, 100), None, (30_000, 500_000)), 312_000);
+        // A consumer taking less caps it.
+        assert_eq!(Estimator::default().remb(&p, (100, 100), Some(100_000), (30_000, 500_000)), 100_000);
+        // The range wins over both: its floor, then its ceiling.
+        assert_eq!(Estimator::default().remb(&p, (100, 100), Some(10_000), (30_000, 500_000)), 30_000);
+        assert_eq!(Estimator::default().remb(&p, (100, 100), None, (30_000, 200_000)), 200_000);
     }
 
     #[test]

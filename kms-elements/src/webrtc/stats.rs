@@ -6,9 +6,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gst::prelude::*;
 use kms_core::api::core::{
-    EndpointStats, MediaType, RTCCodec, RTCDataChannelState, RTCDataChannelStats, RTCIceCandidateAttributes,
-    RTCIceCandidatePairStats, RTCInboundRTPStreamStats, RTCOutboundRTPStreamStats, RTCPeerConnectionStats,
-    RTCStatsIceCandidatePairState, RTCStatsIceCandidateType, RTCTransportStats, StatsType,
+    MediaType, RTCCodec, RTCDataChannelState, RTCDataChannelStats, RTCIceCandidateAttributes, RTCIceCandidatePairStats,
+    RTCInboundRTPStreamStats, RTCOutboundRTPStreamStats, RTCPeerConnectionStats, RTCStatsIceCandidatePairState,
+    RTCStatsIceCandidateType, RTCTransportStats, StatsType,
 };
 use kms_core::rt::Polymorphic;
 
@@ -188,19 +188,6 @@ pub fn pair_facts(ice: Option<IceFacts>) -> PairFacts {
         }
         _ => none(RTCStatsIceCandidatePairState::Frozen),
     }
-}
-
-/// The endpoint's own record: latencies measured by its element core while
-/// the pipeline's `latencyStats` is on (empty lists otherwise). E2E is taken
-/// where media leaves toward webrtcbin (the send input's source pad).
-pub fn endpoint_stats(ep: &WebRtcEndpointImpl, ts: i64) -> Polymorphic {
-    Polymorphic::of(&EndpointStats {
-        id: ep.base().id().to_string(),
-        r#type: StatsType::Endpoint,
-        timestamp_millis: ts,
-        input_latency: ep.core.input_latency(),
-        e2e_latency: ep.core.e2e_latency(),
-    })
 }
 
 /// Media type of each SSRC we send or receive (webrtcbin's RTP stats do

@@ -410,21 +410,17 @@ impl NativeEndpoint {
         // Received video never seen (sequence gaps) into the process-wide
         // counter, which only grows.
         let lost = first.map_or(0, |f| (highest.saturating_sub(f) + 1).saturating_sub(received));
-        let before = self.lost_counted.fetch_max(lost, std::sync::atomic::Ordering::Relaxed);
-        if lost > before {
-            kms_core::metrics::RTP.lost.fetch_add(lost - before, std::sync::atomic::Ordering::Relaxed);
-        }
-        let (params, (min, max)) = {
+        kms_core::metrics::RTP.lost_total(&self.lost_counted, lost);
+        let (params, range) = {
             let s = self.settings.lock();
             (s.remb.clone(), s.video_recv_range())
         };
         let b = {
             let mut r = self.remb.lock();
-            let est = r.estimator.update(&params, self.loss.totals());
-            let wanted = r.consumers.map_or(est, |c| est.min(c as f64));
-            let b = (wanted as u64).clamp(min as u64, max as u64) as u32;
+            let consumers = r.consumers;
+            let b = r.estimator.remb(&params, self.loss.totals(), consumers, range);
             r.last_sent = Some(b);
-            tracing::trace!(id = %self.base().id(), est, consumers = ?r.consumers, b, "REMB");
+            tracing::trace!(id = %self.base().id(), consumers = ?consumers, b, "REMB");
             b
         };
         if let Some(rx) = rtc.direct_api().stream_rx_by_mid(mid, None) {
@@ -1344,13 +1340,7 @@ impl ElementObject for NativeEndpoint {
     }
 
     fn element_stats(&self, timestamp_millis: i64) -> kms_core::rt::Polymorphic {
-        kms_core::rt::Polymorphic::of(&kms_core::api::core::EndpointStats {
-            id: self.base().id().to_string(),
-            r#type: kms_core::api::core::StatsType::Endpoint,
-            timestamp_millis,
-            input_latency: self.core.input_latency(),
-            e2e_latency: self.core.e2e_latency(),
-        })
+        self.core.endpoint_stats(timestamp_millis)
     }
 }
 

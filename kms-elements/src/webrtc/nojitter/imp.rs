@@ -52,12 +52,7 @@ impl RtpNoJitter {
         };
         let m = &kms_core::metrics::RTP;
         m.received(buffer.size());
-        // The process-wide counter only grows: a late packet that filled a
-        // gap is not taken back.
-        let before = self.lost_counted.fetch_max(lost, Ordering::Relaxed);
-        if lost > before {
-            m.lost.fetch_add(lost - before, Ordering::Relaxed);
-        }
+        m.lost_total(&self.lost_counted, lost);
     }
 }
 

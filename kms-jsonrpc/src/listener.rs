@@ -61,6 +61,31 @@ fn bind_addr(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
+/// The WebSocket listener: accepted connections get `TCP_NODELAY`.
+///
+/// Why: responses and events are small writes, often right after one
+/// another. With Nagle's algorithm the second one waits for the client's
+/// delayed ACK, up to 40 ms on Linux. This showed as 40 ms stalls of
+/// `gatherCandidates` answers while candidates were trickling.
+pub(crate) struct NoDelayListener(pub TcpListener);
+
+impl axum::serve::Listener for NoDelayListener {
+    type Io = tokio::net::TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (tcp, addr) = axum::serve::Listener::accept(&mut self.0).await;
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(%addr, "TCP_NODELAY not set: {e}");
+        }
+        (tcp, addr)
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,30 +113,5 @@ mod tests {
     async fn unresolvable_address_is_a_bind_error() {
         let e = bind_tcp(Some("no-such-host.invalid"), true, 0, "ws").await.unwrap_err();
         assert!(matches!(e, Error::Bind { .. }), "{e}");
-    }
-}
-
-/// The WebSocket listener: accepted connections get `TCP_NODELAY`.
-///
-/// Why: responses and events are small writes, often right after one
-/// another. With Nagle's algorithm the second one waits for the client's
-/// delayed ACK, up to 40 ms on Linux. This showed as 40 ms stalls of
-/// `gatherCandidates` answers while candidates were trickling.
-pub(crate) struct NoDelayListener(pub TcpListener);
-
-impl axum::serve::Listener for NoDelayListener {
-    type Io = tokio::net::TcpStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (tcp, addr) = axum::serve::Listener::accept(&mut self.0).await;
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(%addr, "TCP_NODELAY not set: {e}");
-        }
-        (tcp, addr)
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.0.local_addr()
     }
 }

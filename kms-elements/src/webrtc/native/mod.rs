@@ -225,6 +225,9 @@ pub struct NativeEndpoint {
     /// str0m's latest stats events (`getStats`).
     snapshot: Mutex<stats::Snapshot>,
     neg: Mutex<Neg>,
+    /// The state machine is on its loop (set once, with `neg.started`):
+    /// loop-thread callbacks reach it there without the `neg` lock.
+    on_loop: std::sync::atomic::AtomicBool,
     link: Mutex<Link>,
     rx: Mutex<Rx>,
     me: OnceLock<Weak<NativeEndpoint>>,
@@ -677,6 +680,7 @@ impl NativeEndpoint {
         let dscp = self.settings.lock().qos_dscp;
         self.lp.add(self.peer, rtc, handler, dscp);
         neg.started = true;
+        self.on_loop.store(true, std::sync::atomic::Ordering::Release);
     }
 
     fn do_process_offer(&self, offer: String) -> Result<String> {
@@ -922,20 +926,30 @@ impl NativeEndpoint {
 
     /// A local candidate for the state machine, wherever it is now; its SDP
     /// unless str0m finds it redundant.
+    ///
+    /// Called on the loop thread (STUN/TURN answers). Once the state machine
+    /// is on its loop, the negotiation lock is not taken: an RPC may hold
+    /// it for a while (wiring pads), and the loop would stall every peer
+    /// meanwhile. Before that, the state machine is in `neg`, which only
+    /// the lock reaches.
     fn add_local(&self, cand: Candidate) -> Option<String> {
+        let to_loop = |cand: Candidate| {
+            let text = cand.to_sdp_string();
+            self.lp.call(
+                self.peer,
+                Box::new(move |rtc: &mut Rtc| {
+                    rtc.add_local_candidate(cand);
+                }),
+            );
+            Some(text)
+        };
+        if self.on_loop.load(std::sync::atomic::Ordering::Acquire) {
+            return to_loop(cand);
+        }
         let mut neg = self.neg.lock();
         match neg.rtc.as_mut() {
             Some(rtc) => rtc.add_local_candidate(cand).map(|c| c.to_sdp_string()),
-            None => {
-                let text = cand.to_sdp_string();
-                self.lp.call(
-                    self.peer,
-                    Box::new(move |rtc: &mut Rtc| {
-                        rtc.add_local_candidate(cand);
-                    }),
-                );
-                Some(text)
-            }
+            None => to_loop(cand),
         }
     }
 
@@ -1749,6 +1763,7 @@ impl WebRtcEndpointFactory for NativeEndpoint {
             remb: Mutex::new(Remb::default()),
             snapshot: Mutex::new(stats::Snapshot::default()),
             neg: Mutex::new(Neg { rtc: Some(rtc), ..Neg::default() }),
+            on_loop: std::sync::atomic::AtomicBool::new(false),
             link: Mutex::new(Link {
                 media: MediaState::Disconnected,
                 connection: ConnectionState::Disconnected,

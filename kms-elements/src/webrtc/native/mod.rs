@@ -530,6 +530,14 @@ impl NativeEndpoint {
                     IceConnectionState::Completed => IceComponentState::Ready,
                     IceConnectionState::Disconnected => IceComponentState::Disconnected,
                 };
+                // str0m goes back from Completed to Connected while it
+                // checks pairs of candidates trickled late; the selected
+                // pair keeps working. libnice (KMS) stays READY then.
+                let regress =
+                    state == IceComponentState::Connected && self.link.lock().ice == Some(IceComponentState::Ready);
+                if regress {
+                    return;
+                }
                 self.set_ice_state(state);
                 if state == IceComponentState::Disconnected {
                     self.set_connection_state(ConnectionState::Disconnected);

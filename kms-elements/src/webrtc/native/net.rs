@@ -662,8 +662,13 @@ impl Loop {
                                 }
                             }
                         }
+                        // The selected pair is where DTLS and media go. ICE
+                        // keeps checking other pairs after connecting (more
+                        // remote candidates, consent): STUN (first byte
+                        // 0–3, RFC 7983) does not select a pair.
                         let route = (t.source, t.destination);
-                        if peer.connected && peer.route != Some(route) {
+                        let stun = t.contents.first().is_none_or(|b| *b < 4);
+                        if peer.connected && !stun && peer.route != Some(route) {
                             peer.route = Some(route);
                             peer.handler.on_route(route.0, route.1);
                         }

@@ -125,6 +125,22 @@ impl TestServer {
         TestServer { addr, secure, notifier, stop: Some(tx), task }
     }
 
+    /// Plain and TLS listeners, the TLS one with the fixture certificate
+    /// (an encrypted key).
+    async fn start_tls() -> Self {
+        Self::start_with_wss(
+            |c| {
+                c.secure = Some(TlsConfig {
+                    port: 0,
+                    certificate: fixture("server-encrypted.pem"),
+                    password: Some("kurento".into()),
+                })
+            },
+            true,
+        )
+        .await
+    }
+
     fn url(&self, path: &str) -> String {
         format!("ws://{}{path}", self.addr)
     }
@@ -442,17 +458,7 @@ async fn wss_listener_serves_the_same_protocol() {
     use tokio_rustls::rustls::pki_types::pem::PemObject;
     use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 
-    let srv = TestServer::start_with_wss(
-        |c| {
-            c.secure = Some(TlsConfig {
-                port: 0,
-                certificate: fixture("server-encrypted.pem"),
-                password: Some("kurento".into()),
-            })
-        },
-        true,
-    )
-    .await;
+    let srv = TestServer::start_tls().await;
     let addr = srv.secure.expect("wss listener");
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(fixture("cert.pem")).unwrap() {
@@ -700,17 +706,7 @@ async fn media_urls_are_served_on_the_websocket_listener_with_the_origin_rule() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepted_sockets_have_tcp_nodelay() {
     use std::os::fd::BorrowedFd;
-    let srv = TestServer::start_with_wss(
-        |c| {
-            c.secure = Some(TlsConfig {
-                port: 0,
-                certificate: fixture("server-encrypted.pem"),
-                password: Some("kurento".into()),
-            })
-        },
-        true,
-    )
-    .await;
+    let srv = TestServer::start_tls().await;
     let mut plain = srv.client().await;
     assert_eq!(plain.ping().await["result"], json!({"value":"pong"}));
     // TLS: the option is set on accept, before the handshake.

@@ -17,7 +17,7 @@ const path = require('node:path');
 
 const kms = require('../shared/kms-process');
 
-kms.installDomainShim();
+kms.installClientShims();
 
 const { KMS_BIN, SCAFFOLD_JS_DIR, SCAFFOLD_MODULE } = process.env;
 if (!KMS_BIN || !SCAFFOLD_JS_DIR || !SCAFFOLD_MODULE) {

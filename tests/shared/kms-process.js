@@ -23,6 +23,36 @@ function installDomainShim() {
   domain.Domain = DomainShim;
 }
 
+/** kurento-client 7.3.0: `KurentoClient#close` closes the WebSocket but
+ * never calls its RpcBuilder's `close()`, so each answered request leaves
+ * kurento-jsonrpc's 20 s duplicate-detection timer armed, and every test
+ * process lingered 20 s after its last test (about 8 minutes of the browser
+ * suite). Those timers only forget old responses, so they are unref'd: they
+ * no longer hold the process open. Test-side shim; the server is untouched. */
+function unrefJsonRpcTimers() {
+  if (global.setTimeout.kmsShim) return;
+  const orig = global.setTimeout;
+  const marker = `${path.sep}kurento-jsonrpc${path.sep}`;
+  function setTimeoutShim(fn, ms, ...args) {
+    const t = orig(fn, ms, ...args);
+    // Only long timers pay for a stack trace; the library's are 20 s.
+    if (ms >= 10000 && typeof t.unref === 'function' && new Error().stack.includes(marker)) t.unref();
+    return t;
+  }
+  for (const key of Reflect.ownKeys(orig)) {
+    if (typeof key === 'symbol') setTimeoutShim[key] = orig[key];
+  }
+  setTimeoutShim.kmsShim = true;
+  global.setTimeout = setTimeoutShim;
+}
+
+/** Every kurento-client workaround above; must run before kurento-client is
+ * required. */
+function installClientShims() {
+  installDomainShim();
+  unrefJsonRpcTimers();
+}
+
 function freePort() {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
@@ -100,7 +130,9 @@ async function startServer({ bin, config, files = {}, env = {}, prefix = 'kms-te
     alive: () => child.exitCode === null && child.signalCode === null,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      let r = await Promise.race([exited, new Promise((res) => setTimeout(() => res(null), 10000))]);
+      let timer;
+      let r = await Promise.race([exited, new Promise((res) => { timer = setTimeout(() => res(null), 10000); })]);
+      clearTimeout(timer);
       if (r === null) {
         if (process.env.KMS_HANG_DUMP) {
           try {
@@ -125,4 +157,4 @@ function call(obj, method, ...args) {
   });
 }
 
-module.exports = { installDomainShim, freePort, waitForPort, startServer, call };
+module.exports = { installClientShims, installDomainShim, freePort, waitForPort, startServer, call };

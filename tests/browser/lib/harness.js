@@ -10,7 +10,7 @@ const os = require('node:os');
 const path = require('node:path');
 const kms = require('../../shared/kms-process');
 
-kms.installDomainShim();
+kms.installClientShims();
 const kurentoClient = require('kurento-client');
 const { chromium } = require('playwright-core');
 
@@ -120,8 +120,9 @@ async function negotiate(page, endpoint, mode, opts = {}) {
   }
   // opts.candidateTypes (e.g. ['relay']): only the server's candidates of
   // those types reach the page (trickled or in the answer), to force a path.
+  // opts.keep (a predicate on the candidate line) filters the same way.
   const types = opts.candidateTypes;
-  const keep = (c) => !types || types.some((t) => c.includes(` typ ${t}`));
+  const keep = opts.keep || ((c) => !types || types.some((t) => c.includes(` typ ${t}`)));
   endpoint.on('IceCandidateFound', (e) => {
     events.candidates++;
     events.found = (events.found || []).concat([e.candidate.candidate]);
@@ -137,17 +138,20 @@ async function negotiate(page, endpoint, mode, opts = {}) {
   endpoint.on('MediaFlowOutStateChanged', (e) => events.flowOut.push(e));
   await page.exposeFunction('onLocalCandidate', (c) => {
     events.pageCandidates = (events.pageCandidates || []).concat([c.candidate]);
+    // opts.keepPage: only the page's candidates it passes reach the endpoint.
+    if (opts.keepPage && !opts.keepPage(c.candidate)) return;
     const candidate = kurentoClient.getComplexType('IceCandidate')(c);
     endpoint.addIceCandidate(candidate, () => {});
   });
   const t = [performance.now()];
-  const offer = await page.evaluate(([m, o]) => window.kms.start(m, o), [mode, opts]);
+  const { keep: _keep, keepPage: _keepPage, ...pageOpts } = opts; // functions stay in Node
+  const offer = await page.evaluate(([m, o]) => window.kms.start(m, o), [mode, pageOpts]);
   t.push(performance.now());
   const answer = await call(endpoint, 'processOffer', offer);
   t.push(performance.now());
   await call(endpoint, 'gatherCandidates');
   t.push(performance.now());
-  const given = types ? answer.split('\r\n').filter((l) => !l.startsWith('a=candidate:') || keep(l)).join('\r\n') : answer;
+  const given = types || opts.keep ? answer.split('\r\n').filter((l) => !l.startsWith('a=candidate:') || keep(l)).join('\r\n') : answer;
   await page.evaluate((a) => window.kms.processAnswer(a), given);
   t.push(performance.now());
   // Milliseconds spent in: the page's offer, processOffer, gatherCandidates,

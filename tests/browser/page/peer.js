@@ -223,6 +223,9 @@ window.kms = (function () {
         const remote = pair && report.get(pair.remoteCandidateId);
         out.localCandidateType = local && local.candidateType;
         out.remoteCandidateType = remote && remote.candidateType;
+        // 'udp' or 'tcp' (ICE-TCP).
+        out.localProtocol = local && local.protocol;
+        out.remoteProtocol = remote && remote.protocol;
       });
       const v = document.getElementById('remote');
       out.width = v.videoWidth;

@@ -9,7 +9,7 @@ const os = require('node:os');
 const path = require('node:path');
 const kms = require('../../shared/kms-process');
 
-kms.installDomainShim();
+kms.installClientShims();
 const kurentoClient = require('kurento-client');
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');

@@ -5,7 +5,7 @@
 const path = require('node:path');
 const kms = require('../../shared/kms-process');
 
-kms.installDomainShim();
+kms.installClientShims();
 const kurentoClient = require('kurento-client');
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');

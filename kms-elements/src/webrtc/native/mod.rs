@@ -56,6 +56,7 @@ use kms_core::rt::Ctx;
 use kms_core::{Error, Result};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{Direction, MediaKind, Mid};
+use str0m::net::{Protocol, TcpType};
 use str0m::{Candidate, Event, IceConnectionState, Rtc, RtcConfig};
 
 use super::io::{Slots, WebRtcIo};
@@ -649,19 +650,27 @@ impl NativeEndpoint {
         );
     }
 
-    /// The selected pair: our host candidate on `local`, the remote's
-    /// candidate on `remote` (as it sent it, else peer-reflexive).
-    fn on_route(&self, local: std::net::SocketAddr, remote: std::net::SocketAddr) {
+    /// The selected pair: our candidate on `local`, the remote's on
+    /// `remote` (as it sent it, else peer-reflexive), both of `proto` (a
+    /// TCP and a UDP candidate may share an address).
+    fn on_route(&self, proto: Protocol, local: std::net::SocketAddr, remote: std::net::SocketAddr) {
+        let is = |c: &String, at: std::net::SocketAddr| candidate_route(c) == Some((proto, at));
         let extra = self.gather.lock().candidates.clone();
-        let ours = self.candidates.iter().chain(&extra).find(|c| candidate_addr(c) == Some(local)).cloned();
-        let theirs = self.remote_candidates.lock().iter().find(|c| candidate_addr(c) == Some(remote)).cloned();
+        let ours = self.candidates.iter().chain(&extra).find(|c| is(c, local)).cloned();
+        let theirs = self.remote_candidates.lock().iter().find(|c| is(c, remote)).cloned();
+        let (name, tcptype) = match proto {
+            Protocol::Udp => ("udp", ("", "")),
+            _ => ("tcp", (" tcptype passive", " tcptype active")),
+        };
         let pair = IceCandidatePair {
             stream_id: STREAM_ID.into(),
             component_id: COMPONENT_ID,
-            local_candidate: ours
-                .unwrap_or_else(|| format!("candidate:1 1 udp 2130706431 {} {} typ host", local.ip(), local.port())),
-            remote_candidate: theirs
-                .unwrap_or_else(|| format!("candidate:1 1 udp 1845501695 {} {} typ prflx", remote.ip(), remote.port())),
+            local_candidate: ours.unwrap_or_else(|| {
+                format!("candidate:1 1 {name} 2130706431 {} {} typ host{}", local.ip(), local.port(), tcptype.0)
+            }),
+            remote_candidate: theirs.unwrap_or_else(|| {
+                format!("candidate:1 1 {name} 1845501695 {} {} typ prflx{}", remote.ip(), remote.port(), tcptype.1)
+            }),
         };
         let changed = self.link.lock().pair.replace(pair.clone()).as_ref() != Some(&pair);
         if changed {
@@ -835,7 +844,7 @@ impl NativeEndpoint {
         let cand = match Candidate::from_sdp_string(body) {
             Ok(c) => c,
             Err(e) => {
-                // mDNS (`.local`) names and TCP candidates: nothing this
+                // mDNS (`.local`) names: nothing this
                 // transport can reach; the peer-reflexive path still works.
                 tracing::debug!(id = %self.base().id(), "remote candidate ignored ({e}): {body}");
                 return Ok(());
@@ -846,6 +855,13 @@ impl NativeEndpoint {
             if known.len() < 64 {
                 known.push(body.to_owned());
             }
+        }
+        if cand.proto() != Protocol::Udp {
+            // ICE-TCP is passive here: the remote's TCP candidates (a
+            // browser's are active, port 9) are not reachable; its
+            // connection to ours makes a peer-reflexive one.
+            tracing::debug!(id = %self.base().id(), "remote TCP candidate not paired: {body}");
+            return Ok(());
         }
         let mut neg = self.neg.lock();
         if neg.remote.is_none() {
@@ -905,9 +921,9 @@ impl NativeEndpoint {
     /// allocation, when configured (once; at the first negotiation step or
     /// `gatherCandidates`, as KMS gathers).
     fn ensure_gathering(&self) {
-        let (stun, turn) = {
+        let (stun, turn, ice_tcp) = {
             let s = self.settings.lock();
-            (stun_server(&s), s.turn_url.clone())
+            (stun_server(&s), s.turn_url.clone(), s.ice_tcp)
         };
         let turn = match relay::parse_turn_url(&turn) {
             Ok(t) => t,
@@ -922,6 +938,18 @@ impl NativeEndpoint {
                 return;
             }
             g.pending = usize::from(stun.is_some()) + usize::from(turn.is_some());
+        }
+        // Passive ICE-TCP host candidates on the loop's listeners, with
+        // `iceTcp` as it is now (KMS reads it when gathering starts too).
+        if ice_tcp {
+            let tcp: Vec<String> = self
+                .lp
+                .tcp_addrs
+                .iter()
+                .filter_map(|a| Candidate::builder().tcp().host(*a).tcptype(TcpType::Passive).build().ok())
+                .filter_map(|c| self.add_local(c))
+                .collect();
+            self.gather.lock().candidates.extend(tcp);
         }
         let handler = || -> Arc<dyn PeerHandler> { Arc::new(Handler(self.me.get().cloned().unwrap_or_default())) };
         if let Some(server) = stun {
@@ -1093,12 +1121,18 @@ fn without_rtx(text: &str) -> String {
     out
 }
 
-/// The address of an SDP candidate line (`candidate:f c proto prio ip port typ …`).
-fn candidate_addr(c: &str) -> Option<std::net::SocketAddr> {
+/// The transport and address of an SDP candidate line
+/// (`candidate:f c proto prio ip port typ …`).
+fn candidate_route(c: &str) -> Option<(Protocol, std::net::SocketAddr)> {
     let mut f = c.split_whitespace();
-    let ip: IpAddr = f.nth(4)?.parse().ok()?;
+    let proto = match f.nth(2)? {
+        p if p.eq_ignore_ascii_case("udp") => Protocol::Udp,
+        p if p.eq_ignore_ascii_case("tcp") => Protocol::Tcp,
+        _ => return None,
+    };
+    let ip: IpAddr = f.nth(1)?.parse().ok()?;
     let port: u16 = f.next()?.parse().ok()?;
-    Some(std::net::SocketAddr::new(ip, port))
+    Some((proto, std::net::SocketAddr::new(ip, port)))
 }
 
 /// Whether a description accepts an SCTP (data channel) section.
@@ -1234,9 +1268,9 @@ impl PeerHandler for Handler {
         }
     }
 
-    fn on_route(&self, local: std::net::SocketAddr, remote: std::net::SocketAddr) {
+    fn on_route(&self, proto: Protocol, local: std::net::SocketAddr, remote: std::net::SocketAddr) {
         if let Some(ep) = self.0.upgrade() {
-            ep.on_route(local, remote);
+            ep.on_route(proto, local, remote);
         }
     }
 
@@ -1517,11 +1551,14 @@ impl WebRtcEndpoint for NativeEndpoint {
     }
 
     fn get_ice_tcp(&self, _ctx: &Ctx) -> Result<bool> {
-        Ok(false)
+        Ok(self.settings.lock().ice_tcp)
     }
 
+    /// Read when gathering starts (the first negotiation step or
+    /// `gatherCandidates`), as KMS does.
     fn set_ice_tcp(&self, _ctx: &Ctx, value: bool) -> Result<()> {
-        if value { Err(not_yet("ICE-TCP")) } else { Ok(()) }
+        self.settings.lock().ice_tcp = value;
+        Ok(())
     }
 
     fn get_stun_server_address(&self, _ctx: &Ctx) -> Result<String> {

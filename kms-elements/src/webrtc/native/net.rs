@@ -8,9 +8,15 @@
 //! machine produces comes back through its [`PeerHandler`], called on the
 //! loop thread. A panic while one peer is driven closes that peer only
 //! (its handler hears why); the loop and the other peers go on.
+//!
+//! ICE-TCP (RFC 6544) is passive only, as libnice's is by default for a
+//! server: each loop listens on TCP beside each UDP socket, accepts what
+//! browsers connect, and frames packets both ways as RFC 4571 says. A
+//! connection belongs to the peer whose state machine accepts its first
+//! STUN request; until then it is bounded in number and in time.
 
 use std::collections::HashMap;
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -18,7 +24,7 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use mio::net::UdpSocket;
+use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::{Events, Interest, Poll, Token, Waker};
 use str0m::media::Mid;
 use str0m::net::{Protocol, Receive};
@@ -47,7 +53,7 @@ pub trait PeerHandler: Send + Sync {
     /// Once ICE is connected: the (local, remote) addresses media now
     /// travels between (the selected pair; str0m 0.24 tells it no other
     /// way than by where it sends).
-    fn on_route(&self, _local: SocketAddr, _remote: SocketAddr) {}
+    fn on_route(&self, _proto: Protocol, _local: SocketAddr, _remote: SocketAddr) {}
     /// The media a payload type was negotiated for, to receive a stream
     /// the remote neither announced (`a=ssrc`) nor tags with the RTP `mid`
     /// extension (GStreamer's webrtcbin, many SIP gateways).
@@ -92,6 +98,8 @@ pub struct LoopHandle {
     woken: Arc<AtomicBool>,
     /// The loop's socket addresses (our host candidates).
     pub addrs: Vec<SocketAddr>,
+    /// Its ICE-TCP listeners' addresses (our passive TCP candidates).
+    pub tcp_addrs: Vec<SocketAddr>,
     /// Peers placed on this loop (placement: least loaded).
     peers: AtomicUsize,
 }
@@ -163,24 +171,39 @@ impl Pool {
         let mut next_port = min_port.max(1);
         for n in 0..threads.max(1) {
             let mut sockets = vec![];
+            let mut listeners = vec![];
             for ip in ips {
                 let (sock, port) = bind_in_range(*ip, next_port, max_port)?;
                 next_port = port.saturating_add(1);
                 sockets.push(sock);
+                // ICE-TCP beside it, on the same port number when free.
+                match listen_in_range(*ip, port, max_port) {
+                    Ok(l) => listeners.push(l),
+                    Err(e) => tracing::warn!("no ICE-TCP on {ip}: {e}"),
+                }
             }
             let poll = Poll::new().map_err(|e| e.to_string())?;
             let waker = Waker::new(poll.registry(), WAKER).map_err(|e| e.to_string())?;
             for (i, s) in sockets.iter_mut().enumerate() {
                 poll.registry().register(s, Token(i), Interest::READABLE).map_err(|e| e.to_string())?;
             }
+            for (i, l) in listeners.iter_mut().enumerate() {
+                poll.registry().register(l, Token(LISTEN_TOKENS + i), Interest::READABLE).map_err(|e| e.to_string())?;
+            }
             let addrs: Vec<SocketAddr> =
                 sockets.iter().map(|s| s.local_addr()).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+            let tcp_addrs: Vec<SocketAddr> =
+                listeners.iter().map(|l| l.local_addr()).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
             let (tx, rx) = channel();
             let woken = Arc::new(AtomicBool::new(false));
             let lp = Loop {
                 poll,
                 sockets,
                 local: addrs.clone(),
+                listeners: listeners.into_iter().zip(tcp_addrs.iter().copied()).collect(),
+                tcp: HashMap::new(),
+                tcp_routes: HashMap::new(),
+                tcp_sweep: Instant::now(),
                 rx,
                 woken: woken.clone(),
                 peers: HashMap::new(),
@@ -202,6 +225,7 @@ impl Pool {
                 waker,
                 woken,
                 addrs,
+                tcp_addrs,
                 peers: AtomicUsize::new(0),
             }));
         }
@@ -251,6 +275,28 @@ fn send_marked(sock: &UdpSocket, data: &[u8], to: SocketAddr, dscp: u8) -> std::
     if n < 0 { Err(std::io::Error::last_os_error()) } else { Ok(n as usize) }
 }
 
+/// DSCP on an ICE-TCP connection: one peer's, so set on the socket (not
+/// per packet as on the shared UDP sockets).
+fn set_tcp_dscp(stream: &TcpStream, remote: SocketAddr, dscp: u8) {
+    use std::os::fd::AsRawFd;
+    let (level, kind) =
+        if remote.is_ipv4() { (libc::IPPROTO_IP, libc::IP_TOS) } else { (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) };
+    let value: libc::c_int = (dscp as libc::c_int) << 2;
+    // SAFETY: a valid socket and a pointer to an int that outlives the call.
+    let r = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            level,
+            kind,
+            &value as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        tracing::debug!("ICE-TCP DSCP not set: {}", std::io::Error::last_os_error());
+    }
+}
+
 /// A socket for a TURN allocation: on the address the kernel would send
 /// to `server` from, with a port in the configured range.
 fn relay_socket(server: SocketAddr, (from, to): (u16, u16)) -> std::io::Result<UdpSocket> {
@@ -258,6 +304,15 @@ fn relay_socket(server: SocketAddr, (from, to): (u16, u16)) -> std::io::Result<U
     probe.connect(server)?;
     let ip = probe.local_addr()?.ip();
     bind_in_range(ip, from, to).map(|(s, _)| s).map_err(std::io::Error::other)
+}
+
+fn listen_in_range(ip: IpAddr, from: u16, to: u16) -> Result<TcpListener, String> {
+    for port in from..=to.max(from) {
+        if let Ok(l) = TcpListener::bind(SocketAddr::new(ip, port)) {
+            return Ok(l);
+        }
+    }
+    Err(format!("no free TCP port on {ip} in {from}-{to}"))
 }
 
 fn bind_in_range(ip: IpAddr, from: u16, to: u16) -> Result<(UdpSocket, u16), String> {
@@ -270,8 +325,18 @@ fn bind_in_range(ip: IpAddr, from: u16, to: u16) -> Result<(UdpSocket, u16), Str
 }
 
 const WAKER: Token = Token(usize::MAX);
-/// Tokens of relay sockets start here (below: the shared sockets).
+/// Tokens of the ICE-TCP listeners (below: the shared UDP sockets).
+const LISTEN_TOKENS: usize = 1 << 19;
+/// Tokens of relay sockets and TCP connections start here.
 const RELAY_TOKENS: usize = 1 << 20;
+/// Accepted TCP connections a loop keeps at most: each costs a socket and
+/// buffers, and anyone can open one.
+const MAX_TCP: usize = 1024;
+/// How long an accepted connection may go without reaching a peer.
+const TCP_UNCLAIMED: Duration = Duration::from_secs(10);
+/// Framed bytes a connection queues beyond the kernel's buffer before it
+/// drops packets, as a full UDP socket would.
+const MAX_TCP_QUEUE: usize = 256 * 1024;
 /// The longest a loop sleeps without a peer deadline (idle loops).
 const IDLE: Duration = Duration::from_millis(500);
 
@@ -288,7 +353,78 @@ struct Peer {
     /// DSCP codepoint of what this peer sends (the sockets are shared, so
     /// it is set per packet).
     dscp: Option<u8>,
-    route: Option<(SocketAddr, SocketAddr)>,
+    route: Option<(Protocol, SocketAddr, SocketAddr)>,
+}
+
+/// One accepted ICE-TCP connection: RFC 4571 frames (a 16-bit length, then
+/// the packet) both ways.
+struct TcpConn {
+    stream: TcpStream,
+    local: SocketAddr,
+    remote: SocketAddr,
+    /// Bytes read that do not make a whole frame yet.
+    rbuf: Vec<u8>,
+    /// Framed bytes the kernel has not taken yet.
+    wbuf: Vec<u8>,
+    /// The peer its STUN requests reached (none yet: unclaimed).
+    peer: Option<PeerId>,
+    accepted: Instant,
+    /// A write failed: closed at the next sweep or event.
+    broken: bool,
+}
+
+impl TcpConn {
+    /// Queues one packet and writes what the kernel takes now.
+    fn send(&mut self, data: &[u8]) {
+        let Ok(len) = u16::try_from(data.len()) else { return };
+        if self.broken || self.wbuf.len() > MAX_TCP_QUEUE {
+            return;
+        }
+        self.wbuf.extend_from_slice(&len.to_be_bytes());
+        self.wbuf.extend_from_slice(data);
+        self.flush();
+    }
+
+    fn flush(&mut self) {
+        while !self.wbuf.is_empty() && !self.broken {
+            match self.stream.write(&self.wbuf) {
+                Ok(0) => self.broken = true,
+                Ok(n) => {
+                    self.wbuf.drain(..n);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => self.broken = true,
+            }
+        }
+    }
+
+    /// Reads what arrived; the whole frames in it, and whether the
+    /// connection ended.
+    fn read_frames(&mut self, buf: &mut [u8]) -> (Vec<Vec<u8>>, bool) {
+        let mut frames = vec![];
+        loop {
+            match self.stream.read(buf) {
+                Ok(0) => return (frames, true),
+                Ok(n) => {
+                    self.rbuf.extend_from_slice(&buf[..n]);
+                    let mut at = 0;
+                    while let [hi, lo, rest @ ..] = &self.rbuf[at..] {
+                        let len = u16::from_be_bytes([*hi, *lo]) as usize;
+                        if rest.len() < len {
+                            break;
+                        }
+                        frames.push(rest[..len].to_vec());
+                        at += 2 + len;
+                    }
+                    self.rbuf.drain(..at);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return (frames, false),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return (frames, true),
+            }
+        }
+    }
 }
 
 struct Loop {
@@ -296,6 +432,13 @@ struct Loop {
     sockets: Vec<UdpSocket>,
     /// Each socket's address, read once (not a `getsockname` per packet).
     local: Vec<SocketAddr>,
+    /// ICE-TCP listeners (token `LISTEN_TOKENS + index`) and their addresses.
+    listeners: Vec<(TcpListener, SocketAddr)>,
+    /// Accepted connections by token, and by (our address, theirs).
+    tcp: HashMap<usize, TcpConn>,
+    tcp_routes: HashMap<(SocketAddr, SocketAddr), usize>,
+    /// When unclaimed and broken connections were last swept.
+    tcp_sweep: Instant,
     rx: Receiver<Cmd>,
     woken: Arc<AtomicBool>,
     peers: HashMap<PeerId, Peer>,
@@ -378,11 +521,27 @@ impl Loop {
                 if ev.token() == WAKER {
                     continue;
                 }
-                if let Some(id) = self.relay_tokens.get(&ev.token().0).copied() {
+                let token = ev.token().0;
+                if let Some(id) = self.relay_tokens.get(&token).copied() {
                     self.receive_relayed(id, &mut buf);
                     continue;
                 }
-                self.receive(ev.token().0, &mut buf);
+                if (LISTEN_TOKENS..RELAY_TOKENS).contains(&token) {
+                    self.accept(token - LISTEN_TOKENS);
+                    continue;
+                }
+                if self.tcp.contains_key(&token) {
+                    if ev.is_writable()
+                        && let Some(c) = self.tcp.get_mut(&token)
+                    {
+                        c.flush();
+                    }
+                    if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                        self.receive_tcp(token, &mut buf);
+                    }
+                    continue;
+                }
+                self.receive(token, &mut buf);
             }
             self.commands();
             self.timeouts();
@@ -416,6 +575,7 @@ impl Loop {
                     }
                     self.by_remote.retain(|_, p| *p != id);
                     self.drop_relay(id, None);
+                    self.drop_tcp(id);
                 }
                 Cmd::Relay(id, server, handler) => self.start_relay(id, &server, handler),
                 Cmd::Stun(server, handler) => self.start_stun(server, handler),
@@ -432,6 +592,18 @@ impl Loop {
         }
         if self.stun.iter().any(|q| q.next <= now) {
             self.stun_timeouts(now);
+        }
+        if !self.tcp.is_empty() && now.duration_since(self.tcp_sweep) >= TICK {
+            self.tcp_sweep = now;
+            let stale: Vec<usize> = self
+                .tcp
+                .iter()
+                .filter(|(_, c)| c.broken || (c.peer.is_none() && now.duration_since(c.accepted) > TCP_UNCLAIMED))
+                .map(|(t, _)| *t)
+                .collect();
+            for t in stale {
+                self.close_tcp(t);
+            }
         }
         let due: Vec<PeerId> =
             self.peers.iter().filter(|(_, p)| p.deadline.min(p.tick) <= now).map(|(id, _)| *id).collect();
@@ -518,6 +690,102 @@ impl Loop {
             let input =
                 Input::Receive(now, Receive { proto: Protocol::Udp, source: from, destination: relayed, contents });
             self.deliver(id, input, &data);
+        }
+    }
+
+    /// Accepts ICE-TCP connections on listener `i`.
+    fn accept(&mut self, i: usize) {
+        loop {
+            let Some((listener, local)) = self.listeners.get(i) else { return };
+            let local = *local;
+            let (mut stream, remote) = match listener.accept() {
+                Ok(s) => s,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    tracing::debug!(%local, "ICE-TCP accept: {e}");
+                    return;
+                }
+            };
+            if self.tcp.len() >= MAX_TCP {
+                tracing::debug!(%remote, "ICE-TCP connection refused: {MAX_TCP} open");
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            let token = self.next_token;
+            if let Err(e) =
+                self.poll.registry().register(&mut stream, Token(token), Interest::READABLE | Interest::WRITABLE)
+            {
+                tracing::debug!("ICE-TCP register: {e}");
+                continue;
+            }
+            self.next_token += 1;
+            tracing::debug!(%local, %remote, "ICE-TCP connection accepted");
+            self.tcp_routes.insert((local, remote), token);
+            self.tcp.insert(
+                token,
+                TcpConn {
+                    stream,
+                    local,
+                    remote,
+                    rbuf: vec![],
+                    wbuf: vec![],
+                    peer: None,
+                    accepted: Instant::now(),
+                    broken: false,
+                },
+            );
+        }
+    }
+
+    /// Frames on an ICE-TCP connection, into the peer that takes them (the
+    /// first one claims the connection for its peer).
+    fn receive_tcp(&mut self, token: usize, buf: &mut [u8]) {
+        let Some(c) = self.tcp.get_mut(&token) else { return };
+        let (frames, ended) = c.read_frames(buf);
+        let (local, remote) = (c.local, c.remote);
+        for frame in frames {
+            let now = Instant::now();
+            let Ok(contents) = frame.as_slice().try_into() else { continue };
+            let input =
+                Input::Receive(now, Receive { proto: Protocol::Tcp, source: remote, destination: local, contents });
+            let owner = self.tcp.get(&token).and_then(|c| c.peer);
+            let id = match owner {
+                Some(id) => self.peers.get(&id).filter(|p| p.rtc.accepts(&input)).map(|_| id),
+                None => self.peers.iter().find(|(_, p)| p.rtc.accepts(&input)).map(|(id, _)| *id),
+            };
+            let Some(id) = id else {
+                tracing::trace!(%remote, "ICE-TCP frame for no peer");
+                continue;
+            };
+            if owner.is_none()
+                && let Some(c) = self.tcp.get_mut(&token)
+            {
+                c.peer = Some(id);
+                if let Some(d) = self.peers.get(&id).and_then(|p| p.dscp) {
+                    set_tcp_dscp(&c.stream, remote, d);
+                }
+            }
+            self.deliver(id, input, &frame);
+        }
+        if ended {
+            self.close_tcp(token);
+        }
+    }
+
+    fn close_tcp(&mut self, token: usize) {
+        if let Some(mut c) = self.tcp.remove(&token) {
+            tracing::debug!(local = %c.local, remote = %c.remote, "ICE-TCP connection closed");
+            let _ = self.poll.registry().deregister(&mut c.stream);
+            self.tcp_routes.remove(&(c.local, c.remote));
+        }
+    }
+
+    /// Closes the peer's ICE-TCP connections (the peer is gone).
+    fn drop_tcp(&mut self, id: PeerId) {
+        let theirs: Vec<usize> = self.tcp.iter().filter(|(_, c)| c.peer == Some(id)).map(|(t, _)| *t).collect();
+        for t in theirs {
+            self.close_tcp(t);
         }
     }
 
@@ -640,6 +908,7 @@ impl Loop {
     fn drive_peer(&mut self, id: PeerId, f: impl FnOnce(&mut Peer)) {
         let Some(peer) = self.peers.get_mut(&id) else { return };
         let (sockets, local) = (&self.sockets, &self.local);
+        let (tcp, tcp_routes) = (&mut self.tcp, &self.tcp_routes);
         let mut relay = self.relays.get_mut(&id);
         let r = catch_unwind(AssertUnwindSafe(|| {
             f(peer);
@@ -651,6 +920,14 @@ impl Loop {
                     }
                     Ok(Output::Transmit(t)) => {
                         match relay.as_deref_mut().filter(|r| r.is_for(t.source)) {
+                            // Passive only: a check toward a remote TCP
+                            // address that never connected has no way out.
+                            _ if t.proto == Protocol::Tcp => {
+                                if let Some(c) = tcp_routes.get(&(t.source, t.destination)).and_then(|k| tcp.get_mut(k))
+                                {
+                                    c.send(&t.contents);
+                                }
+                            }
                             Some(r) => r.send(t.destination, &t.contents, Instant::now()),
                             None => {
                                 let i = local.iter().position(|a| *a == t.source).unwrap_or(0);
@@ -666,11 +943,11 @@ impl Loop {
                         // keeps checking other pairs after connecting (more
                         // remote candidates, consent): STUN (first byte
                         // 0–3, RFC 7983) does not select a pair.
-                        let route = (t.source, t.destination);
+                        let route = (t.proto, t.source, t.destination);
                         let stun = t.contents.first().is_none_or(|b| *b < 4);
                         if peer.connected && !stun && peer.route != Some(route) {
                             peer.route = Some(route);
-                            peer.handler.on_route(route.0, route.1);
+                            peer.handler.on_route(route.0, route.1, route.2);
                         }
                     }
                     Ok(Output::Event(Event::Closed)) => return Err("closed".to_owned()),
@@ -695,6 +972,7 @@ impl Loop {
         if let Some(p) = self.peers.remove(&id) {
             self.by_remote.retain(|_, p| *p != id);
             self.drop_relay(id, Some(why));
+            self.drop_tcp(id);
             tracing::warn!(peer = id.0, "native WebRTC peer closed: {why}");
             let handler = p.handler.clone();
             drop(p);
@@ -787,5 +1065,60 @@ mod tests {
         lp.call(b, Box::new(move |_| tx2.send(()).expect("receiver")));
         rx2.recv_timeout(Duration::from_secs(5)).expect("b still served");
         assert!(rx.try_recv().is_err(), "nothing runs for a closed peer");
+    }
+
+    /// RFC 4571 framing on an ICE-TCP connection: frames split across reads
+    /// and several in one read come out whole and in order; what we send
+    /// is length-prefixed.
+    #[test]
+    fn tcp_frames_are_reassembled_and_prefixed() {
+        use std::io::{Read as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let mut client = std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (server, remote) = listener.accept().expect("accept");
+        server.set_nonblocking(true).expect("nonblocking");
+        let mut conn = TcpConn {
+            stream: TcpStream::from_std(server),
+            local: listener.local_addr().expect("addr"),
+            remote,
+            rbuf: vec![],
+            wbuf: vec![],
+            peer: None,
+            accepted: Instant::now(),
+            broken: false,
+        };
+        let mut buf = vec![0u8; 2048];
+        let mut read_until = |conn: &mut TcpConn, n: usize| {
+            let mut got = vec![];
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while got.len() < n && Instant::now() < deadline {
+                let (frames, ended) = conn.read_frames(&mut buf);
+                assert!(!ended);
+                got.extend(frames);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            got
+        };
+        // One frame in two writes, then a whole one and half of a third.
+        client.write_all(&[0, 5, b'h', b'e']).expect("write");
+        std::thread::sleep(Duration::from_millis(20));
+        client.write_all(&[b'l', b'l', b'o', 0, 1, b'!', 0, 3, b'a']).expect("write");
+        assert_eq!(read_until(&mut conn, 2), vec![b"hello".to_vec(), b"!".to_vec()]);
+        assert_eq!(conn.rbuf, vec![0, 3, b'a'], "the partial frame waits");
+        client.write_all(b"bc").expect("write");
+        assert_eq!(read_until(&mut conn, 1), vec![b"abc".to_vec()]);
+        assert!(conn.rbuf.is_empty());
+        conn.send(b"pong");
+        conn.send(&[]);
+        let mut out = [0u8; 8];
+        client.read_exact(&mut out).expect("read");
+        assert_eq!(&out, &[0, 4, b'p', b'o', b'n', b'g', 0, 0]);
+        // The peer hangs up: the connection ends.
+        drop(client);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !conn.read_frames(&mut buf).1 {
+            assert!(Instant::now() < deadline, "end of stream seen");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }

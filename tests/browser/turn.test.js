@@ -2,8 +2,9 @@
 // here on loopback with long-term credentials:
 //  - Chromium forced to relay (iceTransportPolicy: 'relay'): its only
 //    candidates are coturn allocations, the loopback still decodes;
-//  - the server's own TURN client (setTurnUrl, KMS's user:pass@ip:port form):
-//    the page, relay-only too, gets only the endpoint's relay candidates.
+//  - the server's own TURN client (setTurnUrl, KMS's user:pass@ip:port form),
+//    reaching coturn over UDP and over TCP (?transport=tcp): the page,
+//    relay-only too, gets only the endpoint's relay candidates.
 //    coturn lets into an allocation only the addresses its owner gave a
 //    permission to, so the one path is allocation to allocation: media can
 //    only reach the server through its own allocation.
@@ -165,35 +166,47 @@ for (const transport of ['webrtcbin', 'native']) {
       await call(pipeline, 'release');
     });
 
-    test(`${transport}: the endpoint's TURN client (setTurnUrl) carries the media through coturn`, async () => {
-      const pipeline = await call(client, 'create', 'MediaPipeline');
-      const ep = await call(pipeline, 'create', 'WebRtcEndpoint');
-      await call(ep, 'setTurnUrl', `${USER}:${PASS}@${IP}:${turn.port}`);
-      assert.equal(await call(ep, 'getTurnUrl'), `${USER}:${PASS}@${IP}:${turn.port}`);
-      await call(ep, 'connect', ep);
-      const pairs = [];
-      ep.on('NewCandidatePairSelected', (e) => pairs.push(e.candidatePair));
-      const page = await browser.newPage(pages.url);
-      const configuration = {
-        iceServers: [{ urls: `turn:${IP}:${turn.port}?transport=udp`, username: USER, credential: PASS }],
-        iceTransportPolicy: 'relay',
-      };
-      const { events } = await negotiate(page, ep, 'sendrecv', { candidateTypes: ['relay'], configuration });
-      await waitFor('IceGatheringDone', 15000, () => events.gatheringDone);
-      const relays = (events.found || []).filter((c) => / typ relay /.test(c));
-      assert.equal(events.found.length, events.foundAtDone, 'the relay candidate came before IceGatheringDone');
-      assert.ok(relays.length > 0, `a relay candidate gathered: ${JSON.stringify(events.found)}`);
-      assert.ok(relays.some((c) => c.includes(` ${RELAY_IP} `) && / 49\d\d\d typ relay raddr /.test(c)),
-        'coturn\'s relayed address');
-      await decodes(page, 30);
-      const s = await pageStats(page);
-      assert.equal(s.remoteCandidateType, 'relay', 'the page reaches the server at its relayed address');
-      assert.equal(s.localCandidateType, 'relay');
-      await waitFor('NewCandidatePairSelected on the relay', 10000,
-        () => pairs.some((p) => / typ relay/.test(p.localCandidate)));
-      await page.close();
-      await call(pipeline, 'release');
-    });
+    for (const proto of ['udp', 'tcp']) {
+      // Over TCP the server reaches coturn on its TCP listener (networks
+      // that let no UDP out); the relayed address is UDP either way.
+      const url = () => `${USER}:${PASS}@${IP}:${turn.port}${proto === 'tcp' ? '?transport=tcp' : ''}`;
+      test(`${transport}: the endpoint's TURN client (setTurnUrl, ${proto} to coturn) carries the media through coturn`, async () => {
+        const mark = turn.log().length;
+        const pipeline = await call(client, 'create', 'MediaPipeline');
+        const ep = await call(pipeline, 'create', 'WebRtcEndpoint');
+        await call(ep, 'setTurnUrl', url());
+        assert.equal(await call(ep, 'getTurnUrl'), url());
+        await call(ep, 'connect', ep);
+        const pairs = [];
+        ep.on('NewCandidatePairSelected', (e) => pairs.push(e.candidatePair));
+        const page = await browser.newPage(pages.url);
+        const configuration = {
+          iceServers: [{ urls: `turn:${IP}:${turn.port}?transport=udp`, username: USER, credential: PASS }],
+          iceTransportPolicy: 'relay',
+        };
+        const { events } = await negotiate(page, ep, 'sendrecv', { candidateTypes: ['relay'], configuration });
+        await waitFor('IceGatheringDone', 15000, () => events.gatheringDone);
+        const relays = (events.found || []).filter((c) => / typ relay /.test(c));
+        assert.equal(events.found.length, events.foundAtDone, 'the relay candidate came before IceGatheringDone');
+        assert.ok(relays.length > 0, `a relay candidate gathered: ${JSON.stringify(events.found)}`);
+        assert.ok(relays.some((c) => c.includes(` ${RELAY_IP} `) && / 49\d\d\d typ relay raddr /.test(c)),
+          'coturn\'s relayed address');
+        await decodes(page, 30);
+        const s = await pageStats(page);
+        assert.equal(s.remoteCandidateType, 'relay', 'the page reaches the server at its relayed address');
+        assert.equal(s.localCandidateType, 'relay');
+        await waitFor('NewCandidatePairSelected on the relay', 10000,
+          () => pairs.some((p) => / typ relay/.test(p.localCandidate)));
+        if (proto === 'tcp') {
+          // coturn names each session's client transport: the server's
+          // allocation came over TCP (the page's over UDP).
+          const since = turn.log().slice(mark);
+          assert.match(since, /tcp or tls connected to: 127\.0\.0\.1:\d+/, `a TCP client on coturn: ${since.slice(-3000)}`);
+        }
+        await page.close();
+        await call(pipeline, 'release');
+      });
+    }
 
     test(`${transport}: STUN gives a server-reflexive candidate`, async () => {
       const stun = await startFakeNatStun('203.0.113.7');
@@ -250,11 +263,31 @@ for (const transport of ['webrtcbin', 'native']) {
             && since().includes(`session ${id}: delete:`));
       });
 
+      test('native: a TURN server that refuses the TCP connection ends gathering without a relay', async () => {
+        // A port nobody listens on: the connect is refused at once.
+        const port = await new Promise((resolve) => {
+          const srv = net.createServer().listen(0, IP, () => { const p = srv.address().port; srv.close(() => resolve(p)); });
+        });
+        const pipeline = await call(client, 'create', 'MediaPipeline');
+        const ep = await call(pipeline, 'create', 'WebRtcEndpoint');
+        await call(ep, 'setTurnUrl', `${USER}:${PASS}@${IP}:${port}?transport=tcp`);
+        const found = [];
+        let done = false;
+        ep.on('IceCandidateFound', (e) => found.push(e.candidate.candidate));
+        ep.on('IceGatheringDone', () => { done = true; });
+        await call(ep, 'generateOffer');
+        await call(ep, 'gatherCandidates');
+        await waitFor('IceGatheringDone', 5000, () => done);
+        assert.ok(found.some((c) => / typ host /.test(c)), `host candidates: ${JSON.stringify(found)}`);
+        assert.ok(!found.some((c) => / typ relay /.test(c)), 'no relay candidate');
+        await call(pipeline, 'release');
+      });
+
       test('native: wrong TURN credentials end gathering without a relay, and host candidates still connect', async () => {
         const pipeline = await call(client, 'create', 'MediaPipeline');
         const ep = await call(pipeline, 'create', 'WebRtcEndpoint');
         await call(ep, 'setTurnUrl', `${USER}:wrong@${IP}:${turn.port}`);
-        await assert.rejects(call(ep, 'setTurnUrl', `${USER}:${PASS}@${IP}:${turn.port}?transport=tcp`),
+        await assert.rejects(call(ep, 'setTurnUrl', `${USER}:${PASS}@${IP}:${turn.port}?transport=tls`),
           (e) => e.code === 40006);
         await call(ep, 'connect', ep);
         const page = await browser.newPage(pages.url);

@@ -523,6 +523,11 @@ impl Loop {
                 }
                 let token = ev.token().0;
                 if let Some(id) = self.relay_tokens.get(&token).copied() {
+                    if ev.is_writable()
+                        && let Some(r) = self.relays.get_mut(&id)
+                    {
+                        r.writable();
+                    }
                     self.receive_relayed(id, &mut buf);
                     continue;
                 }
@@ -668,12 +673,12 @@ impl Loop {
         }
     }
 
-    /// Datagrams on a relay socket: TURN's own, or a remote's data relayed
-    /// to our allocation.
+    /// Datagrams (or a TCP stream's bytes) from the TURN server: TURN's
+    /// own, or a remote's data relayed to our allocation.
     fn receive_relayed(&mut self, id: PeerId, buf: &mut [u8]) {
         loop {
             let Some(relay) = self.relays.get_mut(&id) else { return };
-            let (n, from) = match relay.socket.recv_from(buf) {
+            let (n, from) = match relay.read(buf) {
                 Ok(r) => r,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -683,13 +688,19 @@ impl Loop {
                 }
             };
             let now = Instant::now();
-            let Some(relay::Received::Peer { from, relayed, data }) = relay.receive(from, &buf[..n], now) else {
-                continue;
-            };
-            let Ok(contents) = data.as_ref().try_into() else { continue };
-            let input =
-                Input::Receive(now, Receive { proto: Protocol::Udp, source: from, destination: relayed, contents });
-            self.deliver(id, input, &data);
+            if let Some(relay::Received::Peer { from, relayed, data }) = relay.receive(from, &buf[..n], now)
+                && let Ok(contents) = data.as_ref().try_into()
+            {
+                let input =
+                    Input::Receive(now, Receive { proto: Protocol::Udp, source: from, destination: relayed, contents });
+                self.deliver(id, input, &data);
+            }
+            while let Some((from, relayed, data)) = self.relays.get_mut(&id).and_then(|r| r.more(now)) {
+                let Ok(contents) = data.as_slice().try_into() else { continue };
+                let input =
+                    Input::Receive(now, Receive { proto: Protocol::Udp, source: from, destination: relayed, contents });
+                self.deliver(id, input, &data);
+            }
         }
     }
 
@@ -862,26 +873,21 @@ impl Loop {
     }
 
     fn start_relay(&mut self, id: PeerId, server: &TurnServer, handler: Arc<dyn PeerHandler>) {
-        let made = relay_socket(server.addr, self.ports).and_then(|mut socket| {
-            let token = self.next_token;
-            self.poll.registry().register(&mut socket, Token(token), Interest::READABLE)?;
-            Ok((socket, token))
-        });
-        let (socket, token) = match made {
-            Ok(s) => s,
-            Err(e) => {
-                handler.on_relay_failed(&format!("no socket for TURN: {e}"));
-                return;
-            }
+        let started = if server.tcp {
+            Relay::start_tcp(server, handler.clone())
+        } else {
+            relay_socket(server.addr, self.ports).and_then(|socket| Relay::start(socket, server, handler.clone()))
         };
-        self.next_token += 1;
-        match Relay::start(socket, server, handler.clone()) {
+        let token = self.next_token;
+        let made = started.and_then(|mut r| r.register(self.poll.registry(), Token(token)).map(|()| r));
+        match made {
             Ok(r) => {
+                self.next_token += 1;
                 self.drop_relay(id, None);
                 self.relay_tokens.insert(token, id);
                 self.relays.insert(id, r);
             }
-            Err(e) => handler.on_relay_failed(&format!("TURN: {e}")),
+            Err(e) => handler.on_relay_failed(&format!("no socket for TURN: {e}")),
         }
     }
 
@@ -895,7 +901,7 @@ impl Loop {
             {
                 r.abandon(why);
             }
-            let _ = self.poll.registry().deregister(&mut r.socket);
+            r.deregister(self.poll.registry());
             self.relay_tokens.retain(|_, p| *p != id);
         }
     }

@@ -1,12 +1,17 @@
 //! STUN Binding for server-reflexive candidates, and one native peer's
-//! TURN allocation (RFC 5766 over UDP), driven by the
-//! peer's network loop: `turn-client-proto`'s sans-IO client on a UDP
-//! socket of its own.
+//! TURN allocation (RFC 5766, to the server over UDP or TCP; the relayed
+//! address is UDP either way), driven by the peer's network loop:
+//! `turn-client-proto`'s sans-IO client on a socket of its own.
 //!
 //! Why a socket per allocation: a TURN server tells allocations apart by
 //! the client's 5-tuple, and the loop's shared sockets carry every peer of
 //! the loop, so two allocations cannot share one. The socket is registered
 //! with the loop's poll: still no thread per endpoint.
+//!
+//! Over TCP (`?transport=tcp`, for networks that let no UDP out) the
+//! allocation sends Send indications and never binds a channel: RFC 5766
+//! pads ChannelData to 4 bytes on stream transports, which the client
+//! library does not, while STUN messages are always 4-byte aligned.
 //!
 //! The relayed address becomes a `relay` candidate of the peer's str0m
 //! state machine; what str0m transmits from it is wrapped for the server
@@ -19,29 +24,36 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::net::UdpSocket;
+use std::io::{ErrorKind, Read, Write};
+
+use mio::net::{TcpStream, UdpSocket};
+use mio::{Interest, Registry, Token};
 use turn_client_proto::api::{SendError, Transmit, TurnConfig, TurnEvent, TurnPollRet, TurnRecvRet};
+use turn_client_proto::client::TurnClient;
 use turn_client_proto::prelude::*;
 use turn_client_proto::stun::types::attribute::{ErrorCode, XorMappedAddress};
 pub use turn_client_proto::stun::types::message::TransactionId;
 use turn_client_proto::stun::types::message::{BINDING, Message, MessageClass, MessageWriteVec};
 use turn_client_proto::stun::types::prelude::*;
+use turn_client_proto::tcp::TurnClientTcp;
 use turn_client_proto::types::{Instant as TurnInstant, TransportType, TurnCredentials};
 use turn_client_proto::udp::TurnClientUdp;
 
 use super::net::PeerHandler;
 
 /// A TURN server from KMS's `turnURL` (`user:password@address:port`,
-/// optionally `?transport=udp`).
+/// optionally `?transport=udp|tcp`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TurnServer {
     pub addr: SocketAddr,
     pub user: String,
     pub password: String,
+    /// Reach the server over TCP (`?transport=tcp`).
+    pub tcp: bool,
 }
 
-/// Parses KMS's `turnURL`. Empty: no TURN. Only UDP allocations are
-/// made by this transport: `transport=tcp|tls` is refused by the caller.
+/// Parses KMS's `turnURL`. Empty: no TURN. `transport=tls` is refused
+/// (by the caller, as not implemented).
 pub fn parse_turn_url(url: &str) -> Result<Option<TurnServer>, String> {
     let url = url.trim();
     if url.is_empty() {
@@ -49,9 +61,11 @@ pub fn parse_turn_url(url: &str) -> Result<Option<TurnServer>, String> {
     }
     let url = url.trim_start_matches("turn:").trim_start_matches("//");
     let (main, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut tcp = false;
     for kv in query.split('&').filter(|s| !s.is_empty()) {
         match kv.split_once('=') {
-            Some(("transport", "udp")) => {}
+            Some(("transport", "udp")) => tcp = false,
+            Some(("transport", "tcp")) => tcp = true,
             Some(("transport", other)) => return Err(format!("TURN over {other}")),
             _ => {}
         }
@@ -68,7 +82,7 @@ pub fn parse_turn_url(url: &str) -> Result<Option<TurnServer>, String> {
         .map_err(|e| format!("TURN server {host}: {e}"))?
         .find(SocketAddr::is_ipv4)
         .ok_or_else(|| format!("TURN server {host} has no IPv4 address"))?;
-    Ok(Some(TurnServer { addr, user: user.to_owned(), password: password.to_owned() }))
+    Ok(Some(TurnServer { addr, user: user.to_owned(), password: password.to_owned(), tcp }))
 }
 
 /// What the loop does after a datagram from the TURN server.
@@ -79,9 +93,84 @@ pub enum Received<'a> {
     Peer { from: SocketAddr, relayed: SocketAddr, data: Cow<'a, [u8]> },
 }
 
+/// Bytes a TCP link queues beyond the kernel's buffer before it drops
+/// whole messages, as a full UDP socket would drop datagrams.
+const MAX_TCP_QUEUE: usize = 256 * 1024;
+
+/// The socket to the TURN server.
+enum Link {
+    Udp(UdpSocket),
+    Tcp {
+        stream: TcpStream,
+        /// The non-blocking connect completed.
+        connected: bool,
+        /// What the kernel did not take yet (whole messages only).
+        wbuf: Vec<u8>,
+        /// The connection failed or the server closed it.
+        closed: bool,
+    },
+}
+
+impl Link {
+    fn send(&mut self, to: SocketAddr, data: &[u8]) {
+        match self {
+            Link::Udp(s) => {
+                let _ = s.send_to(data, to);
+            }
+            Link::Tcp { closed: true, .. } => {}
+            Link::Tcp { stream, connected, wbuf, .. } => {
+                let mut data = data;
+                if *connected && wbuf.is_empty() {
+                    match stream.write(data) {
+                        Ok(n) => data = &data[n..],
+                        Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}
+                        Err(e) => tracing::debug!("TURN over TCP: {e}"),
+                    }
+                    if data.is_empty() {
+                        return;
+                    }
+                } else if wbuf.len() + data.len() > MAX_TCP_QUEUE {
+                    return;
+                }
+                wbuf.extend_from_slice(data);
+            }
+        }
+    }
+
+    /// Writes what is queued. Err: the connection failed.
+    fn writable(&mut self) -> std::io::Result<()> {
+        let Link::Tcp { stream, connected, wbuf, closed } = self else { return Ok(()) };
+        if *closed {
+            return Ok(());
+        }
+        if !*connected {
+            if let Some(e) = stream.take_error()? {
+                return Err(e);
+            }
+            match stream.peer_addr() {
+                Ok(_) => *connected = true,
+                Err(e) if e.kind() == ErrorKind::NotConnected => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        let mut sent = 0;
+        while sent < wbuf.len() {
+            match stream.write(&wbuf[sent..]) {
+                Ok(0) => break,
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        wbuf.drain(..sent);
+        Ok(())
+    }
+}
+
 pub struct Relay {
-    turn: TurnClientUdp,
-    pub socket: UdpSocket,
+    turn: TurnClient,
+    link: Link,
     /// The socket's address (the candidate's base).
     local: SocketAddr,
     server: SocketAddr,
@@ -101,14 +190,33 @@ impl Relay {
     /// registered with the loop's poll).
     pub fn start(socket: UdpSocket, server: &TurnServer, handler: Arc<dyn PeerHandler>) -> std::io::Result<Relay> {
         let local = socket.local_addr()?;
+        Ok(Self::new(Link::Udp(socket), local, server, handler))
+    }
+
+    /// Starts an allocation on `server` over TCP: the connection is made
+    /// without blocking, the Allocate request waits for it in the queue.
+    pub fn start_tcp(server: &TurnServer, handler: Arc<dyn PeerHandler>) -> std::io::Result<Relay> {
+        let stream = TcpStream::connect(server.addr)?;
+        let _ = stream.set_nodelay(true);
+        let local = stream.local_addr()?;
+        let link = Link::Tcp { stream, connected: false, wbuf: Vec::new(), closed: false };
+        Ok(Self::new(link, local, server, handler))
+    }
+
+    fn new(link: Link, local: SocketAddr, server: &TurnServer, handler: Arc<dyn PeerHandler>) -> Relay {
         let mut config = TurnConfig::new(TurnCredentials::new(&server.user, &server.password));
         // As the loops' STUN: 4 tries from 0.5 s, then 4 s to answer
         // (7.5 s), not RFC 8489's ~39.5 s: gathering waits for this.
         config.set_request_retransmits(Duration::from_millis(500), Duration::from_secs(2), 4, Duration::from_secs(4));
         let epoch = Instant::now();
+        let turn = if matches!(link, Link::Tcp { .. }) {
+            TurnClient::from(TurnClientTcp::allocate(local, server.addr, config))
+        } else {
+            TurnClient::from(TurnClientUdp::allocate(local, server.addr, config))
+        };
         let mut r = Relay {
-            turn: TurnClientUdp::allocate(local, server.addr, config),
-            socket,
+            turn,
+            link,
             local,
             server: server.addr,
             relayed: None,
@@ -119,7 +227,58 @@ impl Relay {
             buf: vec![0u8; 2048],
         };
         r.flush(epoch);
-        Ok(r)
+        r
+    }
+
+    pub fn register(&mut self, registry: &Registry, token: Token) -> std::io::Result<()> {
+        match &mut self.link {
+            Link::Udp(s) => registry.register(s, token, Interest::READABLE),
+            Link::Tcp { stream, .. } => registry.register(stream, token, Interest::READABLE | Interest::WRITABLE),
+        }
+    }
+
+    pub fn deregister(&mut self, registry: &Registry) {
+        let _ = match &mut self.link {
+            Link::Udp(s) => registry.deregister(s),
+            Link::Tcp { stream, .. } => registry.deregister(stream),
+        };
+    }
+
+    /// The TCP link can take more (or its connect completed).
+    pub fn writable(&mut self) {
+        if let Err(e) = self.link.writable() {
+            self.close_link(&format!("TCP connection failed: {e}"));
+        }
+    }
+
+    fn close_link(&mut self, why: &str) {
+        if let Link::Tcp { closed, wbuf, .. } = &mut self.link
+            && !std::mem::replace(closed, true)
+        {
+            wbuf.clear();
+            self.failed(why);
+        }
+    }
+
+    /// Reads what arrived from the server: a datagram, or what the TCP
+    /// stream holds (the client reassembles messages). WouldBlock: no more.
+    pub fn read(&mut self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+        match &mut self.link {
+            Link::Udp(s) => s.recv_from(buf),
+            Link::Tcp { closed: true, .. } => Err(ErrorKind::WouldBlock.into()),
+            Link::Tcp { stream, .. } => match stream.read(buf) {
+                Ok(0) => {
+                    self.close_link("the server closed the TCP connection");
+                    Err(ErrorKind::WouldBlock.into())
+                }
+                Ok(n) => Ok((n, self.server)),
+                Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => Err(e),
+                Err(e) => {
+                    self.close_link(&format!("TCP connection failed: {e}"));
+                    Err(ErrorKind::WouldBlock.into())
+                }
+            },
+        }
     }
 
     fn at(&self, now: Instant) -> TurnInstant {
@@ -131,7 +290,7 @@ impl Relay {
         let t = self.at(now);
         let _ = self.turn.poll(t);
         while let Some(tx) = self.turn.poll_transmit(t) {
-            let _ = self.socket.send_to(&tx.data, tx.to);
+            self.link.send(tx.to, &tx.data);
         }
         while let Some(ev) = self.turn.poll_event() {
             match ev {
@@ -172,7 +331,7 @@ impl Relay {
     /// A datagram that arrived on the relay socket.
     pub fn receive<'a>(&mut self, from: SocketAddr, data: &'a [u8], now: Instant) -> Option<Received<'a>> {
         let t = self.at(now);
-        match self.turn.recv(Transmit::new(data, TransportType::Udp, from, self.local), t) {
+        match self.turn.recv(Transmit::new(data, self.turn.transport(), from, self.local), t) {
             TurnRecvRet::Handled => {
                 self.flush(now);
                 Some(Received::Handled)
@@ -200,6 +359,18 @@ impl Relay {
         }
     }
 
+    /// More peer data from the last TCP read: a read can hold several
+    /// messages, `receive` returns the first.
+    pub fn more(&mut self, now: Instant) -> Option<(SocketAddr, SocketAddr, Vec<u8>)> {
+        if matches!(self.link, Link::Udp(_)) {
+            return None;
+        }
+        let t = self.at(now);
+        let relayed = self.relayed?;
+        let pd = self.turn.poll_recv(t)?;
+        Some((pd.peer, relayed, pd.data().to_vec()))
+    }
+
     /// Sends `data` to `to` through the relay. Before the permission is
     /// installed the packet is dropped (ICE retransmits its checks) and a
     /// channel is bound, which installs the permission too.
@@ -210,11 +381,15 @@ impl Relay {
                 let len = tb.data.len();
                 if len <= self.buf.len() {
                     let out = tb.write_into(&mut self.buf[..len]);
-                    let _ = self.socket.send_to(out.data, out.to);
+                    self.link.send(out.to, out.data);
                 } else {
                     let out = tb.build();
-                    let _ = self.socket.send_to(&out.data, out.to);
+                    self.link.send(out.to, &out.data);
                 }
+            }
+            Err(SendError::NoPermission) if matches!(self.link, Link::Tcp { .. }) => {
+                let _ = self.turn.create_permission(TransportType::Udp, to.ip(), t);
+                self.flush(now);
             }
             Err(SendError::NoPermission) => {
                 if let Err(e) = self.turn.bind_channel(TransportType::Udp, to, t) {
@@ -234,7 +409,7 @@ impl Relay {
             let t = self.at(now);
             if self.turn.delete(t).is_ok() {
                 while let Some(tx) = self.turn.poll_transmit(t) {
-                    let _ = self.socket.send_to(&tx.data, tx.to);
+                    self.link.send(tx.to, &tx.data);
                 }
             }
         }
@@ -311,8 +486,9 @@ mod tests {
         assert_eq!((s.user.as_str(), s.password.as_str()), ("user", "pa:ss"));
         let s = parse_turn_url("u:p@127.0.0.1?transport=udp").unwrap().unwrap();
         assert_eq!(s.addr.port(), 3478);
-        assert!(parse_turn_url("").unwrap().is_none());
-        assert!(parse_turn_url("u:p@127.0.0.1:3478?transport=tcp").unwrap_err().contains("tcp"));
+        assert!(!s.tcp && !parse_turn_url("u:p@127.0.0.1").unwrap().unwrap().tcp);
+        assert!(parse_turn_url("u:p@127.0.0.1:3478?transport=tcp").unwrap().unwrap().tcp);
+        assert!(parse_turn_url("u:p@127.0.0.1:3478?transport=tls").unwrap_err().contains("tls"));
         assert!(parse_turn_url("127.0.0.1:3478").is_err());
     }
 }

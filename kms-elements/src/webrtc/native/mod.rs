@@ -146,15 +146,19 @@ struct Rx {
     video_first: Option<u64>,
 }
 
-/// Candidates beyond the host ones: server-reflexive (STUN) and relay
-/// (TURN), learnt on the loop (see [`relay`]).
+/// The endpoint's candidates: host (UDP, then ICE-TCP), added when
+/// gathering starts, on the loop's addresses that `networkInterfaces`
+/// names; then server-reflexive (STUN) and relay (TURN), learnt on the
+/// loop (see [`relay`]).
 #[derive(Default)]
 struct Gather {
-    /// STUN/TURN were asked (once per endpoint).
+    /// Gathering started (once per endpoint).
     requested: bool,
-    /// Answers still to come: `IceGatheringDone` waits for them.
+    /// STUN/TURN answers still to come: `IceGatheringDone` waits for them.
     pending: usize,
-    /// The candidates learnt (SDP).
+    /// The loop's addresses this endpoint gathers on.
+    ips: Vec<IpAddr>,
+    /// The candidates (SDP).
     candidates: Vec<String>,
     /// `gatherCandidates` was called; `IceGatheringDone` was raised.
     gathering: bool,
@@ -213,8 +217,6 @@ pub struct NativeEndpoint {
     codecs: sdp::CodecSet,
     lp: Arc<LoopHandle>,
     peer: PeerId,
-    /// Our host candidates (SDP strings), trickled by `gatherCandidates`.
-    candidates: Vec<String>,
     /// What `addIceCandidate` gave (to name the selected pair's remote).
     remote_candidates: Mutex<Vec<String>>,
     gather: Mutex<Gather>,
@@ -655,8 +657,7 @@ impl NativeEndpoint {
     /// TCP and a UDP candidate may share an address).
     fn on_route(&self, proto: Protocol, local: std::net::SocketAddr, remote: std::net::SocketAddr) {
         let is = |c: &String, at: std::net::SocketAddr| candidate_route(c) == Some((proto, at));
-        let extra = self.gather.lock().candidates.clone();
-        let ours = self.candidates.iter().chain(&extra).find(|c| is(c, local)).cloned();
+        let ours = self.gather.lock().candidates.iter().find(|c| is(c, local)).cloned();
         let theirs = self.remote_candidates.lock().iter().find(|c| is(c, remote)).cloned();
         let (name, tcptype) = match proto {
             Protocol::Udp => ("udp", ("", "")),
@@ -888,9 +889,6 @@ impl NativeEndpoint {
         self.set_ice_state(IceComponentState::Gathering);
         let mid = self.local_mid();
         self.ensure_gathering();
-        for c in &self.candidates {
-            self.raise_candidate(c.clone(), &mid);
-        }
         // Server-reflexive and relay candidates, and `IceGatheringDone`,
         // wait for the STUN/TURN answers under way (see `gathered`). Raised
         // under the lock `gathered` takes on the loop, so that no candidate
@@ -921,9 +919,9 @@ impl NativeEndpoint {
     /// allocation, when configured (once; at the first negotiation step or
     /// `gatherCandidates`, as KMS gathers).
     fn ensure_gathering(&self) {
-        let (stun, turn, ice_tcp) = {
+        let (stun, turn, ice_tcp, names) = {
             let s = self.settings.lock();
-            (stun_server(&s), s.turn_url.clone(), s.ice_tcp)
+            (stun_server(&s), s.turn_url.clone(), s.ice_tcp, s.network_interfaces.clone())
         };
         let turn = match relay::parse_turn_url(&turn) {
             Ok(t) => t,
@@ -938,19 +936,23 @@ impl NativeEndpoint {
                 return;
             }
             g.pending = usize::from(stun.is_some()) + usize::from(turn.is_some());
+            g.ips = endpoint_ips(&self.lp.addrs, &names, &interfaces());
         }
-        // Passive ICE-TCP host candidates on the loop's listeners, with
-        // `iceTcp` as it is now (KMS reads it when gathering starts too).
-        if ice_tcp {
-            let tcp: Vec<String> = self
-                .lp
-                .tcp_addrs
-                .iter()
-                .filter_map(|a| Candidate::builder().tcp().host(*a).tcptype(TcpType::Passive).build().ok())
-                .filter_map(|c| self.add_local(c))
-                .collect();
-            self.gather.lock().candidates.extend(tcp);
-        }
+        // Host candidates on the loop's sockets, on the addresses
+        // `networkInterfaces` names as it is now; passive ICE-TCP beside
+        // them with `iceTcp` as it is now (KMS reads both when gathering
+        // starts too).
+        let ips = self.gather.lock().ips.clone();
+        let udp =
+            self.lp.addrs.iter().filter(|a| ips.contains(&a.ip())).filter_map(|a| Candidate::host(*a, "udp").ok());
+        let tcp = self
+            .lp
+            .tcp_addrs
+            .iter()
+            .filter(|a| ice_tcp && ips.contains(&a.ip()))
+            .filter_map(|a| Candidate::builder().tcp().host(*a).tcptype(TcpType::Passive).build().ok());
+        let hosts: Vec<String> = udp.chain(tcp).filter_map(|c| self.add_local(c)).collect();
+        self.gather.lock().candidates.splice(0..0, hosts);
         let handler = || -> Arc<dyn PeerHandler> { Arc::new(Handler(self.me.get().cloned().unwrap_or_default())) };
         if let Some(server) = stun {
             self.lp.stun(server, handler());
@@ -1029,9 +1031,10 @@ impl NativeEndpoint {
     /// The STUN server's answers: `srflx` candidates, but where the mapped
     /// address is the socket's own (no NAT in between: redundant).
     fn on_reflexive(&self, found: Vec<(std::net::SocketAddr, std::net::SocketAddr)>) {
+        let ips = self.gather.lock().ips.clone();
         let texts = found
             .into_iter()
-            .filter(|(mapped, base)| mapped != base)
+            .filter(|(mapped, base)| mapped != base && ips.contains(&base.ip()))
             .filter_map(|(mapped, base)| Candidate::server_reflexive(mapped, base, "udp").ok())
             .filter_map(|c| self.add_local(c))
             .collect();
@@ -1220,6 +1223,18 @@ fn local_ips(settings: &Settings) -> Vec<IpAddr> {
     let lo = IpAddr::from([127, 0, 0, 1]);
     if settings.ice_loopback && !ips.contains(&lo) {
         ips.insert(0, lo);
+    }
+    ips
+}
+
+/// The loop addresses' IPs an endpoint gathers on: all, or those of the
+/// interfaces `names` lists (comma-separated, as KMS's).
+fn endpoint_ips(loop_addrs: &[std::net::SocketAddr], names: &str, ifaces: &[(String, IpAddr)]) -> Vec<IpAddr> {
+    let wanted: Vec<&str> = names.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    let mut ips: Vec<IpAddr> = loop_addrs.iter().map(|a| a.ip()).collect();
+    ips.dedup();
+    if !wanted.is_empty() {
+        ips.retain(|ip| ifaces.iter().any(|(n, i)| i == ip && wanted.contains(&n.as_str())));
     }
     ips
 }
@@ -1546,8 +1561,24 @@ impl WebRtcEndpoint for NativeEndpoint {
         Ok(self.settings.lock().network_interfaces.clone())
     }
 
-    fn set_network_interfaces(&self, _ctx: &Ctx, _value: String) -> Result<()> {
-        Err(not_yet("networkInterfaces per endpoint (the loops' sockets are shared)"))
+    /// Narrows the endpoint's host candidates to the loops' addresses on
+    /// these interfaces. The loops' sockets are shared and bound when the
+    /// first endpoint is made (on the module config's `networkInterfaces`):
+    /// an interface they do not listen on answers 40006.
+    fn set_network_interfaces(&self, _ctx: &Ctx, value: String) -> Result<()> {
+        let ifaces = interfaces();
+        let ips = endpoint_ips(&self.lp.addrs, &value, &ifaces);
+        let named: Vec<&str> = value.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
+        for name in &named {
+            if !ifaces.iter().any(|(n, ip)| n == name && ips.contains(ip)) {
+                return Err(Error::NotImplemented(format!(
+                    "networkInterfaces '{name}': the native WebRTC transport's shared sockets are not on it; \
+                     they are bound at start on the module config's networkInterfaces (WebRtcEndpoint.conf.ini)"
+                )));
+            }
+        }
+        self.settings.lock().network_interfaces = value;
+        Ok(())
     }
 
     fn get_ice_tcp(&self, _ctx: &Ctx) -> Result<bool> {
@@ -1773,7 +1804,7 @@ impl WebRtcEndpointFactory for NativeEndpoint {
         for (id, ext) in [(1, X::AudioLevel), (2, X::AbsoluteSendTime), (4, X::RtpMid), (13, X::VideoOrientation)] {
             cfg = cfg.set_extension(id, ext);
         }
-        let mut rtc = cfg.build(Instant::now());
+        let rtc = cfg.build(Instant::now());
         let parent: &dyn RemoteObject = pipeline.as_ref();
         let base = ctx.new_object_base(Some(parent));
         let slots = Slots::new(payload_mtu(settings.mtu));
@@ -1781,12 +1812,6 @@ impl WebRtcEndpointFactory for NativeEndpoint {
         // Placed last: nothing fails between the pick and the endpoint
         // that gives the place back.
         let lp = pool.pick();
-        let candidates: Vec<String> = lp
-            .addrs
-            .iter()
-            .filter_map(|a| Candidate::host(*a, "udp").ok())
-            .filter_map(|c| rtc.add_local_candidate(c).map(|c| c.to_sdp_string()))
-            .collect();
         let ep = Arc::new(NativeEndpoint {
             core,
             use_data_channels: params.use_data_channels,
@@ -1800,7 +1825,6 @@ impl WebRtcEndpointFactory for NativeEndpoint {
             codecs,
             lp,
             peer: PeerId::next(),
-            candidates,
             remote_candidates: Mutex::new(vec![]),
             gather: Mutex::new(Gather::default()),
             loss: super::remb::LossMeter::default(),
@@ -1831,5 +1855,26 @@ impl WebRtcEndpointFactory for NativeEndpoint {
             }
         });
         Ok(ep)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_interfaces_narrow_the_loop_addresses() {
+        let addrs: Vec<std::net::SocketAddr> =
+            vec!["127.0.0.1:40000".parse().unwrap(), "192.0.2.2:40001".parse().unwrap()];
+        let ifaces = vec![
+            ("lo".to_owned(), IpAddr::from([127, 0, 0, 1])),
+            ("eth0".to_owned(), IpAddr::from([192, 0, 2, 2])),
+            ("eth1".to_owned(), IpAddr::from([198, 51, 100, 1])),
+        ];
+        let all = vec![IpAddr::from([127, 0, 0, 1]), IpAddr::from([192, 0, 2, 2])];
+        assert_eq!(endpoint_ips(&addrs, "", &ifaces), all, "none named: every loop address");
+        assert_eq!(endpoint_ips(&addrs, " eth0 ", &ifaces), vec![IpAddr::from([192, 0, 2, 2])]);
+        assert_eq!(endpoint_ips(&addrs, "lo,eth0", &ifaces), all);
+        assert!(endpoint_ips(&addrs, "eth1", &ifaces).is_empty(), "no loop socket on eth1");
     }
 }

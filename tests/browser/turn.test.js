@@ -24,7 +24,7 @@ const dgram = require('node:dgram');
 const os = require('node:os');
 const zlib = require('node:zlib');
 const path = require('node:path');
-const { spawn } = require('node:child_process');
+const { spawn, execFileSync } = require('node:child_process');
 const h = require('./lib/harness');
 const { decodes, call, waitFor, negotiate, pageStats } = h;
 
@@ -49,13 +49,21 @@ function freeUdpPort() {
   });
 }
 
-/** coturn on IP:port, long-term credentials, loopback peers allowed;
+/** coturn on IP:port (UDP and TCP) and IP:tlsPort (TLS, a self-signed
+ * certificate made here), long-term credentials, loopback peers allowed;
  * verbose, so its log shows each session's allocation and deletion. */
 async function startCoturn() {
   const port = await freeUdpPort();
+  let tlsPort = await freeUdpPort();
+  while (tlsPort === port) tlsPort = await freeUdpPort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kms-coturn-'));
   const log = path.join(dir, 'turn.log');
-  const child = spawn('turnserver', ['-n', '--no-cli', '--no-tls', '--no-dtls', `--listening-ip=${IP}`,
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-subj', '/CN=turn.kurento.test', '-days', '1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  const child = spawn('turnserver', ['-n', '--no-cli', '--no-dtls', `--cert=${cert}`, `--pkey=${key}`,
+    `--tls-listening-port=${tlsPort}`, `--listening-ip=${IP}`,
     `--relay-ip=${RELAY_IP}`, `--listening-port=${port}`, '--min-port=49000', '--max-port=49900', '--lt-cred-mech',
     `--user=${USER}:${PASS}`, '--realm=kurento.test', '--allow-loopback-peers', '--no-stdout-log', '--simple-log', '--verbose',
     `--log-file=${log}`, '--pidfile', path.join(dir, 'turn.pid')], { stdio: 'ignore' });
@@ -65,8 +73,13 @@ async function startCoturn() {
     const c = net.connect(port, IP, () => { c.destroy(); r(true); });
     c.on('error', () => r(false));
   }));
+  await waitFor('coturn listening on TLS', 10000, () => new Promise((r) => {
+    const c = net.connect(tlsPort, IP, () => { c.destroy(); r(true); });
+    c.on('error', () => r(false));
+  }));
   return {
     port,
+    tlsPort,
     log: text,
     stop: () => { child.kill('SIGTERM'); fs.rmSync(dir, { recursive: true, force: true }); },
   };
@@ -166,11 +179,20 @@ for (const transport of ['webrtcbin', 'native']) {
       await call(pipeline, 'release');
     });
 
-    for (const proto of ['udp', 'tcp']) {
-      // Over TCP the server reaches coturn on its TCP listener (networks
-      // that let no UDP out); the relayed address is UDP either way.
-      const url = () => `${USER}:${PASS}@${IP}:${turn.port}${proto === 'tcp' ? '?transport=tcp' : ''}`;
-      test(`${transport}: the endpoint's TURN client (setTurnUrl, ${proto} to coturn) carries the media through coturn`, async () => {
+    for (const proto of ['udp', 'tcp', 'tls']) {
+      // Over TCP the server reaches coturn on its TCP listener, over TLS on
+      // its TLS one (networks that let no UDP out, or only TLS); the
+      // relayed address is UDP either way.
+      const url = () => ({
+        udp: `${USER}:${PASS}@${IP}:${turn.port}`,
+        tcp: `${USER}:${PASS}@${IP}:${turn.port}?transport=tcp`,
+        tls: `${USER}:${PASS}@${IP}:${turn.tlsPort}?transport=tls`,
+      })[proto];
+      // libnice (webrtcbin) speaks plain TCP for `transport=tls` (its TLS
+      // is Google's pseudo-SSL only), which coturn's TLS port accepts too:
+      // nothing of TLS to prove there.
+      const skip = proto === 'tls' && transport === 'webrtcbin' && 'libnice does not do TLS to TURN servers';
+      test(`${transport}: the endpoint's TURN client (setTurnUrl, ${proto} to coturn) carries the media through coturn`, { skip }, async () => {
         const mark = turn.log().length;
         const pipeline = await call(client, 'create', 'MediaPipeline');
         const ep = await call(pipeline, 'create', 'WebRtcEndpoint');
@@ -197,11 +219,17 @@ for (const transport of ['webrtcbin', 'native']) {
         assert.equal(s.localCandidateType, 'relay');
         await waitFor('NewCandidatePairSelected on the relay', 10000,
           () => pairs.some((p) => / typ relay/.test(p.localCandidate)));
-        if (proto === 'tcp') {
-          // coturn names each session's client transport: the server's
-          // allocation came over TCP (the page's over UDP).
+        if (proto !== 'udp') {
+          // coturn logs each stream client: the server's allocation came
+          // over TCP or TLS (the page's over UDP).
           const since = turn.log().slice(mark);
           assert.match(since, /tcp or tls connected to: 127\.0\.0\.1:\d+/, `a TCP client on coturn: ${since.slice(-3000)}`);
+        }
+        if (proto === 'tls') {
+          // The session coturn opened for it names the TLS cipher.
+          const since = turn.log().slice(mark);
+          assert.match(since, /new, realm=<kurento\.test>, username=<kurento>, lifetime=\d+, cipher=[^,]+, method=TLSv1\.[23]/,
+            `a TLS session on coturn: ${since.slice(-3000)}`);
         }
         await page.close();
         await call(pipeline, 'release');
@@ -287,8 +315,8 @@ for (const transport of ['webrtcbin', 'native']) {
         const pipeline = await call(client, 'create', 'MediaPipeline');
         const ep = await call(pipeline, 'create', 'WebRtcEndpoint');
         await call(ep, 'setTurnUrl', `${USER}:wrong@${IP}:${turn.port}`);
-        await assert.rejects(call(ep, 'setTurnUrl', `${USER}:${PASS}@${IP}:${turn.port}?transport=tls`),
-          (e) => e.code === 40006);
+        await assert.rejects(call(ep, 'setTurnUrl', `${USER}:${PASS}@${IP}:${turn.port}?transport=sctp`),
+          (e) => e.code === 40107 && /sctp/.test(e.message));
         await call(ep, 'connect', ep);
         const page = await browser.newPage(pages.url);
         const { events } = await negotiate(page, ep, 'sendrecv');

@@ -282,3 +282,42 @@ test('bad input gets the spec errors and leaves endpoint and server usable', asy
   await call(pipeline, 'release');
   assert.ok(server.alive(), 'server still running');
 });
+
+test('generateOffer(offerToReceiveAudio false): a video-only offer; two server endpoints carry the video, and no audio, between two pages', async () => {
+  const pipeline = await call(client, 'create', 'MediaPipeline');
+  const fromPage = await call(pipeline, 'create', 'WebRtcEndpoint');
+  const toPage = await call(pipeline, 'create', 'WebRtcEndpoint');
+  const a = await call(pipeline, 'create', 'WebRtcEndpoint');
+  const b = await call(pipeline, 'create', 'WebRtcEndpoint');
+  await call(fromPage, 'connect', a);
+  await call(b, 'connect', toPage);
+  // Server to server over ICE: each endpoint's candidates to the other.
+  a.on('IceCandidateFound', (e) => b.addIceCandidate(e.candidate).catch(() => {}));
+  b.on('IceCandidateFound', (e) => a.addIceCandidate(e.candidate).catch(() => {}));
+  const options = h.kurentoClient.getComplexType('OfferOptions')({ offerToReceiveAudio: false, offerToReceiveVideo: true });
+  const offer = await call(a, 'generateOffer', options);
+  const media = (sdp) => sdp.split(/\r?\n/).filter((l) => l.startsWith('m=')).map((l) => l.split(' ')[0]);
+  assert.deepEqual(media(offer), ['m=video'], `a video-only offer: ${offer}`);
+  const answer = await call(b, 'processOffer', offer);
+  assert.deepEqual(media(answer), ['m=video']);
+  await call(a, 'processAnswer', answer);
+  await call(a, 'gatherCandidates');
+  await call(b, 'gatherCandidates');
+  const presenter = await browser.newPage(pages.url);
+  const viewer = await browser.newPage(pages.url);
+  await negotiate(presenter, fromPage, 'sendrecv');
+  await negotiate(viewer, toPage, 'sendrecv');
+  await decodes(viewer, 30);
+  // (Flowing in: into the element from the pipeline; out: from it.)
+  await waitFor('video from b into the pipeline', 10000, () => call(b, 'isMediaFlowingOut', 'VIDEO'));
+  // The presenter's microphone reaches `a`, which offered no audio: the
+  // viewer gets none, over a second more of video.
+  await new Promise((r) => setTimeout(r, 1000));
+  const v = await pageStats(viewer);
+  assert.ok(v.framesDecoded > 30, 'the viewer keeps decoding');
+  assert.equal(v.audioPacketsReceived, 0, `no audio crossed the video-only session: ${JSON.stringify(v)}`);
+  assert.equal(await call(fromPage, 'isMediaFlowingOut', 'AUDIO'), true, 'while the presenter\'s audio is in the pipeline');
+  await presenter.close();
+  await viewer.close();
+  await call(pipeline, 'release');
+});

@@ -23,11 +23,12 @@
 //!
 //! It covers processOffer, generateOffer/processAnswer, the
 //! `recvonly`/`sendonly` constructors, trickle ICE both ways with host,
-//! server-reflexive (STUN) and relay (TURN) candidates, DTLS-SRTP with the
+//! server-reflexive (STUN) and relay (TURN over UDP, TCP or TLS) candidates,
+//! passive ICE-TCP, `networkInterfaces` per endpoint, DTLS-SRTP with the
 //! configured certificates, data channels, keyframe requests and REMB both
 //! ways, the bandwidth properties, `getStats`, DSCP, the MTU, external
-//! addresses and the ICE/DTLS/connection/media events. What it does not do
-//! yet is refused with an explicit 40006 (see [`not_yet`] and
+//! addresses and the ICE/DTLS/connection/media events. What it cannot do
+//! is refused with an explicit 40006 (see [`not_yet`] and
 //! `docs/architecture.md`).
 
 pub mod crypto;
@@ -755,7 +756,9 @@ impl NativeEndpoint {
         Ok(text)
     }
 
-    fn do_generate_offer(&self) -> Result<String> {
+    /// `audio`/`video`: `OfferOptions.offerToReceiveAudio/Video`; false
+    /// leaves that media out of the offer (as on webrtcbin).
+    fn do_generate_offer(&self, audio: bool, video: bool) -> Result<String> {
         self.ensure_gathering();
         let mut neg = self.neg.lock();
         if neg.started || neg.left || neg.pending.is_some() {
@@ -770,8 +773,12 @@ impl NativeEndpoint {
             Direction::SendRecv
         };
         let mut api = rtc.sdp_api();
-        api.add_media(MediaKind::Audio, dir, None, None, None);
-        api.add_media(MediaKind::Video, dir, None, None, None);
+        if audio {
+            api.add_media(MediaKind::Audio, dir, None, None, None);
+        }
+        if video {
+            api.add_media(MediaKind::Video, dir, None, None, None);
+        }
         if self.use_data_channels {
             // str0m writes the SCTP section only with a channel in it: a
             // pre-negotiated one of ours (no DCEP, so the peer never sees
@@ -1438,10 +1445,8 @@ impl SdpEndpoint for NativeEndpoint {
     }
 
     fn generate_offer(&self, _ctx: &Ctx, options: Option<OfferOptions>) -> Result<String> {
-        if options.is_some_and(|o| !o.offer_to_receive_audio || !o.offer_to_receive_video) {
-            return Err(not_yet("generateOffer options"));
-        }
-        self.do_generate_offer()
+        let (audio, video) = options.map_or((true, true), |o| (o.offer_to_receive_audio, o.offer_to_receive_video));
+        self.do_generate_offer(audio, video)
     }
 
     fn process_offer(&self, _ctx: &Ctx, offer: String) -> Result<String> {
@@ -1571,9 +1576,9 @@ impl WebRtcEndpoint for NativeEndpoint {
         let named: Vec<&str> = value.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
         for name in &named {
             if !ifaces.iter().any(|(n, ip)| n == name && ips.contains(ip)) {
-                return Err(Error::NotImplemented(format!(
-                    "networkInterfaces '{name}': the native WebRTC transport's shared sockets are not on it; \
-                     they are bound at start on the module config's networkInterfaces (WebRtcEndpoint.conf.ini)"
+                return Err(not_yet(&format!(
+                    "networkInterfaces '{name}' (the shared sockets are bound at start, on the module \
+                     config's networkInterfaces, and none is on it)"
                 )));
             }
         }
@@ -1615,10 +1620,8 @@ impl WebRtcEndpoint for NativeEndpoint {
     }
 
     fn set_turn_url(&self, _ctx: &Ctx, value: String) -> Result<()> {
-        match relay::parse_turn_url(&value) {
-            Ok(_) => {}
-            Err(why) if why.starts_with("TURN over") => return Err(not_yet(&why)),
-            Err(why) => return Err(Error::IllegalParam(format!("Invalid turnURL '{value}': {why}"))),
+        if let Err(why) = relay::parse_turn_url(&value) {
+            return Err(Error::IllegalParam(format!("Invalid turnURL '{value}': {why}")));
         }
         self.settings.lock().turn_url = value;
         Ok(())

@@ -523,10 +523,8 @@ impl Loop {
                 }
                 let token = ev.token().0;
                 if let Some(id) = self.relay_tokens.get(&token).copied() {
-                    if ev.is_writable()
-                        && let Some(r) = self.relays.get_mut(&id)
-                    {
-                        r.writable();
+                    if let Some(r) = self.relays.get_mut(&id) {
+                        r.progress();
                     }
                     self.receive_relayed(id, &mut buf);
                     continue;

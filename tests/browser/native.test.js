@@ -177,6 +177,17 @@ test('native: data channel echo through a loopback WebRtcEndpoint', async () => 
     return r.length >= 2 ? r : null;
   });
   assert.deepEqual(got, ['hello kurento', 'second']);
+  // getStats: the channel's traffic both ways (the echo sent back what came in).
+  const stats = await call(ep, 'getStats', 'DATA');
+  const channels = Object.values(stats).filter((r) => r.type === 'datachannel');
+  assert.equal(channels.length, 1, `one datachannel record: ${JSON.stringify(stats)}`);
+  const c = channels[0];
+  assert.equal(c.state, 'open');
+  assert.equal(c.label, 'kurento-test');
+  assert.equal(c.messagesReceived, 2);
+  assert.equal(c.bytesReceived, 'hello kurento'.length + 'second'.length);
+  assert.equal(c.messagesSent, 2);
+  assert.equal(c.bytesSent, c.bytesReceived);
   // A channel of our own, on the SCTP association the page opened.
   await call(ep, 'createDataChannel', 'server-side');
   await waitFor('second DataChannelOpened', 10000, () => opened.length === 2);

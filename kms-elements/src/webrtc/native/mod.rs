@@ -39,6 +39,7 @@ pub mod stats;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Instant;
 
@@ -185,6 +186,24 @@ struct Chan {
     kms_id: i32,
     label: String,
     open: bool,
+    /// Messages and bytes each way (`getStats`' datachannel records),
+    /// counted on the loop thread.
+    traffic: Arc<Traffic>,
+}
+
+#[derive(Default)]
+struct Traffic {
+    messages_sent: AtomicU64,
+    bytes_sent: AtomicU64,
+    messages_received: AtomicU64,
+    bytes_received: AtomicU64,
+}
+
+impl Traffic {
+    fn count(messages: &AtomicU64, bytes: &AtomicU64, len: usize) {
+        messages.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        bytes.fetch_add(len as u64, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 #[derive(Default)]
@@ -554,8 +573,12 @@ impl NativeEndpoint {
             Event::RtpPacket(p) => self.push_rtp(&p),
             Event::ChannelOpen(id, label) => self.channel_open(id, label),
             Event::ChannelData(d) => {
-                let label = self.channels.lock().list.iter().find(|c| c.id == d.id).map(|c| c.label.clone());
-                if let Some(label) = label {
+                let found = {
+                    let ch = self.channels.lock();
+                    ch.list.iter().find(|c| c.id == d.id).map(|c| (c.label.clone(), c.traffic.clone()))
+                };
+                if let Some((label, t)) = found {
+                    Traffic::count(&t.messages_received, &t.bytes_received, d.data.len());
                     self.slots.push_data(super::io::data_buffer(&d.data, &label, d.binary));
                 }
             }
@@ -609,7 +632,7 @@ impl NativeEndpoint {
             } else {
                 let kms_id = ch.next_id;
                 ch.next_id += 1;
-                ch.list.push(Chan { id, kms_id, label, open: true });
+                ch.list.push(Chan { id, kms_id, label, open: true, traffic: Arc::default() });
                 ch.opened += 1;
                 kms_id
             }
@@ -637,16 +660,17 @@ impl NativeEndpoint {
                 .iter()
                 .find(|c| c.open && label.is_some() && Some(&c.label) == label.as_ref())
                 .or_else(|| ch.list.iter().find(|c| c.open))
-                .map(|c| c.id)
+                .map(|c| (c.id, c.traffic.clone()))
         };
-        let (Some(id), Ok(map)) = (id, buf.map_readable()) else { return };
+        let (Some((id, traffic)), Ok(map)) = (id, buf.map_readable()) else { return };
         let bytes = map.as_slice().to_vec();
         self.lp.call(
             self.peer,
             Box::new(move |rtc: &mut Rtc| {
-                if let Some(mut c) = rtc.channel(id)
-                    && !matches!(c.write(binary, &bytes), Ok(true))
-                {
+                let Some(mut c) = rtc.channel(id) else { return };
+                if matches!(c.write(binary, &bytes), Ok(true)) {
+                    Traffic::count(&traffic.messages_sent, &traffic.bytes_sent, bytes.len());
+                } else {
                     tracing::debug!("data channel message not sent (buffer full or channel closing)");
                 }
             }),
@@ -1398,9 +1422,23 @@ impl ElementObject for NativeEndpoint {
             let link = self.link.lock();
             (link.pair.clone(), link.ice)
         };
-        let (opened, closed) = {
+        let (opened, closed, channels) = {
             let ch = self.channels.lock();
-            (ch.opened, ch.closed)
+            let load = |a: &AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+            let list = ch
+                .list
+                .iter()
+                .filter(|c| c.open)
+                .map(|c| stats::ChannelStat {
+                    id: c.kms_id,
+                    label: c.label.clone(),
+                    messages_sent: load(&c.traffic.messages_sent),
+                    bytes_sent: load(&c.traffic.bytes_sent),
+                    messages_received: load(&c.traffic.messages_received),
+                    bytes_received: load(&c.traffic.bytes_received),
+                })
+                .collect::<Vec<_>>();
+            (ch.opened, ch.closed, list)
         };
         let facts = stats::Facts {
             kinds: &kinds,
@@ -1413,6 +1451,7 @@ impl ElementObject for NativeEndpoint {
             ice,
             channels_opened: opened,
             channels_closed: closed,
+            channels: &channels,
         };
         stats::collect(&self.snapshot.lock(), &facts, media_type)
     }
@@ -1727,7 +1766,7 @@ impl WebRtcEndpoint for NativeEndpoint {
                     ch.reserved = ch.reserved.saturating_sub(1);
                     let kms_id = ch.next_id;
                     ch.next_id += 1;
-                    ch.list.push(Chan { id, kms_id, label, open: false });
+                    ch.list.push(Chan { id, kms_id, label, open: false, traffic: Arc::default() });
                 }
             }),
         );

@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use kms_core::api::core::{
-    MediaType, RTCIceCandidateAttributes, RTCIceCandidatePairStats, RTCInboundRTPStreamStats,
-    RTCOutboundRTPStreamStats, RTCPeerConnectionStats, RTCStatsIceCandidatePairState, RTCStatsIceCandidateType,
-    RTCTransportStats, StatsType,
+    MediaType, RTCDataChannelState, RTCDataChannelStats, RTCIceCandidateAttributes, RTCIceCandidatePairStats,
+    RTCInboundRTPStreamStats, RTCOutboundRTPStreamStats, RTCPeerConnectionStats, RTCStatsIceCandidatePairState,
+    RTCStatsIceCandidateType, RTCTransportStats, StatsType,
 };
 use kms_core::rt::Polymorphic;
 use str0m::media::Mid;
@@ -42,6 +42,18 @@ pub struct Facts<'a> {
     pub ice: Option<IceComponentState>,
     pub channels_opened: i64,
     pub channels_closed: i64,
+    /// The open data channels.
+    pub channels: &'a [ChannelStat],
+}
+
+/// One open data channel's traffic.
+pub struct ChannelStat {
+    pub id: i32,
+    pub label: String,
+    pub messages_sent: u64,
+    pub bytes_sent: u64,
+    pub messages_received: u64,
+    pub bytes_received: u64,
 }
 
 fn now_millis() -> i64 {
@@ -130,6 +142,27 @@ pub fn collect(s: &Snapshot, f: &Facts, media_type: Option<MediaType>) -> Vec<(S
                     bytes_sent: e.bytes as i64,
                     target_bitrate: remb as f64,
                     round_trip_time: secs(e.rtt),
+                }),
+            ));
+        }
+    }
+    if media_type.is_none() || media_type == Some(MediaType::Data) {
+        for c in f.channels {
+            let id = format!("datachannel_{}", c.id);
+            out.push((
+                id.clone(),
+                Polymorphic::of(&RTCDataChannelStats {
+                    id,
+                    r#type: StatsType::Datachannel,
+                    timestamp_millis: ts,
+                    label: c.label.clone(),
+                    protocol: String::new(),
+                    datachannelid: c.id as i64,
+                    state: RTCDataChannelState::Open,
+                    messages_sent: c.messages_sent as i64,
+                    bytes_sent: c.bytes_sent as i64,
+                    messages_received: c.messages_received as i64,
+                    bytes_received: c.bytes_received as i64,
                 }),
             ));
         }

@@ -128,6 +128,23 @@ let turn;
 let pages;
 let browser;
 
+/** An endpoint given `turnUrl` gathers alone (no page): generateOffer,
+ * gatherCandidates, then every candidate found once IceGatheringDone
+ * comes, within `ms`. */
+async function gatherAlone(client, turnUrl, ms) {
+  const pipeline = await call(client, 'create', 'MediaPipeline');
+  const ep = await call(pipeline, 'create', 'WebRtcEndpoint');
+  await call(ep, 'setTurnUrl', turnUrl);
+  const found = [];
+  let done = false;
+  ep.on('IceCandidateFound', (e) => found.push(e.candidate.candidate));
+  ep.on('IceGatheringDone', () => { done = true; });
+  await call(ep, 'generateOffer');
+  await call(ep, 'gatherCandidates');
+  await waitFor('IceGatheringDone', ms, () => done);
+  return { pipeline, found };
+}
+
 test.before(async () => {
   turn = await startCoturn();
   pages = await h.startPageServer();
@@ -266,16 +283,7 @@ for (const transport of ['webrtcbin', 'native']) {
       test('native: a released endpoint\'s TURN allocation is deleted on coturn at once', async () => {
         // Only this endpoint allocates while the test runs (no page).
         const mark = turn.log().length;
-        const pipeline = await call(client, 'create', 'MediaPipeline');
-        const ep = await call(pipeline, 'create', 'WebRtcEndpoint');
-        await call(ep, 'setTurnUrl', `${USER}:${PASS}@${IP}:${turn.port}`);
-        const found = [];
-        let done = false;
-        ep.on('IceCandidateFound', (e) => found.push(e.candidate.candidate));
-        ep.on('IceGatheringDone', () => { done = true; });
-        await call(ep, 'generateOffer');
-        await call(ep, 'gatherCandidates');
-        await waitFor('IceGatheringDone', 10000, () => done);
+        const { pipeline, found } = await gatherAlone(client, `${USER}:${PASS}@${IP}:${turn.port}`, 10000);
         assert.ok(found.some((c) => / typ relay /.test(c)), `a relay candidate: ${JSON.stringify(found)}`);
         const since = () => turn.log().slice(mark);
         const sessions = [...since().matchAll(/session (\d+): realm <[^>]*> user <kurento>: incoming packet ALLOCATE processed, success/g)]
@@ -296,16 +304,7 @@ for (const transport of ['webrtcbin', 'native']) {
         const port = await new Promise((resolve) => {
           const srv = net.createServer().listen(0, IP, () => { const p = srv.address().port; srv.close(() => resolve(p)); });
         });
-        const pipeline = await call(client, 'create', 'MediaPipeline');
-        const ep = await call(pipeline, 'create', 'WebRtcEndpoint');
-        await call(ep, 'setTurnUrl', `${USER}:${PASS}@${IP}:${port}?transport=tcp`);
-        const found = [];
-        let done = false;
-        ep.on('IceCandidateFound', (e) => found.push(e.candidate.candidate));
-        ep.on('IceGatheringDone', () => { done = true; });
-        await call(ep, 'generateOffer');
-        await call(ep, 'gatherCandidates');
-        await waitFor('IceGatheringDone', 5000, () => done);
+        const { pipeline, found } = await gatherAlone(client, `${USER}:${PASS}@${IP}:${port}?transport=tcp`, 5000);
         assert.ok(found.some((c) => / typ host /.test(c)), `host candidates: ${JSON.stringify(found)}`);
         assert.ok(!found.some((c) => / typ relay /.test(c)), 'no relay candidate');
         await call(pipeline, 'release');

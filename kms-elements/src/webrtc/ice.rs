@@ -194,7 +194,7 @@ impl WebRtcEndpointImpl {
         if agent.has_property("ice-tcp") {
             agent.set_property("ice-tcp", s.ice_tcp);
         }
-        let names: Vec<&str> = s.network_interfaces.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
+        let names = super::settings::interface_names(&s.network_interfaces);
         if !names.is_empty() || s.ice_loopback {
             // An explicit address list replaces libnice's own discovery.
             for a in interface_addresses(&names, s.ice_loopback) {

@@ -183,6 +183,12 @@ pub fn dscp_codepoint(name: &str) -> Option<u8> {
     })
 }
 
+/// The interface names of a `networkInterfaces` value (comma-separated,
+/// as KMS's).
+pub fn interface_names(list: &str) -> Vec<&str> {
+    list.split(',').map(str::trim).filter(|n| !n.is_empty()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

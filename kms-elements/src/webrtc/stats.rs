@@ -13,8 +13,29 @@ use kms_core::api::core::{
 use kms_core::rt::Polymorphic;
 
 use super::WebRtcEndpointImpl;
+use super::data::ChannelStats;
 use super::ice::{IceFacts, TransportIds};
 use crate::api::elements::IceCandidatePair;
+
+/// One data channel's `datachannel` record (both transports).
+pub(super) fn datachannel_record(ts: i64, c: ChannelStats) -> (String, Polymorphic) {
+    let (cid, label, protocol, open, ms, bs, mr, br) = c;
+    let id = format!("datachannel_{cid}");
+    let record = Polymorphic::of(&RTCDataChannelStats {
+        id: id.clone(),
+        r#type: StatsType::Datachannel,
+        timestamp_millis: ts,
+        label,
+        protocol,
+        datachannelid: cid as i64,
+        state: if open { RTCDataChannelState::Open } else { RTCDataChannelState::Closed },
+        messages_sent: ms as i64,
+        bytes_sent: bs as i64,
+        messages_received: mr as i64,
+        bytes_received: br as i64,
+    });
+    (id, record)
+}
 
 fn now_millis() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
@@ -390,25 +411,7 @@ fn assemble(
     }
     let d = ep.data.lock();
     if media_type.is_none() || media_type == Some(MediaType::Data) {
-        for (cid, label, protocol, open, ms, bs, mr, br) in d.stats() {
-            let id = format!("datachannel_{cid}");
-            out.push((
-                id.clone(),
-                Polymorphic::of(&RTCDataChannelStats {
-                    id,
-                    r#type: StatsType::Datachannel,
-                    timestamp_millis: ts,
-                    label,
-                    protocol,
-                    datachannelid: cid as i64,
-                    state: if open { RTCDataChannelState::Open } else { RTCDataChannelState::Closed },
-                    messages_sent: ms as i64,
-                    bytes_sent: bs as i64,
-                    messages_received: mr as i64,
-                    bytes_received: br as i64,
-                }),
-            ));
-        }
+        out.extend(d.stats().into_iter().map(|c| datachannel_record(ts, c)));
     }
     out.push((
         "peerconnection".into(),

@@ -1239,7 +1239,7 @@ fn kms_codec(c: str0m::format::Codec) -> Option<Codec> {
 /// loopback, or those `networkInterfaces` names; and 127.0.0.1 when
 /// `iceLoopback`.
 fn local_ips(settings: &Settings) -> Vec<IpAddr> {
-    let wanted: Vec<&str> = settings.network_interfaces.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    let wanted = super::settings::interface_names(&settings.network_interfaces);
     let mut ips = vec![];
     for (name, ip) in interfaces() {
         // Loopback only when named (`networkInterfaces=lo`) or asked for.
@@ -1261,7 +1261,7 @@ fn local_ips(settings: &Settings) -> Vec<IpAddr> {
 /// The loop addresses' IPs an endpoint gathers on: all, or those of the
 /// interfaces `names` lists (comma-separated, as KMS's).
 fn endpoint_ips(loop_addrs: &[std::net::SocketAddr], names: &str, ifaces: &[(String, IpAddr)]) -> Vec<IpAddr> {
-    let wanted: Vec<&str> = names.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    let wanted = super::settings::interface_names(names);
     let mut ips: Vec<IpAddr> = loop_addrs.iter().map(|a| a.ip()).collect();
     ips.dedup();
     if !wanted.is_empty() {
@@ -1429,13 +1429,18 @@ impl ElementObject for NativeEndpoint {
                 .list
                 .iter()
                 .filter(|c| c.open)
-                .map(|c| stats::ChannelStat {
-                    id: c.kms_id,
-                    label: c.label.clone(),
-                    messages_sent: load(&c.traffic.messages_sent),
-                    bytes_sent: load(&c.traffic.bytes_sent),
-                    messages_received: load(&c.traffic.messages_received),
-                    bytes_received: load(&c.traffic.bytes_received),
+                .map(|c| {
+                    let t = &c.traffic;
+                    (
+                        c.kms_id,
+                        c.label.clone(),
+                        String::new(),
+                        true,
+                        load(&t.messages_sent),
+                        load(&t.bytes_sent),
+                        load(&t.messages_received),
+                        load(&t.bytes_received),
+                    )
                 })
                 .collect::<Vec<_>>();
             (ch.opened, ch.closed, list)
@@ -1451,7 +1456,7 @@ impl ElementObject for NativeEndpoint {
             ice,
             channels_opened: opened,
             channels_closed: closed,
-            channels: &channels,
+            channels,
         };
         stats::collect(&self.snapshot.lock(), &facts, media_type)
     }
@@ -1612,8 +1617,7 @@ impl WebRtcEndpoint for NativeEndpoint {
     fn set_network_interfaces(&self, _ctx: &Ctx, value: String) -> Result<()> {
         let ifaces = interfaces();
         let ips = endpoint_ips(&self.lp.addrs, &value, &ifaces);
-        let named: Vec<&str> = value.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
-        for name in &named {
+        for name in super::settings::interface_names(&value) {
             if !ifaces.iter().any(|(n, ip)| n == name && ips.contains(ip)) {
                 return Err(not_yet(&format!(
                     "networkInterfaces '{name}' (the shared sockets are bound at start, on the module \

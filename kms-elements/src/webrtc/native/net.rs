@@ -278,22 +278,11 @@ fn send_marked(sock: &UdpSocket, data: &[u8], to: SocketAddr, dscp: u8) -> std::
 /// DSCP on an ICE-TCP connection: one peer's, so set on the socket (not
 /// per packet as on the shared UDP sockets).
 fn set_tcp_dscp(stream: &TcpStream, remote: SocketAddr, dscp: u8) {
-    use std::os::fd::AsRawFd;
-    let (level, kind) =
-        if remote.is_ipv4() { (libc::IPPROTO_IP, libc::IP_TOS) } else { (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) };
-    let value: libc::c_int = (dscp as libc::c_int) << 2;
-    // SAFETY: a valid socket and a pointer to an int that outlives the call.
-    let r = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            level,
-            kind,
-            &value as *const libc::c_int as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if r != 0 {
-        tracing::debug!("ICE-TCP DSCP not set: {}", std::io::Error::last_os_error());
+    let sock = socket2::SockRef::from(stream);
+    let tos = u32::from(dscp) << 2;
+    let r = if remote.is_ipv4() { sock.set_tos_v4(tos) } else { sock.set_tclass_v6(tos) };
+    if let Err(e) = r {
+        tracing::debug!("ICE-TCP DSCP not set: {e}");
     }
 }
 
@@ -334,9 +323,9 @@ const RELAY_TOKENS: usize = 1 << 20;
 const MAX_TCP: usize = 1024;
 /// How long an accepted connection may go without reaching a peer.
 const TCP_UNCLAIMED: Duration = Duration::from_secs(10);
-/// Framed bytes a connection queues beyond the kernel's buffer before it
-/// drops packets, as a full UDP socket would.
-const MAX_TCP_QUEUE: usize = 256 * 1024;
+/// Bytes a TCP connection (ICE-TCP, or to a TURN server) queues beyond the
+/// kernel's buffer before it drops packets, as a full UDP socket would.
+pub(super) const MAX_TCP_QUEUE: usize = 256 * 1024;
 /// The longest a loop sleeps without a peer deadline (idle loops).
 const IDLE: Duration = Duration::from_millis(500);
 
@@ -522,6 +511,11 @@ impl Loop {
                     continue;
                 }
                 let token = ev.token().0;
+                // The shared UDP sockets first: the hot path, no lookup.
+                if token < LISTEN_TOKENS {
+                    self.receive(token, &mut buf);
+                    continue;
+                }
                 if let Some(id) = self.relay_tokens.get(&token).copied() {
                     if let Some(r) = self.relays.get_mut(&id) {
                         r.progress();
@@ -542,9 +536,7 @@ impl Loop {
                     if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                         self.receive_tcp(token, &mut buf);
                     }
-                    continue;
                 }
-                self.receive(token, &mut buf);
             }
             self.commands();
             self.timeouts();
@@ -686,20 +678,21 @@ impl Loop {
                 }
             };
             let now = Instant::now();
-            if let Some(relay::Received::Peer { from, relayed, data }) = relay.receive(from, &buf[..n], now)
-                && let Ok(contents) = data.as_ref().try_into()
-            {
-                let input =
-                    Input::Receive(now, Receive { proto: Protocol::Udp, source: from, destination: relayed, contents });
-                self.deliver(id, input, &data);
+            if let Some(relay::Received::Peer { from, relayed, data }) = relay.receive(from, &buf[..n], now) {
+                self.deliver_relayed(id, now, from, relayed, &data);
             }
             while let Some((from, relayed, data)) = self.relays.get_mut(&id).and_then(|r| r.more(now)) {
-                let Ok(contents) = data.as_slice().try_into() else { continue };
-                let input =
-                    Input::Receive(now, Receive { proto: Protocol::Udp, source: from, destination: relayed, contents });
-                self.deliver(id, input, &data);
+                self.deliver_relayed(id, now, from, relayed, &data);
             }
         }
+    }
+
+    /// What a remote sent to our relayed address, as if it had arrived
+    /// there.
+    fn deliver_relayed(&mut self, id: PeerId, now: Instant, from: SocketAddr, relayed: SocketAddr, data: &[u8]) {
+        let Ok(contents) = data.try_into() else { return };
+        let input = Input::Receive(now, Receive { proto: Protocol::Udp, source: from, destination: relayed, contents });
+        self.deliver(id, input, data);
     }
 
     /// Accepts ICE-TCP connections on listener `i`.
@@ -1069,6 +1062,17 @@ mod tests {
         lp.call(b, Box::new(move |_| tx2.send(()).expect("receiver")));
         rx2.recv_timeout(Duration::from_secs(5)).expect("b still served");
         assert!(rx.try_recv().is_err(), "nothing runs for a closed peer");
+    }
+
+    /// A claimed ICE-TCP connection carries the peer's DSCP on its socket.
+    #[test]
+    fn tcp_dscp_is_set_on_the_socket() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let _client = std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (server, remote) = listener.accept().expect("accept");
+        let stream = TcpStream::from_std(server);
+        set_tcp_dscp(&stream, remote, 46);
+        assert_eq!(socket2::SockRef::from(&stream).tos_v4().expect("tos"), 46 << 2, "EF");
     }
 
     /// RFC 4571 framing on an ICE-TCP connection: frames split across reads

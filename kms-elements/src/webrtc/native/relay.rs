@@ -40,7 +40,7 @@ use turn_client_proto::tcp::TurnClientTcp;
 use turn_client_proto::types::{Instant as TurnInstant, TransportType, TurnCredentials};
 use turn_client_proto::udp::TurnClientUdp;
 
-use super::net::PeerHandler;
+use super::net::{MAX_TCP_QUEUE, PeerHandler};
 
 /// A TURN server from KMS's `turnURL` (`user:password@address:port`,
 /// optionally `?transport=udp|tcp`).
@@ -95,10 +95,6 @@ pub enum Received<'a> {
     /// Data a remote peer sent to our relayed address.
     Peer { from: SocketAddr, relayed: SocketAddr, data: Cow<'a, [u8]> },
 }
-
-/// Bytes a TCP link queues beyond the kernel's buffer before it drops
-/// whole messages, as a full UDP socket would drop datagrams.
-const MAX_TCP_QUEUE: usize = 256 * 1024;
 
 /// The socket to the TURN server.
 enum Link {

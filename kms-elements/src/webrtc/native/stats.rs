@@ -7,15 +7,17 @@ use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use kms_core::api::core::{
-    MediaType, RTCDataChannelState, RTCDataChannelStats, RTCIceCandidateAttributes, RTCIceCandidatePairStats,
-    RTCInboundRTPStreamStats, RTCOutboundRTPStreamStats, RTCPeerConnectionStats, RTCStatsIceCandidatePairState,
-    RTCStatsIceCandidateType, RTCTransportStats, StatsType,
+    MediaType, RTCIceCandidateAttributes, RTCIceCandidatePairStats, RTCInboundRTPStreamStats,
+    RTCOutboundRTPStreamStats, RTCPeerConnectionStats, RTCStatsIceCandidatePairState, RTCStatsIceCandidateType,
+    RTCTransportStats, StatsType,
 };
 use kms_core::rt::Polymorphic;
 use str0m::media::Mid;
 use str0m::stats::{MediaEgressStats, MediaIngressStats, PeerStats};
 
 use crate::api::elements::{IceCandidatePair, IceComponentState};
+use crate::webrtc::data::ChannelStats;
+use crate::webrtc::stats::datachannel_record;
 
 /// The latest stats events of one peer.
 #[derive(Default)]
@@ -43,17 +45,7 @@ pub struct Facts<'a> {
     pub channels_opened: i64,
     pub channels_closed: i64,
     /// The open data channels.
-    pub channels: &'a [ChannelStat],
-}
-
-/// One open data channel's traffic.
-pub struct ChannelStat {
-    pub id: i32,
-    pub label: String,
-    pub messages_sent: u64,
-    pub bytes_sent: u64,
-    pub messages_received: u64,
-    pub bytes_received: u64,
+    pub channels: Vec<ChannelStats>,
 }
 
 fn now_millis() -> i64 {
@@ -147,25 +139,7 @@ pub fn collect(s: &Snapshot, f: &Facts, media_type: Option<MediaType>) -> Vec<(S
         }
     }
     if media_type.is_none() || media_type == Some(MediaType::Data) {
-        for c in f.channels {
-            let id = format!("datachannel_{}", c.id);
-            out.push((
-                id.clone(),
-                Polymorphic::of(&RTCDataChannelStats {
-                    id,
-                    r#type: StatsType::Datachannel,
-                    timestamp_millis: ts,
-                    label: c.label.clone(),
-                    protocol: String::new(),
-                    datachannelid: c.id as i64,
-                    state: RTCDataChannelState::Open,
-                    messages_sent: c.messages_sent as i64,
-                    bytes_sent: c.bytes_sent as i64,
-                    messages_received: c.messages_received as i64,
-                    bytes_received: c.bytes_received as i64,
-                }),
-            ));
-        }
+        out.extend(f.channels.iter().cloned().map(|c| datachannel_record(ts, c)));
     }
     if media_type.is_some() {
         return out;

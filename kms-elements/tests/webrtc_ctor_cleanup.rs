@@ -1,7 +1,8 @@
 //! A WebRtcEndpoint constructor that fails halfway (here: a configured
 //! DTLS certificate that is no certificate, found after the endpoint's bin
 //! joined the pipeline) leaves the pipeline as it was: `ElementCore`'s
-//! `Drop` takes the bin out again.
+//! `Drop` takes the bin out again. On webrtcbin: the native transport
+//! reads the certificate before it builds anything.
 
 use gst::prelude::*;
 use kms_core::{CoreConfig, Registry};
@@ -29,7 +30,9 @@ fn failed_constructor_leaves_no_bin_in_the_pipeline() {
     let garbage = dir.join("garbage.pem");
     // Passes the marker check, but the certificate does not decode.
     std::fs::write(&garbage, "-----BEGIN CERTIFICATE-----\nnot base64 !!\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n").unwrap();
-    let r = registry(json!({"kurento": {"WebRtcEndpoint": {"pemCertificateRSA": garbage.to_str().unwrap()}}}));
+    let r = registry(
+        json!({"kurento": {"WebRtcEndpoint": {"pemCertificateRSA": garbage.to_str().unwrap(), "transport": "webrtcbin"}}}),
+    );
     let s = SessionId::new_random();
     let p = r.create(&s, "MediaPipeline", None).unwrap();
     // Something else in the pipeline, so "unchanged" is not just "empty".

@@ -12,11 +12,11 @@ use kms_jsonrpc::config::ServerConfig;
 use kms_jsonrpc::{MediaBackend, SessionHub, SessionId};
 use serde_json::{Value, json};
 
-fn registry() -> Registry {
+fn registry(transport: &str) -> Registry {
     kms_core::module::init().unwrap();
     let hub = SessionHub::new(&ServerConfig::default());
-    let mut config =
-        CoreConfig { modules: json!({"kurento": {"WebRtcEndpoint": {"iceLoopback": true}}}), ..CoreConfig::default() };
+    let modules = json!({"kurento": {"WebRtcEndpoint": {"iceLoopback": true, "transport": transport}}});
+    let mut config = CoreConfig { modules, ..CoreConfig::default() };
     config.limits.max_data_channels = 2;
     Registry::new(vec![kms_core::module::descriptor(), kms_elements::descriptor()], hub.notifier(), config)
 }
@@ -40,8 +40,17 @@ fn create_channel(w: &gst::Element, label: &str) -> gst_webrtc::WebRTCDataChanne
 }
 
 #[test]
-fn channels_the_peer_opens_past_the_limit_are_closed() {
-    let r = registry();
+fn channels_the_peer_opens_past_the_limit_are_closed_on_webrtcbin() {
+    channels_the_peer_opens_past_the_limit_are_closed("webrtcbin");
+}
+
+#[test]
+fn channels_the_peer_opens_past_the_limit_are_closed_on_native() {
+    channels_the_peer_opens_past_the_limit_are_closed("native");
+}
+
+fn channels_the_peer_opens_past_the_limit_are_closed(transport: &str) {
+    let r = registry(transport);
     let s = SessionId::new_random();
     let p = r.create(&s, "MediaPipeline", None).unwrap();
     let ep = r.create(&s, "WebRtcEndpoint", Some(&json!({"mediaPipeline": p, "useDataChannels": true}))).unwrap();

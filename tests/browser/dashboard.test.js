@@ -77,7 +77,7 @@ test('a running loopback: the graph shows the pipeline\'s elements, the plots ha
   await dash.setViewportSize({ width: 1400, height: 1100 });
   // The endpoint's GStreamer bin is named after the last part of its id;
   // inside it, the transport: webrtcbin, or the native transport's sender.
-  const transportElement = process.env.KMS_WEBRTC_TRANSPORT === 'native' ? 'native_send_video' : 'webrtcbin';
+  const transportElement = (process.env.KMS_WEBRTC_TRANSPORT || 'native') === 'native' ? 'native_send_video' : 'webrtcbin';
   const bin = ep.id.split('/').pop();
   const graph = `.graph[data-pipeline="${pipeline.id}"]`;
   const drawn = await h.waitFor('the pipeline graph', 20000, () => dash.evaluate(([sel, names]) => {

@@ -57,7 +57,7 @@ for (const name of cases) {
   });
 }
 
-const native = (process.env.KMS_WEBRTC_TRANSPORT || 'webrtcbin') === 'native';
+const native = (process.env.KMS_WEBRTC_TRANSPORT || 'native') === 'native';
 test('native: networkInterfaces naming an interface its shared sockets are not on answers 40006',
   { skip: !native && 'native transport only (webrtcbin binds per endpoint)' }, async () => {
     const { client } = env;

@@ -3,6 +3,8 @@
 //! sections are answered with, the offer as handed to webrtcbin (only what
 //! we answer with), and the answer/offer touch-ups.
 
+use std::collections::HashMap;
+
 use kms_core::Error;
 use kms_core::agnosticbin::codecs::{self, Codec, Kind};
 use kms_core::config::CoreConfig;
@@ -455,6 +457,47 @@ pub fn without_rejected(text: &str, sections: &[Section]) -> String {
     out
 }
 
+/// An answer whose media lines list their payload types in the order the
+/// offer gave them, section by section (matched by `a=mid`).
+///
+/// str0m answers in its own configured order, which would make a Firefox
+/// offer (VP8 first) come back with VP9 first, and the offerer sends what
+/// the answer puts first. webrtcbin and KMS keep the offerer's order, so
+/// the native transport does too. Types the offer does not name keep
+/// their places after the ones it does.
+pub fn formats_in_offer_order(answer: &str, offer: &gst_sdp::SDPMessage) -> String {
+    let offered: HashMap<String, Vec<String>> = offer
+        .medias()
+        .filter_map(|m| {
+            let mid = m.attribute_val("mid")?.to_owned();
+            Some((mid, m.formats().map(str::to_owned).collect()))
+        })
+        .collect();
+    let mut sections: Vec<Vec<String>> = vec![vec![]];
+    for line in answer.split("\r\n").filter(|l| !l.is_empty()) {
+        if line.starts_with("m=") {
+            sections.push(vec![]);
+        }
+        sections.last_mut().expect("one at least").push(line.to_owned());
+    }
+    let mut out = String::with_capacity(answer.len());
+    for section in &mut sections {
+        let order = section.iter().find_map(|l| l.strip_prefix("a=mid:")).and_then(|mid| offered.get(mid.trim()));
+        if let (Some(order), Some(mline)) = (order, section.first_mut().filter(|l| l.starts_with("m="))) {
+            let mut parts: Vec<&str> = mline.split(' ').collect();
+            if parts.len() > 3 {
+                let rank = |f: &str| order.iter().position(|o| o == f).unwrap_or(usize::MAX);
+                parts[3..].sort_by_key(|f| rank(f));
+                *mline = parts.join(" ");
+            }
+        }
+        for line in section.iter() {
+            push_line(&mut out, line);
+        }
+    }
+    out
+}
+
 /// An offer as a one-way endpoint sees it (the native transport's
 /// `recvonly`/`sendonly` constructors): each audio/video section's
 /// direction (the peer's) narrowed to what we take, so the stack answers
@@ -722,6 +765,21 @@ mod tests {
             audio: vec![Codec::Opus, Codec::Pcmu, Codec::Pcma],
             video: vec![Codec::Vp9, Codec::Vp8, Codec::H264],
         }
+    }
+
+    #[test]
+    fn answers_list_formats_in_the_offers_order() {
+        let offer = parse(CHROME_OFFER, "offer").unwrap();
+        let answer = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0 111\r\na=mid:0\r\n\
+                      m=video 9 UDP/TLS/RTP/SAVPF 102 96 97 120\r\na=mid:1\r\n\
+                      m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:2\r\n";
+        let sorted = formats_in_offer_order(answer, &offer);
+        assert!(sorted.contains("m=audio 9 UDP/TLS/RTP/SAVPF 111 0\r\na=mid:0\r\n"), "{sorted}");
+        // The offer's VP8 and its rtx first; 120, which the offer does not
+        // name, keeps its place after them.
+        assert!(sorted.contains("m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 120\r\n"), "{sorted}");
+        assert!(sorted.contains("m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n"), "{sorted}");
+        assert!(sorted.starts_with("v=0\r\n"));
     }
 
     #[test]

@@ -489,7 +489,10 @@ mod tests {
         let r = kms_core::Registry::new(
             vec![kms_core::module::descriptor(), crate::descriptor()],
             hub.notifier(),
-            kms_core::CoreConfig::default(),
+            kms_core::CoreConfig {
+                modules: serde_json::json!({"kurento": {"WebRtcEndpoint": {"transport": "webrtcbin"}}}),
+                ..Default::default()
+            },
         );
         let s = SessionId::new_random();
         let p = r.create(&s, "MediaPipeline", None).unwrap();

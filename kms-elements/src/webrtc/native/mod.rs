@@ -83,13 +83,15 @@ pub enum Transport {
 }
 
 /// `KMS_WEBRTC_TRANSPORT` (wins) or `WebRtcEndpoint.transport`; default
-/// webrtcbin. An unknown name is refused at create time.
+/// native (a constant number of threads and a third of webrtcbin's CPU per
+/// session, docs/benchmarks.md), webrtcbin on request. An unknown name is
+/// refused at create time.
 pub fn transport(cfg: &CoreConfig) -> Result<Transport> {
     let name = std::env::var("KMS_WEBRTC_TRANSPORT")
         .ok()
         .filter(|v| !v.is_empty())
         .or_else(|| cfg.module_str("kurento", "WebRtcEndpoint", "transport"))
-        .unwrap_or_else(|| "webrtcbin".into());
+        .unwrap_or_else(|| "native".into());
     match name.trim().to_ascii_lowercase().as_str() {
         "webrtcbin" => Ok(Transport::Webrtcbin),
         "native" => Ok(Transport::Native),
@@ -768,7 +770,7 @@ impl NativeEndpoint {
                 return Err(err(sdp::SDP_END_POINT_PROCESS_OFFER_ERROR, format!("Cannot process offer: {e}")));
             }
         };
-        let text = self.kms_local(&answer.to_sdp_string());
+        let text = sdp::formats_in_offer_order(&self.kms_local(&answer.to_sdp_string()), &msg);
         let mids = sdp_medias(&text, true);
         let text = if rejects { sdp::with_rejected(&text, &msg, &sections) } else { text };
         self.wire(&rtc, &mids);
@@ -1834,9 +1836,12 @@ impl WebRtcEndpointFactory for NativeEndpoint {
             let resend = if retransmit { p.resend() } else { None };
             plain.add_config(p.pt(), resend, spec.codec, spec.clock_rate, spec.channels, spec.format);
         }
+        // H.264 only in packetization mode 1, as on webrtcbin: our payloader
+        // fragments (FU-A), which mode 0 forbids.
         let payloads: Vec<_> = plain
             .params()
             .iter()
+            .filter(|p| p.spec().format.packetization_mode != Some(0))
             .cloned()
             .map(|mut p| {
                 p.set_fb_transport_cc(false);

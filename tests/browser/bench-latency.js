@@ -2,9 +2,15 @@
 // setup latency the way a tutorial application sees it. Each run opens a
 // fresh page in headless Chromium (fake camera), then times
 // create(MediaPipeline) → WebRtcEndpoint → connect(self) → processOffer →
-// gatherCandidates → first frame decoded by the page (getStats
-// framesDecoded > 0, polled every 10 ms). The page's getUserMedia runs
-// inside that window, as it does in the tutorial.
+// gatherCandidates → first frame the page's <video> presents, as the page
+// timestamps it itself (requestVideoFrameCallback's presentationTime, in
+// epoch milliseconds like the start). The page's getUserMedia runs inside
+// that window, as it does in the tutorial.
+//
+// The first measure of this benchmark polled getStats for framesDecoded > 0
+// every 10 ms; it is still printed, as "polled". It reads late: Chromium's
+// RTCStatsCollector serves a cached report for 50 ms, so a poll can see a
+// frame up to 50 ms after it was decoded.
 //
 //   node tests/browser/bench-latency.js [runs]   (KMS_BIN: server binary)
 //
@@ -27,9 +33,17 @@ async function main() {
   const browser = await h.launchBrowser();
   const client = await h.connect(server.url);
   const times = [];
+  const polled = [];
   // One warm-up run (browser and server caches), not counted.
   for (let i = 0; i <= runs; i++) {
     const page = await browser.newPage(pages.url);
+    await page.evaluate(() => {
+      window.firstFrameAt = null;
+      document.getElementById('remote').requestVideoFrameCallback((now, meta) => {
+        window.firstFrameAt = performance.timeOrigin + (meta.presentationTime || now);
+      });
+    });
+    const epoch0 = performance.timeOrigin + performance.now();
     const t0 = performance.now();
     const pipeline = await call(client, 'create', 'MediaPipeline');
     const ep = await call(pipeline, 'create', 'WebRtcEndpoint');
@@ -42,10 +56,16 @@ async function main() {
       if (performance.now() - t0 > 20000) throw new Error('no decoded frame within 20 s');
       await new Promise((r) => setTimeout(r, 10));
     }
-    const ms = performance.now() - t0;
-    if (i > 0) times.push(ms);
+    const polledMs = performance.now() - t0;
+    const presentedAt = await h.waitFor('the first frame presented', 5000,
+      () => page.evaluate(() => window.firstFrameAt), 5);
+    const ms = presentedAt - epoch0;
+    if (i > 0) {
+      times.push(ms);
+      polled.push(polledMs);
+    }
     if (process.env.KMS_BENCH_VERBOSE) {
-      console.log(`run ${i}: objects ${(tNeg - t0).toFixed(0)} ms, negotiation ${(tAns - tNeg).toFixed(0)} ms (offer, processOffer, gather, answer: ${timing.join(', ')}), media ${(t0 + ms - tAns).toFixed(0)} ms`);
+      console.log(`run ${i}: objects ${(tNeg - t0).toFixed(0)} ms, negotiation ${(tAns - tNeg).toFixed(0)} ms (offer, processOffer, gather, answer: ${timing.join(', ')}), media ${(t0 + ms - tAns).toFixed(0)} ms, presented at ${ms.toFixed(0)} ms, polled at ${polledMs.toFixed(0)} ms`);
     }
     await page.close();
     await call(pipeline, 'release');
@@ -55,11 +75,19 @@ async function main() {
   await pages.close();
   await new Promise((r) => setTimeout(r, 200));
   await server.stop();
-  times.sort((a, b) => a - b);
-  const q = (p) => times[Math.min(times.length - 1, Math.floor(p * times.length))];
-  const r = { mode: 'browser-latency', runs: times.length, p50_ms: q(0.5), p90_ms: q(0.9), max_ms: times[times.length - 1] };
+  const stats = (xs) => {
+    xs.sort((a, b) => a - b);
+    const q = (p) => xs[Math.min(xs.length - 1, Math.floor(p * xs.length))];
+    return { p50: q(0.5), p90: q(0.9), max: xs[xs.length - 1] };
+  };
+  const [s, p] = [stats(times), stats(polled)];
+  const r = {
+    mode: 'browser-latency', runs: times.length, p50_ms: s.p50, p90_ms: s.p90, max_ms: s.max,
+    polled_p50_ms: p.p50, polled_p90_ms: p.p90, polled_max_ms: p.max,
+  };
   const camera = library ? 'kurento-utils default constraints' : '320x240 at 15 fps';
-  console.log(`| first decoded frame in Chromium (${camera}) | ${r.p50_ms.toFixed(0)} ms | ${r.p90_ms.toFixed(0)} ms | ${r.max_ms.toFixed(0)} ms | ${r.runs}/${r.runs} |`);
+  console.log(`| first frame presented in Chromium (${camera}) | ${s.p50.toFixed(0)} ms | ${s.p90.toFixed(0)} ms | ${s.max.toFixed(0)} ms | ${r.runs}/${r.runs} |`);
+  console.log(`| framesDecoded > 0 in getStats, polled (${camera}) | ${p.p50.toFixed(0)} ms | ${p.p90.toFixed(0)} ms | ${p.max.toFixed(0)} ms | ${r.runs}/${r.runs} |`);
   console.log(JSON.stringify(r));
 }
 

@@ -735,6 +735,7 @@ impl NativeEndpoint {
             return Err(err(sdp::SDP_END_POINT_ALREADY_NEGOTIATED, "Endpoint already negotiated"));
         }
         let msg = sdp::parse(&offer, "offer")?;
+        self.note_tcp_passive(&offer);
         if msg.medias_len() == 0 {
             return Err(err(sdp::SDP_END_POINT_PROCESS_OFFER_ERROR, "Offer has no media"));
         }
@@ -833,6 +834,7 @@ impl NativeEndpoint {
             return Err(err(sdp::SDP_END_POINT_NOT_OFFER_GENERATED, "No offer generated"));
         };
         sdp::parse(&answer, "answer")?;
+        self.note_tcp_passive(&answer);
         let parsed = SdpAnswer::from_sdp_string(&answer)
             .map_err(|e| err(sdp::SDP_PARSE_ERROR, format!("Error parsing SDP answer: {e}")))?;
         let mut rtc = neg.rtc.take().ok_or_else(|| err(sdp::SDP_END_POINT_PROCESS_ANSWER_ERROR, "No transport"))?;
@@ -847,6 +849,20 @@ impl NativeEndpoint {
         let local = neg.local.clone().unwrap_or_default();
         self.start(&mut neg, rtc);
         Ok(local)
+    }
+
+    /// The passive ICE-TCP candidates a remote description carries, for the
+    /// loop to connect to (str0m reads the description's candidates
+    /// itself).
+    fn note_tcp_passive(&self, desc: &str) {
+        for line in desc.lines().filter_map(|l| l.trim().strip_prefix("a=")).filter(|l| l.starts_with("candidate:")) {
+            if let Ok(c) = Candidate::from_sdp_string(line)
+                && c.proto() == Protocol::Tcp
+                && matches!(c.tcptype(), Some(TcpType::Passive | TcpType::So))
+            {
+                self.lp.tcp_passive(self.peer, c.addr());
+            }
+        }
     }
 
     fn do_add_ice_candidate(&self, c: IceCandidate) -> Result<()> {
@@ -891,11 +907,15 @@ impl NativeEndpoint {
             }
         }
         if cand.proto() != Protocol::Udp {
-            // ICE-TCP is passive here: the remote's TCP candidates (a
-            // browser's are active, port 9) are not reachable; its
-            // connection to ours makes a peer-reflexive one.
-            tracing::debug!(id = %self.base().id(), "remote TCP candidate not paired: {body}");
-            return Ok(());
+            // A remote active TCP candidate (a browser's, port 9) is not
+            // reachable: its connection to our passive one makes a
+            // peer-reflexive candidate. A passive one our active candidate
+            // connects to.
+            if !matches!(cand.tcptype(), Some(TcpType::Passive | TcpType::So)) {
+                tracing::debug!(id = %self.base().id(), "remote TCP candidate not paired: {body}");
+                return Ok(());
+            }
+            self.lp.tcp_passive(self.peer, cand.addr());
         }
         let mut neg = self.neg.lock();
         if neg.remote.is_none() {
@@ -978,13 +998,21 @@ impl NativeEndpoint {
         let ips = self.gather.lock().ips.clone();
         let udp =
             self.lp.addrs.iter().filter(|a| ips.contains(&a.ip())).filter_map(|a| Candidate::host(*a, "udp").ok());
+        let tcp_ips: Vec<std::net::IpAddr> =
+            self.lp.tcp_addrs.iter().map(|a| a.ip()).filter(|ip| ice_tcp && ips.contains(ip)).collect();
         let tcp = self
             .lp
             .tcp_addrs
             .iter()
-            .filter(|a| ice_tcp && ips.contains(&a.ip()))
+            .filter(|a| tcp_ips.contains(&a.ip()))
             .filter_map(|a| Candidate::builder().tcp().host(*a).tcptype(TcpType::Passive).build().ok());
-        let hosts: Vec<String> = udp.chain(tcp).filter_map(|c| self.add_local(c)).collect();
+        // Active ones beside them (port 9, as libnice announces them): our
+        // checks from these connect out to the remote's passive candidates.
+        let active = tcp_ips.iter().filter_map(|ip| {
+            let addr = std::net::SocketAddr::new(*ip, net::ACTIVE_TCP_PORT);
+            Candidate::builder().tcp().host(addr).tcptype(TcpType::Active).build().ok()
+        });
+        let hosts: Vec<String> = udp.chain(tcp).chain(active).filter_map(|c| self.add_local(c)).collect();
         self.gather.lock().candidates.splice(0..0, hosts);
         let handler = || -> Arc<dyn PeerHandler> { Arc::new(Handler(self.me.get().cloned().unwrap_or_default())) };
         if let Some(server) = stun {

@@ -9,13 +9,15 @@
 //! loop thread. A panic while one peer is driven closes that peer only
 //! (its handler hears why); the loop and the other peers go on.
 //!
-//! ICE-TCP (RFC 6544) is passive only, as libnice's is by default for a
-//! server: each loop listens on TCP beside each UDP socket, accepts what
-//! browsers connect, and frames packets both ways as RFC 4571 says. A
-//! connection belongs to the peer whose state machine accepts its first
-//! STUN request; until then it is bounded in number and in time.
+//! ICE-TCP (RFC 6544), both ways, as libnice does: each loop listens on TCP
+//! beside each UDP socket and accepts what browsers connect (our passive
+//! candidates), and a peer's checks from its active candidate (port 9)
+//! toward a remote passive candidate open a connection out. Packets are
+//! framed both ways as RFC 4571 says. An accepted connection belongs to
+//! the peer whose state machine accepts its first STUN request; until then
+//! it is bounded in number and in time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -87,6 +89,9 @@ enum Cmd {
     Relay(PeerId, TurnServer, Arc<dyn PeerHandler>),
     /// Learn the loop's server-reflexive addresses from this STUN server.
     Stun(SocketAddr, Arc<dyn PeerHandler>),
+    /// A remote passive ICE-TCP candidate of the peer: its checks from our
+    /// active candidate toward it may connect.
+    TcpPassive(PeerId, SocketAddr),
 }
 
 /// The sending side of one loop.
@@ -141,6 +146,12 @@ impl LoopHandle {
     /// Starts the peer's TURN allocation (its handler hears the outcome).
     pub fn relay(&self, id: PeerId, server: TurnServer, handler: Arc<dyn PeerHandler>) {
         self.send(Cmd::Relay(id, server, handler));
+    }
+
+    /// `remote` is a passive (or simultaneous-open) ICE-TCP candidate of
+    /// the peer's remote: one our active candidate may connect to.
+    pub fn tcp_passive(&self, id: PeerId, remote: SocketAddr) {
+        self.send(Cmd::TcpPassive(id, remote));
     }
 
     pub fn load(&self) -> usize {
@@ -203,6 +214,8 @@ impl Pool {
                 listeners: listeners.into_iter().zip(tcp_addrs.iter().copied()).collect(),
                 tcp: HashMap::new(),
                 tcp_routes: HashMap::new(),
+                tcp_passive: HashMap::new(),
+                tcp_failed: HashMap::new(),
                 tcp_sweep: Instant::now(),
                 rx,
                 woken: woken.clone(),
@@ -288,6 +301,22 @@ fn set_tcp_dscp(stream: &TcpStream, remote: SocketAddr, dscp: u8) {
 
 /// A socket for a TURN allocation: on the address the kernel would send
 /// to `server` from, with a port in the configured range.
+/// A non-blocking TCP connection from `ip` (any port) to `remote`, under
+/// way (the loop's writable event tells when it is up).
+fn connect_from(ip: IpAddr, remote: SocketAddr) -> std::io::Result<TcpStream> {
+    use socket2::{Domain, Socket, Type};
+    let sock = Socket::new(Domain::for_address(remote), Type::STREAM, Some(socket2::Protocol::TCP))?;
+    sock.set_nonblocking(true)?;
+    sock.set_tcp_nodelay(true)?;
+    sock.bind(&SocketAddr::new(ip, 0).into())?;
+    match sock.connect(&remote.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) || e.kind() == ErrorKind::WouldBlock => {}
+        Err(e) => return Err(e),
+    }
+    Ok(TcpStream::from_std(sock.into()))
+}
+
 fn relay_socket(server: SocketAddr, (from, to): (u16, u16)) -> std::io::Result<UdpSocket> {
     let probe = std::net::UdpSocket::bind(SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0))?;
     probe.connect(server)?;
@@ -323,6 +352,12 @@ const RELAY_TOKENS: usize = 1 << 20;
 const MAX_TCP: usize = 1024;
 /// How long an accepted connection may go without reaching a peer.
 const TCP_UNCLAIMED: Duration = Duration::from_secs(10);
+/// How long a connection out that failed is not tried again (the state
+/// machine resends its checks far more often).
+const TCP_RETRY: Duration = Duration::from_secs(5);
+/// The port of an active ICE-TCP candidate (RFC 6544 §4.5: the discard
+/// port, as libnice and browsers announce it); checks from it connect out.
+pub(super) const ACTIVE_TCP_PORT: u16 = 9;
 /// Bytes a TCP connection (ICE-TCP, or to a TURN server) queues beyond the
 /// kernel's buffer before it drops packets, as a full UDP socket would.
 pub(super) const MAX_TCP_QUEUE: usize = 256 * 1024;
@@ -345,10 +380,13 @@ struct Peer {
     route: Option<(Protocol, SocketAddr, SocketAddr)>,
 }
 
-/// One accepted ICE-TCP connection: RFC 4571 frames (a 16-bit length, then
-/// the packet) both ways.
+/// One ICE-TCP connection, accepted or opened: RFC 4571 frames (a 16-bit
+/// length, then the packet) both ways.
 struct TcpConn {
     stream: TcpStream,
+    /// Our candidate's address: the listener's, or for a connection we
+    /// opened the active candidate's (port 9), as the state machine knows
+    /// them.
     local: SocketAddr,
     remote: SocketAddr,
     /// Bytes read that do not make a whole frame yet.
@@ -360,6 +398,8 @@ struct TcpConn {
     accepted: Instant,
     /// A write failed: closed at the next sweep or event.
     broken: bool,
+    /// Opened by us (active); not retried for [`TCP_RETRY`] once closed.
+    outgoing: bool,
 }
 
 impl TcpConn {
@@ -426,6 +466,10 @@ struct Loop {
     /// Accepted connections by token, and by (our address, theirs).
     tcp: HashMap<usize, TcpConn>,
     tcp_routes: HashMap<(SocketAddr, SocketAddr), usize>,
+    /// Each peer's remote passive ICE-TCP addresses (connected to on
+    /// demand), and the connections out that failed lately.
+    tcp_passive: HashMap<PeerId, HashSet<SocketAddr>>,
+    tcp_failed: HashMap<(SocketAddr, SocketAddr), Instant>,
     /// When unclaimed and broken connections were last swept.
     tcp_sweep: Instant,
     rx: Receiver<Cmd>,
@@ -571,6 +615,10 @@ impl Loop {
                     self.by_remote.retain(|_, p| *p != id);
                     self.drop_relay(id, None);
                     self.drop_tcp(id);
+                    self.tcp_passive.remove(&id);
+                }
+                Cmd::TcpPassive(id, remote) => {
+                    self.tcp_passive.entry(id).or_default().insert(remote);
                 }
                 Cmd::Relay(id, server, handler) => self.start_relay(id, &server, handler),
                 Cmd::Stun(server, handler) => self.start_stun(server, handler),
@@ -599,6 +647,7 @@ impl Loop {
             for t in stale {
                 self.close_tcp(t);
             }
+            self.tcp_failed.retain(|_, at| now.duration_since(*at) < TCP_RETRY);
         }
         let due: Vec<PeerId> =
             self.peers.iter().filter(|(_, p)| p.deadline.min(p.tick) <= now).map(|(id, _)| *id).collect();
@@ -735,6 +784,7 @@ impl Loop {
                     peer: None,
                     accepted: Instant::now(),
                     broken: false,
+                    outgoing: false,
                 },
             );
         }
@@ -780,7 +830,59 @@ impl Loop {
             tracing::debug!(local = %c.local, remote = %c.remote, "ICE-TCP connection closed");
             let _ = self.poll.registry().deregister(&mut c.stream);
             self.tcp_routes.remove(&(c.local, c.remote));
+            if c.outgoing {
+                self.tcp_failed.insert((c.local, c.remote), Instant::now());
+            }
         }
+    }
+
+    /// Opens a connection from our active candidate `local` (its address,
+    /// any port) to the remote passive candidate `remote` for peer `id`,
+    /// with `first` (a STUN check) queued until it is up.
+    fn connect_tcp(&mut self, id: PeerId, local: SocketAddr, remote: SocketAddr, first: &[u8]) {
+        if let Some(c) = self.tcp_routes.get(&(local, remote)).and_then(|t| self.tcp.get_mut(t)) {
+            c.send(first);
+            return;
+        }
+        if self.tcp.len() >= MAX_TCP || self.tcp_failed.contains_key(&(local, remote)) {
+            return;
+        }
+        let mut stream = match connect_from(local.ip(), remote) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(%remote, "ICE-TCP connect: {e}");
+                self.tcp_failed.insert((local, remote), Instant::now());
+                return;
+            }
+        };
+        let token = self.next_token;
+        if let Err(e) =
+            self.poll.registry().register(&mut stream, Token(token), Interest::READABLE | Interest::WRITABLE)
+        {
+            tracing::debug!("ICE-TCP register: {e}");
+            return;
+        }
+        self.next_token += 1;
+        if let Some(d) = self.peers.get(&id).and_then(|p| p.dscp) {
+            set_tcp_dscp(&stream, remote, d);
+        }
+        tracing::debug!(%local, %remote, "ICE-TCP connecting out");
+        self.tcp_routes.insert((local, remote), token);
+        let mut c = TcpConn {
+            stream,
+            local,
+            remote,
+            rbuf: vec![],
+            wbuf: vec![],
+            peer: Some(id),
+            accepted: Instant::now(),
+            broken: false,
+            outgoing: true,
+        };
+        // Queued: the kernel takes nothing before the handshake (EAGAIN);
+        // the writable event that ends it flushes.
+        c.send(first);
+        self.tcp.insert(token, c);
     }
 
     /// Closes the peer's ICE-TCP connections (the peer is gone).
@@ -906,6 +1008,8 @@ impl Loop {
         let Some(peer) = self.peers.get_mut(&id) else { return };
         let (sockets, local) = (&self.sockets, &self.local);
         let (tcp, tcp_routes) = (&mut self.tcp, &self.tcp_routes);
+        let passive = self.tcp_passive.get(&id);
+        let mut connects: Vec<(SocketAddr, SocketAddr, Vec<u8>)> = vec![];
         let mut relay = self.relays.get_mut(&id);
         let r = catch_unwind(AssertUnwindSafe(|| {
             f(peer);
@@ -917,12 +1021,19 @@ impl Loop {
                     }
                     Ok(Output::Transmit(t)) => {
                         match relay.as_deref_mut().filter(|r| r.is_for(t.source)) {
-                            // Passive only: a check toward a remote TCP
-                            // address that never connected has no way out.
+                            // On a connection, else one opened from our
+                            // active candidate to a remote passive one;
+                            // others (remote active candidates, or from our
+                            // passive one) have no way out.
                             _ if t.proto == Protocol::Tcp => {
-                                if let Some(c) = tcp_routes.get(&(t.source, t.destination)).and_then(|k| tcp.get_mut(k))
-                                {
-                                    c.send(&t.contents);
+                                match tcp_routes.get(&(t.source, t.destination)).and_then(|k| tcp.get_mut(k)) {
+                                    Some(c) => c.send(&t.contents),
+                                    None if t.source.port() == ACTIVE_TCP_PORT
+                                        && passive.is_some_and(|p| p.contains(&t.destination)) =>
+                                    {
+                                        connects.push((t.source, t.destination, t.contents.to_vec()));
+                                    }
+                                    None => {}
                                 }
                             }
                             Some(r) => r.send(t.destination, &t.contents, Instant::now()),
@@ -959,7 +1070,11 @@ impl Loop {
             }
         }));
         match r {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => {
+                for (local, remote, first) in connects {
+                    self.connect_tcp(id, local, remote, &first);
+                }
+            }
             Ok(Err(why)) => self.fail(id, &why),
             Err(_) => self.fail(id, "panic in the peer's state machine"),
         }
@@ -1094,6 +1209,7 @@ mod tests {
             peer: None,
             accepted: Instant::now(),
             broken: false,
+            outgoing: false,
         };
         let mut buf = vec![0u8; 2048];
         let mut read_until = |conn: &mut TcpConn, n: usize| {
@@ -1128,5 +1244,66 @@ mod tests {
             assert!(Instant::now() < deadline, "end of stream seen");
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// A connection out (active ICE-TCP) starts non-blocking from the given
+    /// address; what is sent before its handshake ends waits in the queue
+    /// and arrives framed once it is up.
+    #[test]
+    fn a_connection_out_queues_until_it_is_up() {
+        use std::io::Read as _;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let stream =
+            connect_from("127.0.0.1".parse().expect("ip"), listener.local_addr().expect("addr")).expect("connect");
+        let mut conn = TcpConn {
+            stream,
+            local: SocketAddr::new("127.0.0.1".parse().expect("ip"), ACTIVE_TCP_PORT),
+            remote: listener.local_addr().expect("addr"),
+            rbuf: vec![],
+            wbuf: vec![],
+            peer: None,
+            accepted: Instant::now(),
+            broken: false,
+            outgoing: true,
+        };
+        conn.send(b"check");
+        let (mut server, from) = listener.accept().expect("accept");
+        assert_eq!(from.ip().to_string(), "127.0.0.1", "bound to the candidate's address");
+        assert_ne!(from.port(), ACTIVE_TCP_PORT, "from an ephemeral port");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !conn.wbuf.is_empty() && Instant::now() < deadline {
+            conn.flush();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!conn.broken);
+        let mut got = [0u8; 7];
+        server.read_exact(&mut got).expect("read");
+        assert_eq!(&got, b"\x00\x05check");
+    }
+
+    /// A refused connection out breaks on its first write.
+    #[test]
+    fn a_refused_connection_out_is_broken() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+        // The listener is gone: nothing accepts on `port` now.
+        let stream = connect_from("127.0.0.1".parse().expect("ip"), port).expect("connect under way");
+        let mut conn = TcpConn {
+            stream,
+            local: SocketAddr::new("127.0.0.1".parse().expect("ip"), ACTIVE_TCP_PORT),
+            remote: port,
+            rbuf: vec![],
+            wbuf: vec![],
+            peer: None,
+            accepted: Instant::now(),
+            broken: false,
+            outgoing: true,
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        conn.send(b"check");
+        while !conn.broken && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+            conn.flush();
+        }
+        assert!(conn.broken, "the refusal surfaces as a failed write");
     }
 }

@@ -299,8 +299,6 @@ fn set_tcp_dscp(stream: &TcpStream, remote: SocketAddr, dscp: u8) {
     }
 }
 
-/// A socket for a TURN allocation: on the address the kernel would send
-/// to `server` from, with a port in the configured range.
 /// A non-blocking TCP connection from `ip` (any port) to `remote`, under
 /// way (the loop's writable event tells when it is up).
 fn connect_from(ip: IpAddr, remote: SocketAddr) -> std::io::Result<TcpStream> {
@@ -317,6 +315,8 @@ fn connect_from(ip: IpAddr, remote: SocketAddr) -> std::io::Result<TcpStream> {
     Ok(TcpStream::from_std(sock.into()))
 }
 
+/// A socket for a TURN allocation: on the address the kernel would send
+/// to `server` from, with a port in the configured range.
 fn relay_socket(server: SocketAddr, (from, to): (u16, u16)) -> std::io::Result<UdpSocket> {
     let probe = std::net::UdpSocket::bind(SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0))?;
     probe.connect(server)?;
@@ -355,6 +355,11 @@ const TCP_UNCLAIMED: Duration = Duration::from_secs(10);
 /// How long a connection out that failed is not tried again (the state
 /// machine resends its checks far more often).
 const TCP_RETRY: Duration = Duration::from_secs(5);
+/// A peer's remote passive ICE-TCP candidates kept, and its connections
+/// out at once: the remote names them, so one peer cannot spend the loop's
+/// [`MAX_TCP`] (shared with accepted connections) on them.
+const MAX_TCP_PASSIVE: usize = 32;
+const MAX_TCP_OUT: usize = 8;
 /// The port of an active ICE-TCP candidate (RFC 6544 §4.5: the discard
 /// port, as libnice and browsers announce it); checks from it connect out.
 pub(super) const ACTIVE_TCP_PORT: u16 = 9;
@@ -618,7 +623,10 @@ impl Loop {
                     self.tcp_passive.remove(&id);
                 }
                 Cmd::TcpPassive(id, remote) => {
-                    self.tcp_passive.entry(id).or_default().insert(remote);
+                    let known = self.tcp_passive.entry(id).or_default();
+                    if known.len() < MAX_TCP_PASSIVE {
+                        known.insert(remote);
+                    }
                 }
                 Cmd::Relay(id, server, handler) => self.start_relay(id, &server, handler),
                 Cmd::Stun(server, handler) => self.start_stun(server, handler),
@@ -844,7 +852,8 @@ impl Loop {
             c.send(first);
             return;
         }
-        if self.tcp.len() >= MAX_TCP || self.tcp_failed.contains_key(&(local, remote)) {
+        let out = self.tcp.values().filter(|c| c.outgoing && c.peer == Some(id)).count();
+        if self.tcp.len() >= MAX_TCP || out >= MAX_TCP_OUT || self.tcp_failed.contains_key(&(local, remote)) {
             return;
         }
         let mut stream = match connect_from(local.ip(), remote) {

@@ -408,6 +408,22 @@ struct TcpConn {
 }
 
 impl TcpConn {
+    /// `peer`: the owner when known (a connection out); `outgoing`: opened
+    /// by us.
+    fn new(stream: TcpStream, local: SocketAddr, remote: SocketAddr, peer: Option<PeerId>, outgoing: bool) -> TcpConn {
+        TcpConn {
+            stream,
+            local,
+            remote,
+            rbuf: vec![],
+            wbuf: vec![],
+            peer,
+            accepted: Instant::now(),
+            broken: false,
+            outgoing,
+        }
+    }
+
     /// Queues one packet and writes what the kernel takes now.
     fn send(&mut self, data: &[u8]) {
         let Ok(len) = u16::try_from(data.len()) else { return };
@@ -781,20 +797,7 @@ impl Loop {
             self.next_token += 1;
             tracing::debug!(%local, %remote, "ICE-TCP connection accepted");
             self.tcp_routes.insert((local, remote), token);
-            self.tcp.insert(
-                token,
-                TcpConn {
-                    stream,
-                    local,
-                    remote,
-                    rbuf: vec![],
-                    wbuf: vec![],
-                    peer: None,
-                    accepted: Instant::now(),
-                    broken: false,
-                    outgoing: false,
-                },
-            );
+            self.tcp.insert(token, TcpConn::new(stream, local, remote, None, false));
         }
     }
 
@@ -877,17 +880,7 @@ impl Loop {
         }
         tracing::debug!(%local, %remote, "ICE-TCP connecting out");
         self.tcp_routes.insert((local, remote), token);
-        let mut c = TcpConn {
-            stream,
-            local,
-            remote,
-            rbuf: vec![],
-            wbuf: vec![],
-            peer: Some(id),
-            accepted: Instant::now(),
-            broken: false,
-            outgoing: true,
-        };
+        let mut c = TcpConn::new(stream, local, remote, Some(id), true);
         // Queued: the kernel takes nothing before the handshake (EAGAIN);
         // the writable event that ends it flushes.
         c.send(first);
@@ -1017,7 +1010,7 @@ impl Loop {
         let Some(peer) = self.peers.get_mut(&id) else { return };
         let (sockets, local) = (&self.sockets, &self.local);
         let (tcp, tcp_routes) = (&mut self.tcp, &self.tcp_routes);
-        let passive = self.tcp_passive.get(&id);
+        let passive = &self.tcp_passive;
         let mut connects: Vec<(SocketAddr, SocketAddr, Vec<u8>)> = vec![];
         let mut relay = self.relays.get_mut(&id);
         let r = catch_unwind(AssertUnwindSafe(|| {
@@ -1038,7 +1031,7 @@ impl Loop {
                                 match tcp_routes.get(&(t.source, t.destination)).and_then(|k| tcp.get_mut(k)) {
                                     Some(c) => c.send(&t.contents),
                                     None if t.source.port() == ACTIVE_TCP_PORT
-                                        && passive.is_some_and(|p| p.contains(&t.destination)) =>
+                                        && passive.get(&id).is_some_and(|p| p.contains(&t.destination)) =>
                                     {
                                         connects.push((t.source, t.destination, t.contents.to_vec()));
                                     }
@@ -1209,17 +1202,8 @@ mod tests {
         let mut client = std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
         let (server, remote) = listener.accept().expect("accept");
         server.set_nonblocking(true).expect("nonblocking");
-        let mut conn = TcpConn {
-            stream: TcpStream::from_std(server),
-            local: listener.local_addr().expect("addr"),
-            remote,
-            rbuf: vec![],
-            wbuf: vec![],
-            peer: None,
-            accepted: Instant::now(),
-            broken: false,
-            outgoing: false,
-        };
+        let mut conn =
+            TcpConn::new(TcpStream::from_std(server), listener.local_addr().expect("addr"), remote, None, false);
         let mut buf = vec![0u8; 2048];
         let mut read_until = |conn: &mut TcpConn, n: usize| {
             let mut got = vec![];
@@ -1264,17 +1248,13 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let stream =
             connect_from("127.0.0.1".parse().expect("ip"), listener.local_addr().expect("addr")).expect("connect");
-        let mut conn = TcpConn {
+        let mut conn = TcpConn::new(
             stream,
-            local: SocketAddr::new("127.0.0.1".parse().expect("ip"), ACTIVE_TCP_PORT),
-            remote: listener.local_addr().expect("addr"),
-            rbuf: vec![],
-            wbuf: vec![],
-            peer: None,
-            accepted: Instant::now(),
-            broken: false,
-            outgoing: true,
-        };
+            SocketAddr::new("127.0.0.1".parse().expect("ip"), ACTIVE_TCP_PORT),
+            listener.local_addr().expect("addr"),
+            None,
+            true,
+        );
         conn.send(b"check");
         let (mut server, from) = listener.accept().expect("accept");
         assert_eq!(from.ip().to_string(), "127.0.0.1", "bound to the candidate's address");
@@ -1296,17 +1276,8 @@ mod tests {
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
         // The listener is gone: nothing accepts on `port` now.
         let stream = connect_from("127.0.0.1".parse().expect("ip"), port).expect("connect under way");
-        let mut conn = TcpConn {
-            stream,
-            local: SocketAddr::new("127.0.0.1".parse().expect("ip"), ACTIVE_TCP_PORT),
-            remote: port,
-            rbuf: vec![],
-            wbuf: vec![],
-            peer: None,
-            accepted: Instant::now(),
-            broken: false,
-            outgoing: true,
-        };
+        let mut conn =
+            TcpConn::new(stream, SocketAddr::new("127.0.0.1".parse().expect("ip"), ACTIVE_TCP_PORT), port, None, true);
         let deadline = Instant::now() + Duration::from_secs(5);
         conn.send(b"check");
         while !conn.broken && Instant::now() < deadline {
